@@ -1,0 +1,129 @@
+"""Datasets: standard IDX files (MNIST, Fashion-MNIST) and scikit-learn's bundled 8x8 digits.
+
+Images come back as raw ``uint8`` arrays of shape ``(N, 1, H, W)``; preprocessing belongs to the
+model (:class:`snncc.ir.Input`). IDX files are found in ``--data-dir`` or ``$SNNCC_DATA_DIR``, either
+directly or in a sub-directory named after the dataset, gzip-compressed or raw.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from snncc.errors import SnnccError
+
+DATASETS = ("mnist", "fashion-mnist", "digits")
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+DATA_DIR_ENV = "SNNCC_DATA_DIR"
+
+
+@dataclass
+class Dataset:
+    """A labelled image set: ``images`` uint8 ``(N, 1, H, W)``, ``labels`` int64 ``(N,)``."""
+
+    name: str
+    split: str
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, limit: int | None) -> Dataset:
+        """The first ``limit`` samples (all when ``None``)."""
+        if limit is None or limit >= len(self):
+            return self
+        return Dataset(self.name, self.split, self.images[:limit], self.labels[:limit])
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read one IDX file (optionally gzip-compressed) into an array; bad files raise SnnccError."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except FileNotFoundError:
+        raise SnnccError(f"{path}: no such file") from None
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        raise SnnccError(f"{path}: corrupt or truncated gzip file ({error})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise SnnccError(f"{path}: not an IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise SnnccError(f"{path}: truncated IDX header")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = int(np.prod(dims)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise SnnccError(
+            f"{path}: truncated or corrupt IDX data ({len(raw) - header} bytes, expected {expected})"
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path | None:
+    """``data_dir`` if given, else ``$SNNCC_DATA_DIR``, else ``None``."""
+    if data_dir:
+        return Path(data_dir)
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else None
+
+
+def _find_idx(root: Path, name: str, stem: str) -> Path:
+    for folder in (root / name, root / name.replace("-", "_"), root):
+        for candidate in (folder / f"{stem}.gz", folder / stem):
+            if candidate.exists():
+                return candidate
+    raise SnnccError(
+        f"dataset {name!r}: {stem}(.gz) not found in {root} or {root / name} "
+        f"(pass --data-dir or set {DATA_DIR_ENV})"
+    )
+
+
+def load_dataset(
+    name: str, split: str = "test", data_dir: str | os.PathLike[str] | None = None
+) -> Dataset:
+    """Load ``name`` (``mnist``, ``fashion-mnist`` or ``digits``), ``split`` ``train`` or ``test``."""
+    if name not in DATASETS:
+        raise SnnccError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    if split not in IDX_FILES:
+        raise SnnccError(f"unknown split {split!r}; choose train or test")
+    if name == "digits":
+        return _digits(split)
+    root = resolve_data_dir(data_dir)
+    if root is None:
+        raise SnnccError(
+            f"dataset {name!r} needs its IDX files: pass --data-dir DIR or set {DATA_DIR_ENV}"
+        )
+    if not root.is_dir():
+        raise SnnccError(f"data directory {root} does not exist")
+    image_stem, label_stem = IDX_FILES[split]
+    images = read_idx(_find_idx(root, name, image_stem))
+    labels = read_idx(_find_idx(root, name, label_stem))
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise SnnccError(
+            f"dataset {name!r}: images {images.shape} and labels {labels.shape} do not match"
+        )
+    return Dataset(name, split, images[:, None].astype(np.uint8), labels.astype(np.int64))
+
+
+def _digits(split: str) -> Dataset:
+    """scikit-learn's 1,797 8x8 digits (0..16 scaled to 0..255); first 1,437 train, rest test."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    labels = bunch.target.astype(np.int64)
+    cut = 1437
+    part = slice(0, cut) if split == "train" else slice(cut, None)
+    return Dataset("digits", split, images[part], labels[part])
