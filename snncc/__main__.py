@@ -1,0 +1,3 @@
+from snncc.cli import main
+
+main()
