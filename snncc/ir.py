@@ -132,8 +132,9 @@ class Input(Node):
     * ``"direct"``: ``x`` itself at every step (constant-current coding). In integer mode the
       preprocessing must be the identity (``scale=1, mean=0, std=1``; the fold pass moves it into
       the first layer) and ``r`` must be integer: the network receives the raw integers.
-    * ``"rate"``: Bernoulli spikes, ``s = u < clip(x, 0, 1)`` with ``u ~ U[0,1)`` drawn from
-      ``numpy.random.default_rng(seed)`` in the order (t, sample, *shape) — the same in every mode.
+    * ``"rate"``: Bernoulli spikes, ``s = u < clip(x, 0, 1)`` with ``u ~ U[0,1)``; sample ``k`` of
+      the evaluated set draws its ``(T, *shape)`` uniforms from ``default_rng([seed, k])`` (see
+      :mod:`snncc.coding`), the same in every mode, backend and batching.
     * ``"latency"``: time-to-first-spike. ``x`` is clipped to [0, 1]; the input spikes once at step
       ``floor((1 - x) * (t_max - 1))`` and never if ``x == 0``. ``t_max`` defaults to ``T``.
 
