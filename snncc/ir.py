@@ -186,6 +186,10 @@ class Input(Node):
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         return self.shape
 
+    def integer_ready(self) -> bool:
+        """Preprocessing belongs to the encoder; integer mode checks it separately."""
+        return True
+
 
 @dataclass
 class Readout(Node):
@@ -203,7 +207,7 @@ class Readout(Node):
     """
 
     mode: str = "potential"
-    threshold: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    threshold: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
     stateful: ClassVar[bool] = True
 
     MODES: ClassVar[tuple[str, ...]] = ("potential", "first_spike")
