@@ -43,6 +43,7 @@ class SimResult:
     readout_state: np.ndarray  # (N, classes) final accumulators / potentials
     decision_time: np.ndarray | None = None  # (N,) first output spike step (T if none)
     rasters: dict[str, np.ndarray] = field(default_factory=dict)  # node -> (T, N, *shape) uint8
+    neuron_counts: dict[str, np.ndarray] = field(default_factory=dict)  # node -> (N, *shape)
 
     @property
     def accuracy_curve(self) -> np.ndarray:
@@ -80,6 +81,8 @@ class SimResult:
             decision_time=None if first.decision_time is None
             else cat([p.decision_time for p in parts]),
             rasters={k: cat([p.rasters[k] for p in parts], axis=1) for k in first.rasters},
+            neuron_counts={k: cat([p.neuron_counts[k] for p in parts])
+                           for k in first.neuron_counts},
         )
 
 
@@ -188,7 +191,7 @@ def run_ann(graph: ir.Graph, raw_inputs: np.ndarray, batch_size: int = 512,
             outputs: list[str] | None = None) -> np.ndarray | dict[str, np.ndarray]:
     """Evaluate the graph once as an ANN; returns the output node's values ``(N, ...)`` (float64).
 
-    ReLU/Clip are functions, IF nodes act as ``clip(x, 0, threshold)``, MaxPool2d is max, Readout
+    ReLU/Clip are functions, IF nodes act as ``clip(x / threshold, 0, 1)``, MaxPool2d is max, Readout
     is the identity and the input coding is ignored (preprocessed values go in). With ``outputs``
     (node names) it returns those nodes' values instead, as a dict.
     """
@@ -209,7 +212,7 @@ def run_ann(graph: ir.Graph, raw_inputs: np.ndarray, batch_size: int = 512,
                 values[name] = node.preprocess(raw_inputs[start:start + batch_size])
             elif isinstance(node, ir.IF):
                 threshold = ir.broadcast_per_neuron(node.threshold, inputs[0].shape[1:])
-                values[name] = np.clip(inputs[0], 0, threshold)
+                values[name] = np.clip(inputs[0] / threshold, 0.0, 1.0)
             elif isinstance(node, ir.MaxPool2d):
                 values[name] = max_pool(inputs[0], node)
             elif isinstance(node, ir.Readout):
@@ -323,7 +326,8 @@ def _saturate(v: np.ndarray) -> np.ndarray:
 
 
 def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, timesteps: int,
-                    labels: np.ndarray | None, record: bool, seed: int) -> SimResult:
+                    labels: np.ndarray | None, record: bool, seed: int,
+                    count_neurons: bool) -> SimResult:
     graph, integer = plan.graph, plan.integer
     state_dtype = np.int64 if integer else np.float64
     batch = len(raw)
@@ -372,6 +376,8 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
     synops = np.zeros(batch)
     rasters = {name: np.zeros((timesteps, batch) + plan.shapes[name], np.uint8)
                for name in plan.spiking} if record else {}
+    neuron_counts = {name: np.zeros((batch,) + plan.shapes[name], np.int64)
+                     for name in plan.spiking} if count_neurons else {}
     static_values: dict[str, np.ndarray] = {}
     static_events: dict[str, np.ndarray] = {}  # a static layer still fires its synapses every step
 
@@ -417,6 +423,8 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
                 counts[name] += out.reshape(batch, -1).sum(axis=1).astype(np.int64)
                 if record:
                     rasters[name][t] = out
+                if count_neurons:
+                    neuron_counts[name] += out.astype(np.int64, copy=False)
         for events in static_events.values():
             synops += events
         readout = state[graph.output_name]
@@ -438,6 +446,8 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
         readout_state=readout["v"].copy(),
         decision_time=readout["time"].copy() if readout_node.mode == "first_spike" else None,
         rasters={(f"input:{n}" if n == graph.input_name else n): r for n, r in rasters.items()},
+        neuron_counts={(f"input:{n}" if n == graph.input_name else n): c
+                       for n, c in neuron_counts.items()},
     )
 
 
@@ -485,12 +495,14 @@ def simulate(
     batch_size: int = 256,
     seed: int | None = None,
     progress: Callable[[int], None] | None = None,
+    count_neurons: bool = False,
 ) -> SimResult:
     """Run the SNN for ``timesteps`` steps on ``raw_inputs`` ``(N, *input_shape)``.
 
     ``mode="integer"`` requires an integer graph (see :meth:`snncc.ir.Graph.check_integer`) and
     integer raw inputs. ``seed`` overrides the Input node's seed for rate coding. ``progress`` is
-    called with the number of samples finished after each batch.
+    called with the number of samples finished after each batch. ``record`` keeps every spiking
+    node's raster; ``count_neurons`` keeps per-neuron spike totals (``neuron_counts``).
     """
     if timesteps < 1:
         raise SnnccError(f"timesteps must be >= 1, got {timesteps}")
@@ -508,7 +520,7 @@ def simulate(
         stop = min(start + batch_size, len(raw_inputs))
         parts.append(_simulate_batch(
             plan, raw_inputs[start:stop], np.arange(start, stop), timesteps,
-            None if labels is None else labels[start:stop], record, seed,
+            None if labels is None else labels[start:stop], record, seed, count_neurons,
         ))
         if progress is not None:
             progress(stop - start)
