@@ -30,7 +30,8 @@ use). Rules:
    its cut. Traffic from block ``a`` to block ``b`` is ``rate x synapses``: the mean spikes per
    neuron per step of ``a``'s layer output (``spike_rates[node]``; 1.0 when not measured) times
    the nonzero synapses from ``a``'s neurons into ``b``. The report gives the inter-chip
-   traffic of both placements and keeps the lower one.
+   traffic of both placements and keeps the lower one. Above ``PARTITIONER_MAX_CORES`` cores
+   only the greedy placement is computed (and the report says so).
 7. The **verdict** is "fits" when there is no violation, else "does not fit" with the first
    violation, worded like ``layer 'conv2': synapse memory 161 KiB exceeds the per-core limit of
    128 KiB``.
@@ -57,6 +58,10 @@ from snncc.resources import (
     load_chip,
     whole_block,
 )
+
+#: Kernighan-Lin is quadratic-ish in the core count: above this many cores only the greedy
+#: placement is reported.
+PARTITIONER_MAX_CORES = 2048
 
 #: Width at which float (unquantized) weights are counted.
 FLOAT_WEIGHT_BITS = 8
@@ -241,20 +246,20 @@ def _grid(layer: Layer, groups: int, row_tiles: int, col_tiles: int) -> list[Blo
     return blocks
 
 
-def _shapes_for(layer: Layer, pieces: int) -> list[tuple[int, int, int]]:
-    """(channel groups, row tiles, column tiles) with product ``pieces``, fewest tiles first."""
+def _part_counts(size: int) -> list[int]:
+    """Part counts that give distinct largest chunks of ``size`` items (``ceil(size / k)``)."""
+    return sorted({math.ceil(size / chunk) for chunk in range(1, size + 1)})
+
+
+def _candidate_shapes(layer: Layer, lower: int) -> list[tuple[int, int, int]]:
+    """(channel groups, row tiles, column tiles) with at least ``lower`` pieces, in the order
+    tried: fewest pieces, then fewest spatial tiles, then the squarest tiling."""
     if layer.kind == "dense":
-        return [(pieces, 1, 1)] if pieces <= layer.neurons else []
+        return [(p, 1, 1) for p in _part_counts(layer.neurons) if p >= lower]
     channels, height, width = layer.output_shape
-    shapes = []
-    for groups in range(min(pieces, channels), 0, -1):
-        if pieces % groups:
-            continue
-        tiles = pieces // groups
-        for rows in range(1, min(tiles, height) + 1):
-            if tiles % rows == 0 and tiles // rows <= width:
-                shapes.append((groups, rows, tiles // rows))
-    shapes.sort(key=lambda s: (s[1] * s[2], abs(s[1] - s[2])))
+    shapes = [(g, r, c) for g in _part_counts(channels) for r in _part_counts(height)
+              for c in _part_counts(width) if g * r * c >= lower]
+    shapes.sort(key=lambda s: (s[0] * s[1] * s[2], s[1] * s[2], abs(s[1] - s[2])))
     return shapes
 
 
@@ -270,38 +275,87 @@ def _describe_split(layer: Layer, shape: tuple[int, int, int]) -> str:
     return text
 
 
+def _smallest_block(node: ir.Dense | ir.Conv2d, layer: Layer) -> Block:
+    """A one-neuron block: the neuron with the most nonzero inputs (centre of its map)."""
+    nonzero = (node.weight != 0).reshape(node.weight.shape[0], -1).sum(axis=1)
+    channel = int(np.argmax(nonzero))
+    if layer.kind == "dense":
+        return Block(layer.name, 0, (channel, channel + 1))
+    _, height, width = layer.output_shape
+    return Block(layer.name, 0, (channel, channel + 1), (height // 2, height // 2 + 1),
+                 (width // 2, width // 2 + 1))
+
+
+class _UsageTable:
+    """``block_usage`` memoised over translation: two conv tiles of equal size whose receptive
+    fields lie wholly inside the input (no padding touched) use exactly the same resources."""
+
+    def __init__(self, node: ir.Dense | ir.Conv2d, layer: Layer, chip: ChipProfile,
+                 reach: int) -> None:
+        self.node, self.layer, self.chip, self.reach = node, layer, chip, reach
+        self.memo: dict[tuple, dict[str, int]] = {}
+
+    def axis_key(self, span: tuple[int, int], axis: int) -> tuple:
+        if self.layer.kind == "dense":
+            return span
+        node = self.node
+        size = self.layer.input_shape[1 + axis]
+        kernel = node.weight.shape[2 + axis]
+        stride, pad, dilation = node.stride[axis], node.padding[axis], node.dilation[axis]
+        first = span[0] * stride - pad
+        last = (span[1] - 1) * stride - pad + (kernel - 1) * dilation
+        return ("interior", span[1] - span[0]) if first >= 0 and last < size else span
+
+    def __call__(self, block: Block) -> dict[str, int]:
+        key = (block.channels, self.axis_key(block.rows, 0), self.axis_key(block.cols, 1))
+        if key not in self.memo:
+            self.memo[key] = block_usage(self.node, self.layer, block, self.chip, self.reach)
+        return self.memo[key]
+
+    def worst(self, shape: tuple[int, int, int], limits: dict[str, int]) -> float:
+        """Largest used/limit over the distinct blocks of a grid ``shape``."""
+        groups, row_tiles, col_tiles = shape
+        if self.layer.kind == "dense":
+            channel_spans, row_spans, col_spans = _ranges(self.layer.neurons, groups), [(0, 1)], \
+                [(0, 1)]
+        else:
+            channels, height, width = self.layer.output_shape
+            channel_spans = _ranges(channels, groups)
+            row_spans = list({self.axis_key(r, 0): r for r in _ranges(height, row_tiles)}.values())
+            col_spans = list({self.axis_key(c, 1): c for c in _ranges(width, col_tiles)}.values())
+        usages = [self(Block(self.layer.name, 0, c, r, q))
+                  for c in channel_spans for r in row_spans for q in col_spans]
+        return _worst(usages, limits)[0]
+
+
 def _plan_layer(node: ir.Dense | ir.Conv2d, layer: Layer, chip: ChipProfile, reach: int,
                 violations: list[str]) -> LayerPlan:
     limits = _limits(chip)
+    table = _UsageTable(node, layer, chip, reach)
     whole = whole_block(layer)
     whole_usage = block_usage(node, layer, whole, chip, reach)
     lower = max(math.ceil(used / limits[r]) for r, used in whole_usage.items())
     if not chip.split or lower <= 1:
         return LayerPlan(layer, [whole], [whole_usage], "whole layer", max(lower, 1), reach,
                          whole_usage)
-    pieces = lower
-    while True:
-        best: tuple[float, str, int] | None = None
-        for shape in _shapes_for(layer, pieces):
-            blocks = _grid(layer, *shape)
-            usages = [block_usage(node, layer, b, chip, reach) for b in blocks]
-            worst = _worst(usages, limits)
-            if worst[0] <= 1.0:
-                return LayerPlan(layer, blocks, usages, _describe_split(layer, shape), lower,
-                                 reach, whole_usage)
-            if best is None or worst[0] < best[0]:
-                best = worst
-        if pieces >= layer.neurons:
-            ratio, resource, used = best if best is not None else (0.0, "neurons", 0)
-            violations.append(describe_excess(
-                f"layer {layer.name!r}", resource, used, limits[resource],
-                "per-core") + " even with one neuron per core")
-            blocks = _grid(layer, *(_shapes_for(layer, layer.neurons) or [(1, 1, 1)])[0])
-            usages = [block_usage(node, layer, b, chip, reach) for b in blocks]
-            return LayerPlan(layer, blocks, usages, "unsplittable", lower, reach, whole_usage)
-        ratio = best[0] if best is not None else 1.0
-        step = pieces + 1 if ratio < 2 else math.ceil(pieces * ratio)
-        pieces = min(max(step, pieces + 1), layer.neurons)
+    candidates = _candidate_shapes(layer, lower)
+
+    def plan_for(shape: tuple[int, int, int], split: str) -> LayerPlan:
+        blocks = _grid(layer, *shape)
+        return LayerPlan(layer, blocks, [table(b) for b in blocks], split, lower, reach,
+                         whole_usage)
+
+    smallest = block_usage(node, layer, _smallest_block(node, layer), chip, reach)
+    ratio, resource, used = _worst([smallest], limits)
+    if ratio > 1.0:
+        violations.append(describe_excess(f"layer {layer.name!r}", resource, used,
+                                          limits[resource], "per-core")
+                          + " even with one neuron per core")
+        return plan_for(candidates[0], "cannot split to fit")
+    for shape in candidates:
+        if table.worst(shape, limits) <= 1.0:
+            return plan_for(shape, _describe_split(layer, shape))
+    raise AssertionError(f"no block shape found for layer {layer.name!r}")  # 1 neuron fits
 
 
 # --------------------------------------------------------------------------------------- traffic
@@ -591,8 +645,13 @@ def _place(graph: ir.Graph, plans: list[LayerPlan], cores: list[CoreAssignment],
     core_of_block = {label: core.index for core in cores for label in core.blocks}
     traffic = core_traffic(graph, plans, core_of_block, spike_rates)
     greedy = greedy_placement(len(cores), chip.cores_per_chip)
-    partitioned = kernighan_lin_placement(traffic, len(cores), chips_needed, chip.cores_per_chip)
     greedy_cut = inter_chip_traffic(traffic, greedy)
+    if len(cores) > PARTITIONER_MAX_CORES:
+        return Placement(method=f"greedy ({len(cores)} cores exceed the partitioner's budget of "
+                         f"{PARTITIONER_MAX_CORES})", chip_of_core=greedy, traffic=greedy_cut,
+                         greedy_traffic=greedy_cut, partitioner_traffic=math.nan,
+                         total_traffic=float(sum(traffic.values())))
+    partitioned = kernighan_lin_placement(traffic, len(cores), chips_needed, chip.cores_per_chip)
     partitioned_cut = inter_chip_traffic(traffic, partitioned)
     if partitioned_cut <= greedy_cut:
         method, chosen, cut = "kernighan-lin (networkx)", partitioned, partitioned_cut
