@@ -436,8 +436,7 @@ class _Importer:
             n.op_type == "Transpose" and list(_attributes(n).get("perm", [])) == [0, 3, 1, 2]
             for n in consumers
         )
-        detected = "NHWC" if nhwc else ("NCHW" if len(shape) == 3 else "flat" if len(shape) == 1
-                                        else f"rank{len(shape) + 1}")
+        detected = "NHWC" if nhwc else "NCHW"
         declared = (sidecar or {}).get("layout")
         if declared is not None and len(shape) == 3:
             if declared not in ("NCHW", "NHWC"):
