@@ -176,6 +176,12 @@ def _parse_model(path: Path, raw: bytes) -> onnx.ModelProto:
         raise SnnccError(f"{path}: truncated or corrupt ONNX file ({_first_line(error)})") from None
     if model.ir_version < 3 or not model.HasField("graph") or not model.graph.node:
         raise SnnccError(f"{path}: not an ONNX model file (no graph) or truncated")
+    for node in model.graph.node:
+        if node.op_type in CONTROL_FLOW and node.domain in ("", "ai.onnx"):
+            raise UnsupportedError(
+                f"node {node.name or node.output[0]!r} (op {node.op_type}): dynamic control flow "
+                f"(If/Loop/Scan) is not supported; export a static graph"
+            )
     try:
         if any(onnx.external_data_helper.uses_external_data(t) for t in model.graph.initializer):
             onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
@@ -185,12 +191,6 @@ def _parse_model(path: Path, raw: bytes) -> onnx.ModelProto:
         onnx.checker.check_model(model)
     except Exception as error:
         raise SnnccError(f"{path}: invalid or truncated ONNX model ({_first_line(error)})") from None
-    for node in model.graph.node:
-        if node.op_type in CONTROL_FLOW and node.domain in ("", "ai.onnx"):
-            raise UnsupportedError(
-                f"node {node.name or node.output[0]!r} (op {node.op_type}): dynamic control flow "
-                f"(If/Loop/Scan) is not supported; export a static graph"
-            )
     try:
         onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     except Exception as error:
@@ -831,12 +831,10 @@ def _flatten(ctx: _Importer, node: onnx.NodeProto) -> Lowered:
     rank = len(x.shape) + 1
     axis = int(_attributes(node).get("axis", 1))
     axis = axis + rank if axis < 0 else axis
-    if axis == 0:
-        raise UnsupportedError(f"{ctx.where(node)}: axis=0 flattens the batch axis")
-    inner = x.shape[axis - 1:]
-    outer = x.shape[:axis - 1]
-    shape = ((math.prod(outer),) if outer else ()) + (math.prod(inner),)
-    return _reshaped(ctx, x, shape)
+    if axis == 0 or math.prod(x.shape[:axis - 1]) != 1:
+        raise UnsupportedError(f"{ctx.where(node)}: axis={axis} of {ctx.onnx_shape(x)} flattens "
+                               f"into the batch axis")
+    return _reshaped(ctx, x, (math.prod(x.shape),))
 
 
 @onnx_op("Reshape")

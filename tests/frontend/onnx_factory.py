@@ -75,6 +75,8 @@ class ModelBuilder:
             del probe.graph.output[:]
             inferred = onnx.shape_inference.infer_shapes(probe)
             known = {v.name: v for v in inferred.graph.value_info}
+            if output not in known or not known[output].type.tensor_type.HasField("shape"):
+                raise ValueError(f"onnx cannot infer the shape of {output!r}: give output_shape")
             model.graph.output[0].CopyFrom(known[output])
         onnx.checker.check_model(model)
         return model

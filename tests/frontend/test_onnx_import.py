@@ -27,9 +27,9 @@ def _inputs(shape: tuple[int, ...], count: int = 6, seed: int = 1) -> np.ndarray
 
 
 def _compare(tmp_path: Path, builder: ModelBuilder, output: str, x: np.ndarray | None = None,
-             name: str = "model") -> ir.Graph:
+             name: str = "model", output_shape: tuple[int, ...] | None = None) -> ir.Graph:
     """Save, import, and check run_ann against onnxruntime; returns the imported graph."""
-    path = builder.save(tmp_path / f"{name}.onnx", output)
+    path = builder.save(tmp_path / f"{name}.onnx", output, output_shape=output_shape)
     graph = load_onnx(path)
     x = _inputs(builder.input_shape) if x is None else x
     batch = builder.batch if isinstance(builder.batch, int) else None
@@ -117,7 +117,7 @@ def test_dynamic_batch_shape_chain(tmp_path: Path, opset: int) -> None:
                                 keepdims=1)
     target = b.op("Concat", [batch, size], axis=0)
     output = b.op("Reshape", [y, target])
-    graph = _compare(tmp_path, b, output)
+    graph = _compare(tmp_path, b, output, output_shape=(48,))
     assert graph.metadata["batch"] is None
     assert _types(graph) == ["Input", "ReLU", "Flatten"]
 
@@ -145,7 +145,7 @@ def test_conv_attributes(tmp_path: Path, attrs: dict) -> None:
 def test_conv_without_bias(tmp_path: Path) -> None:
     b = ModelBuilder((1, 6, 6))
     graph = _compare(tmp_path, b, b.op("Conv", ["x", b.random(2, 1, 3, 3)], kernel_shape=[3, 3]))
-    assert graph.nodes["Conv_1"].bias is None
+    assert graph.nodes[graph.of_type(ir.Conv2d)[0]].bias is None
 
 
 @pytest.mark.parametrize("attrs,bias_shape", [
@@ -182,7 +182,7 @@ def test_dense_dense_without_activation_fused(tmp_path: Path) -> None:
     graph = _compare(tmp_path, b, y)
     assert _types(graph) == ["Input", "Dense"]
     (dense,) = graph.of_type(ir.Dense)
-    assert graph.metadata["onnx_nodes"][dense] == ["Gemm_3", "Gemm_1"]
+    assert len(graph.metadata["onnx_nodes"][dense]) == 2
 
 
 def test_keras_bn_as_mul_add_on_dense_features(tmp_path: Path) -> None:
@@ -237,7 +237,8 @@ def test_clip_input_form_and_relu6(tmp_path: Path, opset: int) -> None:
     y = b.op("Clip", [y, b.const(-1.0)])  # max omitted: no upper bound
     y = b.op("Clip", [y, "", b.const(5.0)])  # min omitted
     graph = _compare(tmp_path, b, y, _inputs((5,)) * 4)
-    assert [graph.nodes[n].high for n in graph.of_type(ir.Clip)] == [6.0, 5.0]
+    clips = [graph.nodes[n] for n in graph.of_type(ir.Clip)]
+    assert [(c.low, c.high) for c in clips] == [(0.0, 6.0), (-1.0, np.inf), (-np.inf, 5.0)]
 
 
 def test_clip_zero_to_inf_is_relu(tmp_path: Path) -> None:
@@ -325,7 +326,8 @@ def test_normalization_after_input_moves_into_preprocessing(tmp_path: Path) -> N
     assert _types(graph) == ["Input", "Conv2d"]
     np.testing.assert_allclose(graph.input.preprocess(x[:1]),
                                ((x[:1] / 255 - np.array([0.5, 0.4, 0.3])[:, None, None])
-                                / np.array([0.2, 0.25, 0.3])[:, None, None]), rtol=1e-6)
+                                / np.array([0.2, 0.25, 0.3])[:, None, None]), rtol=1e-5,
+                               atol=1e-6)
 
 
 @pytest.mark.parametrize("attrs", [
@@ -383,12 +385,12 @@ def test_softmax_and_logsoftmax_heads_are_dropped(tmp_path: Path, opset: int) ->
         np.testing.assert_array_equal(run_ann(graph, x).argmax(1), run_ort(path, x).argmax(1))
 
 
-@pytest.mark.parametrize("axis", (1, 2, -1))
-def test_flatten_axes(tmp_path: Path, axis: int) -> None:
-    b = ModelBuilder((2, 3, 4), opset=13)
+@pytest.mark.parametrize("shape,axis", [((2, 3, 4), 1), ((1, 3, 4), 2), ((1, 1, 4), -1)])
+def test_flatten_axes(tmp_path: Path, shape: tuple, axis: int) -> None:
+    """ONNX Flatten makes (outer, inner); the outer part must be the batch alone."""
+    b = ModelBuilder(shape, opset=13)
     graph = _compare(tmp_path, b, b.op("Flatten", [b.op("Relu", ["x"])], axis=axis))
-    assert graph.infer_shapes()[graph.output_name] == ((24,) if axis == 1 else
-                                                       (2, 12) if axis == 2 else (6, 4))
+    assert graph.infer_shapes()[graph.output_name] == (int(np.prod(shape)),)
 
 
 @pytest.mark.parametrize("target,expected", [
@@ -601,7 +603,7 @@ def test_foreign_domain_op(tmp_path: Path) -> None:
     b.nodes.append(helper.make_node("FusedGemm", ["x"], ["y"], name="fg", domain="com.microsoft"))
     model = helper.make_model(
         helper.make_graph(b.nodes, "g", [helper.make_tensor_value_info("x", 1, ["N", 4])],
-                          [helper.make_tensor_value_info("y", 1, None)]),
+                          [helper.make_tensor_value_info("y", 1, ["N", 4])]),
         opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)])
     model.ir_version = 8
     path = tmp_path / "ms.onnx"
@@ -640,7 +642,7 @@ def test_control_flow_is_rejected(tmp_path: Path, op_type: str) -> None:
         node = helper.make_node("Scan", ["x", "x"], ["final", "y"], name="branch", body=body,
                                 num_scan_inputs=1)
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", 1, [3, 4])],
-                              [helper.make_tensor_value_info("y", 1, None)],
+                              [helper.make_tensor_value_info("y", 1, ["M", 4])],
                               inits if op_type != "Scan" else [])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
@@ -733,6 +735,7 @@ def test_average_pool_excluding_padding_rejected(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("case", ["per-element", "batch-transpose", "batch-reshape",
+                                  "flatten-batch",
                                   "two-outputs", "used-second-output", "opset"])
 def test_other_unsupported_structures(tmp_path: Path, case: str) -> None:
     b = ModelBuilder((2, 3, 3), opset=6 if case == "opset" else 13)
@@ -740,12 +743,15 @@ def test_other_unsupported_structures(tmp_path: Path, case: str) -> None:
         output, pattern = b.op("Add", ["x", b.random(2, 3, 3)]), "only scalar or per-channel"
     elif case == "batch-transpose":
         output, pattern = b.op("Transpose", ["x"], perm=[1, 0, 2, 3]), "moves the batch axis"
+    elif case == "flatten-batch":
+        output, pattern = b.op("Flatten", ["x"], axis=2), "flattens into the batch axis"
     elif case == "batch-reshape":
         output, pattern = b.op("Reshape", ["x", b.const([-1, 9], dtype=np.int64)]), "mixes the batch"
     elif case == "two-outputs":
         first = b.op("Relu", ["x"])
         model = b.build(b.op("Relu", [first]))
-        model.graph.output.append(helper.make_tensor_value_info(first, TensorProto.FLOAT, None))
+        model.graph.output.append(helper.make_tensor_value_info(first, TensorProto.FLOAT,
+                                                                ["N", 2, 3, 3]))
         path = tmp_path / "bad.onnx"
         onnx.save(model, str(path))
         with pytest.raises(UnsupportedError, match="2 outputs"):
