@@ -22,7 +22,11 @@ until none matches (one call reaches the fixed point):
 * **transpose into dense**: ``Dense(Flatten(Transpose(x)))`` → the Dense's columns permuted, so the
   Flatten reads ``x`` directly (channels-last exports flatten NHWC).
 * **reshape before flatten**: ``Flatten(Reshape(x))`` → ``Flatten(x)`` (both row-major).
-* **transpose of transpose**: composed into one permutation.
+* **transpose of transpose**: composed into one permutation; a ReLU/Clip between two Transposes
+  moves before the first (elementwise ops commute with permutations), so they can compose.
+* **zero padding**: a padding-only depthwise convolution (1x1, weight 1, no bias; what frontends
+  emit for an explicit ``Pad``) feeding a Conv2d or SumPool2d adds its padding to theirs (both pad
+  with zeros, and SumPool2d's scale counts padded elements).
 
 Every rule needs the intermediate node to feed nothing else.
 """
@@ -97,6 +101,22 @@ def _fuse_at(graph: ir.Graph, name: str, shapes: dict[str, ir.Shape],
         if consumer is not None:
             return _affine_before(graph, name, node, consumer, shapes, origins)
         return None
+
+    if isinstance(node, (ir.Conv2d, ir.SumPool2d)) and single and is_zero_padding(producer):
+        padding = tuple(a + b for a, b in zip(node.padding, producer.padding, strict=True))
+        graph.replace(name, _with_padding(node, padding))
+        graph.set_inputs(name, graph.inputs_of(source))
+        graph.remove(source)
+        _merge_origins(origins, name, source)
+        return f"moved zero padding {source!r} into {name!r}"
+
+    if isinstance(node, (ir.ReLU, ir.Clip)) and single and isinstance(producer, ir.Transpose):
+        consumer = _only_consumer(graph, name)
+        if consumer is not None and isinstance(graph.nodes[consumer], ir.Transpose):
+            graph.set_inputs(name, graph.inputs_of(source))
+            graph.set_inputs(source, [name])
+            graph.set_inputs(consumer, [source])
+            return f"moved {name!r} before transpose {source!r}"
 
     if isinstance(node, ir.Dense) and single and isinstance(producer, ir.Dense):
         bias_first = producer.bias if producer.bias is not None else np.zeros(producer.weight.shape[0])
@@ -261,3 +281,17 @@ def _dense_after_affine(dense: ir.Dense, scale: np.ndarray, shift: np.ndarray) -
     else:
         bias = (dense.bias if dense.bias is not None else 0.0) + added
     return ir.Dense(weight=dense.weight * scale[None, :], bias=bias)
+
+
+def is_zero_padding(node: ir.Node | None) -> bool:
+    """True for a Conv2d that only zero-pads its input (depthwise 1x1, weight 1, no bias)."""
+    return (isinstance(node, ir.Conv2d) and node.bias is None and node.weight.shape[1:] == (1, 1, 1)
+            and node.groups == node.weight.shape[0] and node.stride == (1, 1)
+            and bool(np.all(node.weight == 1)))
+
+
+def _with_padding(node: ir.Conv2d | ir.SumPool2d, padding: tuple[int, ...]) -> ir.Node:
+    if isinstance(node, ir.SumPool2d):
+        return ir.SumPool2d(kernel=node.kernel, stride=node.stride, padding=padding, scale=node.scale)
+    return ir.Conv2d(weight=node.weight, bias=node.bias, stride=node.stride, padding=padding,
+                     dilation=node.dilation, groups=node.groups)

@@ -311,8 +311,13 @@ class _Importer:
     def optional_constant(self, node: onnx.NodeProto, index: int, what: str) -> np.ndarray | None:
         return self.constant(node, index, what) if self.has_input(node, index) else None
 
-    def per_channel(self, node: onnx.NodeProto, constant: np.ndarray, shape: ir.Shape) -> np.ndarray:
-        """A constant broadcast against a ``(batch, *shape)`` tensor as a scalar or per-channel vector."""
+    def per_channel(self, node: onnx.NodeProto, constant: np.ndarray, shape: ir.Shape
+                    ) -> tuple[np.ndarray, int]:
+        """A constant broadcast against a ``(batch, *shape)`` tensor as ``(values, axis)``.
+
+        ``values`` has one entry (scalar) or one per index of IR axis ``axis``: the channel axis 0,
+        or the last axis (channels-last data from tf2onnx/keras2onnx).
+        """
         values = np.asarray(constant, dtype=np.float64)
         rank = len(shape) + 1
         description = f"constant of shape {tuple(values.shape)}"
@@ -329,12 +334,15 @@ class _Importer:
                     f"(axis {axis + 1}: {size} vs {data_size})"
                 )
         if values.size == 1:
-            return values.reshape(1)
+            return values.reshape(1), 0
         if all(size == 1 for size in values.shape[1:]):
-            return values.reshape(-1)
+            return values.reshape(-1), 0
+        if all(size == 1 for size in values.shape[:-1]):
+            return values.reshape(-1), len(shape) - 1
         raise UnsupportedError(
             f"{self.where(node)}: {description} varies along axes other than the channel axis of "
-            f"data {(('N',) + tuple(shape))}; only scalar or per-channel constants are supported"
+            f"data {(('N',) + tuple(shape))}; only scalar, per-channel or last-axis constants "
+            f"are supported"
         )
 
     # -- the walk ----------------------------------------------------------------------------------
@@ -691,20 +699,29 @@ def _arithmetic(ctx: _Importer, node: onnx.NodeProto) -> Lowered:
     data_first = isinstance(left, Tensor)
     x = left if data_first else right
     assert isinstance(x, Tensor)
-    values = ctx.per_channel(node, right if data_first else left, x.shape)
+    values, axis = ctx.per_channel(node, right if data_first else left, x.shape)
     ones, zeros = np.ones(1), np.zeros(1)
     if node.op_type == "Add":
-        return ir.Affine(scale=ones, bias=values)
-    if node.op_type == "Sub":
-        return ir.Affine(scale=ones, bias=-values) if data_first else \
+        affine = ir.Affine(scale=ones, bias=values)
+    elif node.op_type == "Sub":
+        affine = ir.Affine(scale=ones, bias=-values) if data_first else \
             ir.Affine(scale=-ones, bias=values)
-    if node.op_type == "Mul":
-        return ir.Affine(scale=values, bias=zeros)
-    if not data_first:
+    elif node.op_type == "Mul":
+        affine = ir.Affine(scale=values, bias=zeros)
+    elif not data_first:
         raise UnsupportedError(f"{ctx.where(node)}: division by a data tensor is not supported")
-    if np.any(values == 0):
+    elif np.any(values == 0):
         raise SnnccError(f"{ctx.where(node)}: division by zero")
-    return ir.Affine(scale=1.0 / values, bias=zeros)
+    else:
+        affine = ir.Affine(scale=1.0 / values, bias=zeros)
+    if axis == 0:
+        return affine
+    # Affine acts on axis 0: move the last axis there and back (fusion cancels the transposes
+    # against the ones a channels-last exporter put around its convolutions).
+    rank = len(x.shape)
+    to_front = (rank - 1,) + tuple(range(rank - 1))
+    return [ir.Transpose(perm=to_front), affine,
+            ir.Transpose(perm=tuple(range(1, rank)) + (0,))]
 
 
 @onnx_op("Relu")
@@ -993,3 +1010,85 @@ def _softmax(ctx: _Importer, node: onnx.NodeProto) -> Lowered:
         raise UnsupportedError(f"{ctx.where(node)}: {node.op_type} over axis {axis} of "
                                f"{ctx.onnx_shape(x)}; only over the classes of (N, K) logits")
     return x
+
+
+@onnx_op("Sum")
+def _sum(ctx: _Importer, node: onnx.NodeProto) -> Lowered:
+    """Variadic sum of data tensors (residual joins)."""
+    values = [ctx.value(node, i) for i in range(len(node.input))]
+    if not all(isinstance(v, Tensor) for v in values):
+        raise UnsupportedError(f"{ctx.where(node)}: Sum with constant operands is not supported")
+    if len(values) == 1:
+        return values[0]
+    if len({v.shape for v in values}) != 1:  # type: ignore[union-attr]
+        raise UnsupportedError(f"{ctx.where(node)}: Sum of tensors of different shapes")
+    return ir.Add()
+
+
+def zero_padding(channels: int, padding: tuple[int, int, int, int]) -> ir.Conv2d:
+    """Exact zero padding as a depthwise 1x1 convolution with weight 1 (fused into the next
+    convolution or sum pooling when possible)."""
+    return ir.Conv2d(weight=np.ones((channels, 1, 1, 1)), bias=None, padding=padding,
+                     groups=channels)
+
+
+@onnx_op("Pad")
+def _pad(ctx: _Importer, node: onnx.NodeProto) -> Lowered:
+    """Constant zero padding of H and W (Keras ZeroPadding2D, TF explicit SAME padding)."""
+    x = ctx.tensor(node, 0)
+    attrs = _attributes(node)
+    mode = attrs.get("mode", "constant")
+    if ctx.opset < 11:
+        pads, value = [int(p) for p in attrs.get("pads", [])], float(attrs.get("value", 0.0))
+    else:
+        pads = _int_list(ctx.constant(node, 1, "pads"))
+        value = _scalar(ctx, node, 2, "constant_value") or 0.0
+        if ctx.has_input(node, 3):
+            axes = _int_list(ctx.constant(node, 3, "axes"))
+            rank = len(x.shape) + 1
+            full = [0] * (2 * rank)
+            for position, axis in enumerate(axes):
+                axis = axis + rank if axis < 0 else axis
+                full[axis], full[axis + rank] = pads[position], pads[position + len(axes)]
+            pads = full
+    if mode != "constant" or value != 0.0:
+        raise UnsupportedError(f"{ctx.where(node)}: only constant zero padding is supported "
+                               f"(mode {mode!r}, value {value})")
+    _spatial(ctx, node, x, "padding")
+    if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
+        raise UnsupportedError(f"{ctx.where(node)}: pads {pads} must be non-negative and pad only "
+                               f"H and W of (N, C, H, W) data")
+    if not any(pads):
+        return x
+    return zero_padding(x.shape[0], (pads[2], pads[3], pads[6], pads[7]))
+
+
+@onnx_op("ReduceMean")
+def _reduce_mean(ctx: _Importer, node: onnx.NodeProto) -> Lowered:
+    """Mean over the spatial axes (a global average pool): (2, 3) of NCHW or (1, 2) of NHWC."""
+    x = ctx.tensor(node, 0)
+    attrs = _attributes(node)
+    rank = len(x.shape) + 1
+    if ctx.opset >= 18:
+        values = ctx.optional_constant(node, 1, "axes")
+        axes = None if values is None else _int_list(values)
+    else:
+        axes = attrs.get("axes")
+    normalized = sorted({a + rank if a < 0 else a for a in (axes or [])})
+    keep = int(attrs.get("keepdims", 1))
+    if len(x.shape) != 3 or normalized not in ([2, 3], [1, 2]):
+        raise UnsupportedError(f"{ctx.where(node)}: only a mean over the two spatial axes of 4-D "
+                               f"data is supported, got axes {axes} of {ctx.onnx_shape(x)}")
+    chain: list[ir.Node] = []
+    if normalized == [1, 2]:  # channels-last: (H, W, C) -> (C, H, W)
+        chain.append(ir.Transpose(perm=(2, 0, 1)))
+        height, width = x.shape[0], x.shape[1]
+    else:
+        height, width = x.shape[1], x.shape[2]
+    chain.append(ir.SumPool2d(kernel=(height, width), stride=(height, width),
+                              scale=1.0 / (height * width)))
+    if not keep:
+        chain.append(ir.Flatten())
+    elif normalized == [1, 2]:
+        chain.append(ir.Transpose(perm=(1, 2, 0)))
+    return chain

@@ -94,6 +94,9 @@ def run_ort(model: onnx.ModelProto | Path, inputs: np.ndarray, batch: int | None
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
+    # The reference is the ONNX semantics: ORT's graph rewrites are off because its PadFusion
+    # folds Pad(0) into MaxPool's -inf padding (microsoft/onnxruntime PR 18136), which differs.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     inputs = np.asarray(inputs, dtype=np.float32)

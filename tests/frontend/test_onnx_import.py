@@ -430,6 +430,96 @@ def test_tf2onnx_style_nhwc_model(tmp_path: Path) -> None:
     assert graph.input_name == "input_1_0"
 
 
+def test_tf2onnx_style_channels_last_batchnorm_and_global_mean(tmp_path: Path) -> None:
+    """Keras BN as Mul/Add by (C,) constants on NHWC data, ReduceMean over H and W as the head."""
+    b = ModelBuilder((6, 6, 3), opset=13, input_name="input_1")
+    y = b.op("Transpose", ["input_1"], perm=[0, 3, 1, 2])
+    y = b.op("Conv", [y, b.random(4, 3, 3, 3), b.random(4)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    y = b.op("Transpose", [y], perm=[0, 2, 3, 1])
+    y = b.op("Mul", [y, b.random(4)])
+    y = b.op("Add", [y, b.random(4)])
+    y = b.op("Relu", [y])
+    y = b.op("ReduceMean", [y], axes=[1, 2], keepdims=0)
+    y = b.op("MatMul", [y, b.random(4, 3)])
+    output = b.op("Softmax", [b.op("Add", [y, b.random(3)])], axis=-1)
+    path = b.save(tmp_path / "keras.onnx", output)
+    graph = load_onnx(path)
+    x = _inputs((6, 6, 3))
+    logits = run_ann(graph, x)
+    reference = run_ort(path, x)
+    np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), reference,
+                               rtol=1e-4, atol=1e-6)
+    assert _types(graph) == ["Input", "Transpose", "Conv2d", "ReLU", "SumPool2d", "Flatten",
+                             "Dense"]
+
+
+@pytest.mark.parametrize("keepdims", (0, 1))
+@pytest.mark.parametrize("axes", ([2, 3], [-2, -1], [1, 2]))
+def test_reduce_mean_over_space(tmp_path: Path, axes: list, keepdims: int) -> None:
+    for opset in (13, 18):
+        b = ModelBuilder((3, 4, 5), opset=opset)
+        inputs, attrs = (["x", b.const(axes, dtype=np.int64)], {}) if opset >= 18 else \
+            (["x"], {"axes": axes})
+        _compare(tmp_path, b, b.op("ReduceMean", inputs, keepdims=keepdims, **attrs))
+
+
+def test_pad_folds_into_conv_and_average_pool(tmp_path: Path) -> None:
+    for opset in (8, 11, 18):
+        b = ModelBuilder((2, 6, 6), opset=opset)
+        pads = [0, 0, 1, 2, 0, 0, 2, 1]
+        if opset < 11:
+            y = b.op("Pad", ["x"], pads=pads, mode="constant", value=0.0)
+        elif opset < 18:
+            y = b.op("Pad", ["x", b.const(pads, dtype=np.int64)])
+        else:
+            y = b.op("Pad", ["x", b.const([1, 2, 2, 1], dtype=np.int64), b.const(0.0),
+                             b.const([2, 3], dtype=np.int64)])
+        y = b.op("Conv", [y, b.random(3, 2, 3, 3), b.random(3)], kernel_shape=[3, 3],
+                 strides=[2, 2], pads=[1, 0, 0, 1])
+        y = b.op("Pad", [y, b.const([0, 0, 1, 1, 0, 0, 1, 1], dtype=np.int64)]) if opset >= 11 \
+            else b.op("Pad", [y], pads=[0, 0, 1, 1, 0, 0, 1, 1])
+        output = b.op("AveragePool", [y], kernel_shape=[2, 2], strides=[2, 2])
+        graph = _compare(tmp_path, b, output)
+        assert _types(graph) == ["Input", "Conv2d", "SumPool2d"]
+        assert graph.nodes[graph.of_type(ir.Conv2d)[0]].padding == (2, 2, 2, 2)
+        assert graph.nodes[graph.of_type(ir.SumPool2d)[0]].padding == (1, 1, 1, 1)
+
+
+def test_pad_before_max_pool_stays_exact(tmp_path: Path) -> None:
+    b = ModelBuilder((2, 5, 5), opset=13)
+    y = b.op("Pad", ["x", b.const([0, 0, 1, 1, 0, 0, 1, 1], dtype=np.int64)])
+    graph = _compare(tmp_path, b, b.op("MaxPool", [y], kernel_shape=[2, 2], strides=[2, 2]))
+    assert _types(graph) == ["Input", "Conv2d", "MaxPool2d"]
+
+
+def test_sum_of_tensors(tmp_path: Path) -> None:
+    b = ModelBuilder((4,), opset=13)
+    a = b.op("Relu", ["x"])
+    graph = _compare(tmp_path, b, b.op("Sum", [a, "x", a]))
+    assert _types(graph) == ["Input", "ReLU", "Add"]
+
+
+def test_cntk_style_model(tmp_path: Path) -> None:
+    """CNTK (model-zoo mnist-8 style): fixed batch 1, SAME_UPPER conv without bias plus an Add
+    of a (C, 1, 1) constant, Reshape of a weight initializer feeding MatMul, (1, K) bias Add."""
+    b = ModelBuilder((1, 8, 8), opset=8, batch=1, input_name="Input3")
+    y = b.op("Conv", ["Input3", b.random(4, 1, 5, 5)], kernel_shape=[5, 5], strides=[1, 1],
+             auto_pad="SAME_UPPER", group=1, dilations=[1, 1], name="Convolution28")
+    y = b.op("Add", [y, b.random(4, 1, 1)], name="Plus30")
+    y = b.op("Relu", [y], name="ReLU32")
+    y = b.op("MaxPool", [y], kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 0, 0],
+             auto_pad="NOTSET", name="Pooling66")
+    y = b.op("Reshape", [y, b.const([1, 64], dtype=np.int64)], name="Times212_reshape0")
+    weight = b.op("Reshape", [b.random(4, 4, 4, 10), b.const([64, 10], dtype=np.int64)],
+                  name="Times212_reshape1")
+    y = b.op("MatMul", [y, weight], name="Times212")
+    output = b.op("Add", [y, b.random(1, 10)], name="Plus214")
+    graph = _compare(tmp_path, b, output, _inputs((1, 8, 8), count=5))
+    assert _types(graph) == ["Input", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Dense"]
+    assert list(graph.nodes) == ["Input3", "Convolution28", "ReLU32", "Pooling66",
+                                 "Times212_reshape0", "Times212"]
+
+
 def test_transpose_of_transpose_composes(tmp_path: Path) -> None:
     b = ModelBuilder((2, 3, 4), opset=13)
     y = b.op("Transpose", ["x"], perm=[0, 2, 3, 1])
@@ -735,12 +825,36 @@ def test_average_pool_excluding_padding_rejected(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("case", ["per-element", "batch-transpose", "batch-reshape",
-                                  "flatten-batch",
+                                  "flatten-batch", "pad-channels", "reduce-features",
+                                  "gemm-transA", "divide-by-data", "divide-by-zero",
+                                  "softmax-axis", "pad-reflect", "training-batchnorm",
                                   "two-outputs", "used-second-output", "opset"])
 def test_other_unsupported_structures(tmp_path: Path, case: str) -> None:
-    b = ModelBuilder((2, 3, 3), opset=6 if case == "opset" else 13)
+    b = ModelBuilder((2, 3, 3), opset={"opset": 6, "training-batchnorm": 15}.get(case, 13))
     if case == "per-element":
-        output, pattern = b.op("Add", ["x", b.random(2, 3, 3)]), "only scalar or per-channel"
+        output, pattern = b.op("Add", ["x", b.random(2, 3, 3)]), "only scalar, per-channel"
+    elif case == "gemm-transA":
+        y = b.op("Flatten", ["x"])
+        output, pattern = b.op("Gemm", [y, b.random(18, 2)], transA=1), "transA=1"
+    elif case == "divide-by-data":
+        output, pattern = b.op("Div", [b.const(1.0), "x"]), "division by a data tensor"
+    elif case == "divide-by-zero":
+        output, pattern = b.op("Div", ["x", b.const(np.array([1.0, 0.0]).reshape(2, 1, 1))]), "by zero"
+    elif case == "softmax-axis":
+        output, pattern = b.op("Softmax", ["x"], axis=1), "only over the classes"
+    elif case == "reduce-features":
+        output, pattern = b.op("ReduceMean", ["x"], axes=[1]), "two spatial axes"
+    elif case == "pad-reflect":
+        output = b.op("Pad", ["x", b.const([0, 0, 1, 1, 0, 0, 1, 1], dtype=np.int64)],
+                      mode="reflect")
+        pattern = "only constant zero padding"
+    elif case == "training-batchnorm":
+        output = b.op("BatchNormalization", ["x", b.random(2), b.random(2), b.random(2),
+                                             b.const([1.0, 1.0])], training_mode=1)
+        pattern = "training_mode=1"
+    elif case == "pad-channels":
+        output = b.op("Pad", ["x", b.const([0, 1, 0, 0, 0, 0, 0, 0], dtype=np.int64)])
+        pattern = "pad only H and W"
     elif case == "batch-transpose":
         output, pattern = b.op("Transpose", ["x"], perm=[1, 0, 2, 3]), "moves the batch axis"
     elif case == "flatten-batch":
