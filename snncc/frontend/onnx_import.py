@@ -494,15 +494,17 @@ class _Importer:
             )
         inputs = [self.value(node, i) if name else None for i, name in enumerate(node.input)]
         runtime = [v for v in inputs if isinstance(v, Tensor)]
+        if not runtime and node.op_type != "Constant":
+            for output, value in zip(node.output, self._fold(node), strict=False):
+                if output:
+                    self.values[output] = value
+            return
         for extra in node.output[1:]:
             if extra and extra in used:
                 raise UnsupportedError(
                     f"{self.where(node)}: its output {extra!r} is used; only the first output of "
                     f"an {node.op_type} is supported"
                 )
-        if not runtime and node.op_type != "Constant":
-            self.values[node.output[0]] = self._fold(node)
-            return
         handler = _HANDLERS.get(node.op_type)
         if handler is None:
             raise UnsupportedError(
@@ -528,7 +530,7 @@ class _Importer:
             sources, shapes = [name], [shape]
         self.values[node.output[0]] = Tensor(sources[0], shapes[0])
 
-    def _fold(self, node: onnx.NodeProto) -> np.ndarray:
+    def _fold(self, node: onnx.NodeProto) -> list[np.ndarray]:
         """Evaluate a node whose inputs are all constant with onnx's reference implementation."""
         from onnx.reference import ReferenceEvaluator
 
@@ -546,7 +548,7 @@ class _Importer:
             raise SnnccError(
                 f"{self.where(node)}: cannot evaluate on constant inputs ({_first_line(error)})"
             ) from None
-        return np.asarray(results[0])
+        return [np.asarray(result) for result in results]
 
     def _prune(self, output: str) -> None:
         """Drop IR nodes that do not feed the output (dead branches of the ONNX graph)."""

@@ -563,6 +563,18 @@ def test_dropout_opset8_ratio_attribute(tmp_path: Path) -> None:
     assert _types(graph) == ["Input", "ReLU"]
 
 
+def test_multi_output_constant_folding(tmp_path: Path) -> None:
+    """A Split of a weight initializer folds to two constants feeding two Gemms and an Add."""
+    b = ModelBuilder((4,), opset=13)
+    first, second = "w_top", "w_bottom"
+    b.nodes.append(helper.make_node("Split", [b.random(6, 4), b.const([3, 3], dtype=np.int64)],
+                                    [first, second], axis=0, name="split_weights"))
+    left = b.op("Relu", [b.op("Gemm", ["x", first], transB=1)])
+    right = b.op("Gemm", ["x", second], transB=1)
+    graph = _compare(tmp_path, b, b.op("Add", [left, right]))
+    assert _types(graph) == ["Input", "Dense", "ReLU", "Dense", "Add"]
+
+
 def test_dead_branches_are_pruned(tmp_path: Path) -> None:
     b = ModelBuilder((4,), opset=13)
     b.op("Relu", ["x"])  # computed, never used
