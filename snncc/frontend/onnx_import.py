@@ -324,9 +324,7 @@ class _Importer:
         if values.ndim > rank:
             raise UnsupportedError(f"{self.where(node)}: {description} has more axes than the data")
         values = values.reshape((1,) * (rank - values.ndim) + values.shape)
-        if values.shape[0] != 1:
-            raise UnsupportedError(f"{self.where(node)}: {description} varies along the batch axis")
-        values = values[0]
+        values = self.unbatched(node, values, description)
         for axis, (size, data_size) in enumerate(zip(values.shape, shape, strict=True)):
             if size not in (1, data_size):
                 raise UnsupportedError(
@@ -344,6 +342,13 @@ class _Importer:
             f"data {(('N',) + tuple(shape))}; only scalar, per-channel or last-axis constants "
             f"are supported"
         )
+
+    def unbatched(self, node: onnx.NodeProto, values: np.ndarray, description: str) -> np.ndarray:
+        """Drop axis 0 (the batch) of a constant: size 1, or the fixed batch with equal rows."""
+        if values.shape[0] != 1 and not (values.shape[0] == self.batch
+                                         and np.all(values == values[:1])):
+            raise UnsupportedError(f"{self.where(node)}: {description} varies along the batch axis")
+        return values[0]
 
     # -- the walk ----------------------------------------------------------------------------------
     def build(self, preprocess: tuple[dict[str, Any], str], sidecar: dict[str, Any] | None) -> ir.Graph:
@@ -660,9 +665,8 @@ def _gemm(ctx: _Importer, node: onnx.NodeProto) -> Lowered:
     bias = ctx.optional_constant(node, 2, "bias C")
     if bias is not None:
         bias = float(attrs.get("beta", 1.0)) * np.asarray(bias, dtype=np.float64)
-        if bias.ndim == 2 and bias.shape[0] != 1:
-            raise UnsupportedError(f"{ctx.where(node)}: bias C of shape {bias.shape} varies along "
-                                   f"the batch axis")
+        if bias.ndim == 2:
+            bias = ctx.unbatched(node, bias, f"bias C of shape {bias.shape}")
         bias = np.broadcast_to(bias.reshape(-1), (weight.shape[0],)).copy() \
             if bias.size in (1, weight.shape[0]) else bias.reshape(-1)
     return ir.Dense(weight=weight, bias=bias)

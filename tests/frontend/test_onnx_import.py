@@ -19,7 +19,7 @@ from snncc.frontend.onnx_import import load_onnx, read_sidecar, supported_ops
 
 SHARED_MODELS = ("fashion_cnn_maxpool", "mnist_cnn_bn", "mnist_cnn_bn_unfused",
                  "mnist_cnn_ratenorm", "mnist_mlp")
-OPSETS = (8, 11, 13, 17, 20)
+OPSETS = (8, 11, 13, 17, 20, 21)
 
 
 def _inputs(shape: tuple[int, ...], count: int = 6, seed: int = 1) -> np.ndarray:
@@ -103,6 +103,19 @@ def test_fixed_batch_with_shape_gather_concat_reshape(tmp_path: Path) -> None:
     graph = _compare(tmp_path, b, output, _inputs((2, 4, 4), count=6))
     assert graph.metadata["batch"] == 2
     assert _types(graph) == ["Input", "ReLU", "Flatten", "Dense"]
+
+
+def test_fixed_batch_constants_with_equal_rows(tmp_path: Path) -> None:
+    """Exporters with a fixed batch may materialise a bias per batch row; equal rows are fine."""
+    b = ModelBuilder((4,), opset=13, batch=2)
+    row = np.random.default_rng(2).normal(size=3)
+    y = b.op("Gemm", ["x", b.random(3, 4), b.const(np.stack([row, row]))], transB=1)
+    output = b.op("Add", [y, b.const(np.stack([row, row]))])
+    graph = _compare(tmp_path, b, output)
+    assert _types(graph) == ["Input", "Dense"]
+    b = ModelBuilder((4,), opset=13, batch=2)
+    y = b.op("Add", ["x", b.random(2, 4)], name="rowwise")
+    assert "varies along the batch axis" in _error(tmp_path, b, y)
 
 
 @pytest.mark.parametrize("opset", (8, 13))
