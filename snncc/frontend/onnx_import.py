@@ -1,32 +1,41 @@
-"""ONNX frontend: a float ANN exported to ONNX (opsets 8-20) becomes an :class:`snncc.ir.Graph`.
+"""ONNX frontend: a float ANN exported to ONNX (opsets 8-21 tested) becomes an :class:`snncc.ir.Graph`.
 
 The importer walks the ONNX nodes in order, tracking every tensor as either a *constant* (numpy
-array: initializers, Constant nodes and anything computed from constants only, including
-``Shape -> Gather -> Concat`` chains over runtime tensors, whose sizes are known) or a *runtime
-tensor* (an IR node plus its shape without the batch dimension). One handler per ONNX op type,
-registered with :func:`onnx_op`, lowers a node with runtime inputs to IR nodes. Afterwards
-:func:`snncc.frontend.fuse.fuse_linear` fuses consecutive linear operators (Conv→BatchNorm,
-Gemm→Mul/Add, Dense→Dense, rate-norm ``1/θ``), so the IR holds one synaptic layer per layer.
+array: initializers, Constant nodes and anything computed from constants only, evaluated with
+onnx's reference implementation; this includes ``Shape -> Gather -> Concat -> Reshape`` chains,
+since the shape of a runtime tensor is known) or a *runtime tensor* (an IR node plus its shape
+without the batch axis). One handler per ONNX op type, registered with :func:`onnx_op`, lowers a
+node with runtime inputs to IR nodes named after the ONNX node (sanitised). Nodes that do not feed
+the output are dropped. Then :func:`snncc.frontend.fuse.fuse_linear` fuses consecutive linear
+operators (Conv→BatchNorm, Gemm→Mul/Add, MatMul+Add, Dense→Dense, the rate-norm ``1/θ``), so the
+IR holds one synaptic layer per layer; ``graph.metadata["onnx_nodes"]`` maps every IR node to the
+ONNX nodes it stands for and ``metadata["fusions"]`` lists the fusions.
 
 Conventions:
 
 * The batch is axis 0 of the model's single input, either symbolic or a fixed size (for example a
   dynamo export with batch 2). It must stay axis 0 everywhere: an op that moves, merges or
-  broadcasts along it is rejected. Every other input dimension must be a fixed size.
-* Constants combined with a runtime tensor (``Add``, ``Sub``, ``Mul``, ``Div``) must be scalars or
-  per-channel (vary along IR axis 0 only: ``(C, 1, 1)`` for images, ``(F,)`` for vectors); they
-  become :class:`~snncc.ir.Affine` nodes and are fused into neighbours where exact.
-* ``Softmax``/``LogSoftmax`` are dropped when they produce the model output (the argmax, hence the
-  class decision, is unchanged); anywhere else they are an error.
+  varies along it is rejected (a constant with one equal row per fixed-batch sample is accepted).
+  Every other input dimension must be a fixed size. A folded ``Shape`` reports a symbolic batch
+  as ``SYMBOLIC_BATCH``.
+* Constants combined with a runtime tensor (``Add``, ``Sub``, ``Mul``, ``Div``) must be scalars,
+  per-channel (vary along IR axis 0 only: ``(C, 1, 1)`` for images, ``(F,)`` for vectors) or vary
+  along the last axis only (channels-last data: emitted between two Transposes that fusion
+  cancels); they become :class:`~snncc.ir.Affine` nodes and are fused into neighbours where exact.
+* ``Softmax``/``LogSoftmax`` over the classes are dropped when they produce the model output (the
+  argmax, hence the class decision, is unchanged); anywhere else they are an error.
 * ``AveragePool`` becomes :class:`~snncc.ir.SumPool2d` with ``scale = 1/(kH*kW)``; with
   ``count_include_pad=0`` and nonzero padding the border windows would need other divisors, so
   that case is rejected, as is ``ceil_mode=1`` when it changes the output size. ``MaxPool`` with
   ``ceil_mode=1`` gets extra ``-inf`` padding at the bottom/right, which is exact.
+  ``GlobalAveragePool`` and ``ReduceMean`` over H and W are one-window SumPool2d nodes.
+* ``Pad`` (constant zero, H/W only) becomes a padding-only depthwise 1x1 Conv2d with weight 1,
+  which fusion merges into the next Conv2d or SumPool2d (not into MaxPool2d: its padding is -inf).
 
-Preprocessing (``r * scale - mean) / std`` per channel) is stored in the :class:`~snncc.ir.Input`
+Preprocessing ``(r * scale - mean) / std`` per channel is stored in the :class:`~snncc.ir.Input`
 node. It comes from the ``preprocess`` argument, else from the sidecar JSON beside the model
 (:func:`read_sidecar`), else it is the identity; ``preprocess`` keys override sidecar keys one by
-one.
+one. Mean/std must have one value or one per input channel (channels-last inputs: one value).
 """
 
 from __future__ import annotations
@@ -49,7 +58,7 @@ from snncc import ir
 from snncc.errors import SnnccError, UnsupportedError
 from snncc.frontend.fuse import fuse_linear
 
-#: Opsets whose operator semantics the handlers implement (tests cover 8, 11, 13, 17 and 20).
+#: Opsets whose operator semantics the handlers implement (tests cover 8, 11, 13, 17, 20, 21).
 MIN_OPSET = 7
 MAX_OPSET = 22
 #: Ops that need dynamic control flow; always rejected.
