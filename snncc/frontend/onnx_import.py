@@ -176,15 +176,18 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _parse_model(path: Path, raw: bytes) -> onnx.ModelProto:
-    # A serialized ModelProto starts with field 1 (ir_version, varint): byte 0x08.
-    if raw[0] != 0x08:
-        raise SnnccError(f"{path}: not an ONNX model file (no ONNX protobuf header)")
+    # Serializers write ModelProto field 1 (ir_version, a varint) first: byte 0x08. A file that
+    # does not start so and does not parse is something else; one that does is damaged.
+    looks_like_onnx = raw[0] == 0x08
     try:
         model = onnx.load_model_from_string(raw)
-    except Exception as error:  # protobuf raises DecodeError, RuntimeWarning-like variants, ...
+    except Exception as error:  # protobuf's DecodeError and friends
+        if not looks_like_onnx:
+            raise SnnccError(f"{path}: not an ONNX model file") from None
         raise SnnccError(f"{path}: truncated or corrupt ONNX file ({_first_line(error)})") from None
     if model.ir_version < 3 or not model.HasField("graph") or not model.graph.node:
-        raise SnnccError(f"{path}: not an ONNX model file (no graph) or truncated")
+        what = "truncated ONNX file (no graph)" if looks_like_onnx else "not an ONNX model file"
+        raise SnnccError(f"{path}: {what}")
     for node in model.graph.node:
         if node.op_type in CONTROL_FLOW and node.domain in ("", "ai.onnx"):
             raise UnsupportedError(

@@ -681,15 +681,28 @@ def test_not_an_onnx_file(tmp_path: Path) -> None:
         load_onnx(tmp_path)
 
 
-@pytest.mark.parametrize("fraction", (0.3, 0.6, 0.9, 0.999))
-def test_truncated_file(tmp_path: Path, fraction: float) -> None:
+@pytest.mark.parametrize("content", [
+    b"\x89PNG\r\n\x1a\n" + bytes(64), b'{"preprocess": {}}', b"PK\x03\x04" + bytes(40),
+    bytes(range(256)) * 4,
+])
+def test_other_file_kinds_are_not_onnx(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "model.onnx"
+    path.write_bytes(content)
+    with pytest.raises(SnnccError, match="not an ONNX model file"):
+        load_onnx(path)
+
+
+def test_truncated_file_at_any_point(tmp_path: Path) -> None:
+    """Every cut of a valid model is reported as one line, never as a crash."""
     builder, output = _small_cnn(13)
     data = builder.build(output).SerializeToString()
     path = tmp_path / "cut.onnx"
-    path.write_bytes(data[:int(len(data) * fraction)])
-    with pytest.raises(SnnccError, match="truncated|corrupt|invalid|not an ONNX") as caught:
-        load_onnx(path)
-    assert "\n" not in str(caught.value)
+    cuts = sorted(set(np.linspace(1, len(data) - 1, 60).astype(int)) | {len(data) - 1, 2, 8})
+    for cut in cuts:
+        path.write_bytes(data[:cut])
+        with pytest.raises(SnnccError, match="truncated|corrupt|invalid|inconsistent") as caught:
+            load_onnx(path)
+        assert "\n" not in str(caught.value)
 
 
 def test_corrupt_bytes(tmp_path: Path) -> None:
