@@ -223,6 +223,15 @@ def test_sub_mul_div_constants(tmp_path: Path) -> None:
     assert _types(graph) == ["Input", "Conv2d", "ReLU"]
 
 
+def test_constant_of_shape_zeros_added(tmp_path: Path) -> None:
+    """``x + zeros_like(x)`` built from Shape/ConstantOfShape: a uniform constant is a scalar."""
+    b = ModelBuilder((2, 3, 3), opset=13)
+    zeros = b.op("ConstantOfShape", [b.op("Shape", ["x"])],
+                 value=onnx.numpy_helper.from_array(np.array([0.5], dtype=np.float32)))
+    graph = _compare(tmp_path, b, b.op("Relu", [b.op("Add", ["x", zeros])]))
+    assert _types(graph) == ["Input", "ReLU"]
+
+
 def test_residual_add_of_two_tensors(tmp_path: Path) -> None:
     b = ModelBuilder((2, 6, 6), opset=13)
     a = b.op("Relu", [b.op("Conv", ["x", b.random(2, 2, 3, 3), b.random(2)], kernel_shape=[3, 3],
