@@ -197,7 +197,7 @@ def _parse_model(path: Path, raw: bytes) -> onnx.ModelProto:
     try:
         if any(onnx.external_data_helper.uses_external_data(t) for t in model.graph.initializer):
             onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
-    except (OSError, ValueError) as error:
+    except Exception as error:  # OSError, ValueError, onnx's ValidationError
         raise SnnccError(f"{path}: cannot load external weight data ({_first_line(error)})") from None
     try:
         onnx.checker.check_model(model)

@@ -627,6 +627,19 @@ def test_preprocessing_from_sidecar_and_override(tmp_path: Path) -> None:
     assert graph.metadata["preprocess_source"] == "sidecar+argument"
 
 
+def test_external_weight_data(tmp_path: Path) -> None:
+    builder, output = _small_cnn(13)
+    path = tmp_path / "ext.onnx"
+    onnx.save(builder.build(output), str(path), save_as_external_data=True,
+              all_tensors_to_one_file=True, location="ext.weights", size_threshold=0)
+    graph = load_onnx(path)
+    x = _inputs((2, 8, 8))
+    np.testing.assert_allclose(run_ann(graph, x), run_ort(path, x), rtol=1e-4, atol=1e-5)
+    (tmp_path / "ext.weights").unlink()
+    with pytest.raises(SnnccError, match="external weight data"):
+        load_onnx(path)
+
+
 def test_metadata_provenance(tmp_path: Path) -> None:
     b = ModelBuilder((4,), opset=17)
     path = b.save(tmp_path / "m.onnx", b.op("Relu", ["x"], name="/0/Relu"))
