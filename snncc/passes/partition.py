@@ -582,8 +582,9 @@ def partition(graph: ir.Graph, chip: ChipProfile | str, *,
         core.chip = min(core.chip, chips_needed - 1)
     if chips_needed > profile.chips:
         violations.append(
-            f"network: needs {cores_used} cores on {chips_needed} chips, exceeds the "
-            f"{profile.chips} chip(s) of {profile.cores_per_chip} cores of {profile.name}")
+            f"network: needs {chips_needed} chips ({cores_used} cores at "
+            f"{profile.cores_per_chip} per chip), exceeds the {profile.chips} chip(s) of "
+            f"{profile.name}")
     if max_cores is not None and cores_used > max_cores:
         violations.append(f"network: {cores_used} cores exceeds the --max-cores gate of "
                           f"{max_cores}")
