@@ -543,15 +543,21 @@ def partition(graph: ir.Graph, chip: ChipProfile | str, *,
     for layer in layers:
         _layer_checks(layer, profile, violations)
 
+    # Consumers first (a layer's output axons depend on how its consumers split); violations
+    # are reported in layer order.
     plans_by_name: dict[str, LayerPlan] = {}
+    split_violations: dict[str, list[str]] = {}
     for layer in reversed(layers):
         reach = 0
         for consumer in layer.consumers:
             plan = plans_by_name[consumer]
             reach += plan.pieces if plan.layer.kind == "dense" else plan.channel_groups
+        split_violations[layer.name] = []
         plans_by_name[layer.name] = _plan_layer(graph.nodes[layer.name], layer, profile,
-                                                max(reach, 1), violations)
+                                                max(reach, 1), split_violations[layer.name])
     plans = [plans_by_name[layer.name] for layer in layers]
+    for layer in layers:
+        violations.extend(split_violations[layer.name])
 
     cores: list[CoreAssignment] = []
     if profile.heterogeneous:

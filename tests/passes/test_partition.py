@@ -412,3 +412,16 @@ def test_measured_rates_scale_traffic() -> None:
     assert not unmeasured.rates_measured
     assert unmeasured.placement.greedy_traffic == pytest.approx(32.0)  # rate 1.0 x 32 synapses
     assert load_chip("loihi").name == "loihi"
+
+
+def test_violations_are_listed_in_layer_order() -> None:
+    graph = ir.Graph()
+    graph.chain(
+        ("input", ir.Input(shape=(300,))),
+        ("fc1", ir.Dense(weight=binary((300, 300)))),
+        ("if1", ir.IF(threshold=np.array([1]))),
+        ("fc2", ir.Dense(weight=binary((10, 300), seed=1))),
+        ("out", ir.Readout()),
+    )
+    report = partition(graph, "truenorth")
+    assert [v.split(":")[0] for v in report.violations] == ["layer 'fc1'", "layer 'fc2'"]
