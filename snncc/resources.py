@@ -186,6 +186,8 @@ class Layer:
     ``spike_node``: the node whose spikes this layer receives (key into spike rates);
     ``kernel_input``: ``(channels, kH, kW)`` the layer reads as a convolution (a Dense after a
     Flatten of ``(C, H, W)`` reads ``(C, H, W)``; a plain Dense reads ``(in, 1, 1)``).
+    ``stage_inputs``: neurons of ``spike_node`` (the inputs of the layer's stage, before any
+    pooling); ``fpga_lane_bits``: see :func:`fpga_weight_memory`.
     """
 
     name: str
@@ -207,6 +209,8 @@ class Layer:
     sparse_weight_memory_bytes: int
     state_memory_bytes: int
     kernel_input: tuple[int, int, int]
+    stage_inputs: int = 0
+    fpga_lane_bits: int = 8
     consumers: tuple[str, ...] = field(default=())
 
     @property
@@ -370,6 +374,12 @@ def analyze_layer(graph: ir.Graph, name: str, *, bits: int | None = None,
     nonzero_parameters = int(nonzero_weight.sum())
     index_bits = max(int(math.ceil(math.log2(max(per_neuron, 2)))), 1)
     sources, spike_node = _walk_back(graph, name)
+    if np.all(np.abs(weight) == 1):
+        lane_bits = 1
+    elif weight.dtype.kind == "f" and not np.all(weight == np.round(weight)):
+        lane_bits = layer_bits
+    else:
+        lane_bits = signed_bits(weight) if bits is None else layer_bits
     consumers = tuple(
         layer for layer in graph.of_type(*ir.SYNAPTIC)
         if name in _walk_back(graph, layer)[0]
@@ -383,7 +393,9 @@ def analyze_layer(graph: ir.Graph, name: str, *, bits: int | None = None,
         weight_memory_bytes=math.ceil(weight.size * layer_bits / 8),
         sparse_weight_memory_bytes=math.ceil(nonzero_parameters * (layer_bits + index_bits) / 8),
         state_memory_bytes=math.ceil(neurons * STATE_BITS / 8),
-        kernel_input=_kernel_input(graph, name, shapes), consumers=consumers,
+        kernel_input=_kernel_input(graph, name, shapes),
+        stage_inputs=int(np.prod(shapes[spike_node])), fpga_lane_bits=lane_bits,
+        consumers=consumers,
     )
 
 
@@ -395,20 +407,35 @@ def analyze_layers(graph: ir.Graph, *, bits: int | None = None,
             for name in graph.of_type(*ir.SYNAPTIC)]
 
 
-def layer_fpga_bram36(layer: Layer, *, sparse: bool = False) -> dict[str, int]:
-    """BRAM36 blocks of one layer on an FPGA: weights and neuron state.
+def signed_bits(values: np.ndarray) -> int:
+    """Fewest two's-complement bits holding every value (at least 2: a sign and one more bit)."""
+    values = np.asarray(values, dtype=np.int64)
+    if values.size == 0:
+        return 2
+    low, high = int(values.min()), int(values.max())
+    return max(2, high.bit_length() + 1, (-low - 1).bit_length() + 1 if low < 0 else 0)
 
-    Weights: one memory of ``parameters`` words of ``weight_bits`` (or, ``sparse``, of
-    ``nonzero_parameters`` words of ``weight_bits + index_bits``); state: ``neurons`` words of
-    ``STATE_BITS``. Returns ``{"weights": n, "state": n}``.
+
+def fpga_weight_memory(layer: Layer) -> tuple[int, int]:
+    """``(depth, word_bits)`` of a layer's weight memory in the FPGA bundle's layout.
+
+    The bundle (``snncc.backends.fpga``) lowers a layer to a dense matrix (convolutions and sum
+    pooling as Toeplitz matrices) and stores word ``i`` = stage input ``i`` with lane ``j`` = the
+    weight to neuron ``j``: depth = the layer's stage inputs (neurons of its spike source),
+    word = ``neurons x lane_bits``; lanes are 1 bit for ±1 layers, else the signed width
+    (:func:`signed_bits`), 8 for float weights. Approximation: a sum pool folded into the stage
+    can widen the lanes beyond the synaptic node's own weights.
     """
-    if sparse:
-        index_bits = max(int(math.ceil(math.log2(max(layer.parameters // max(layer.neurons, 1),
-                                                          2)))), 1)
-        weights = fpga_bram36(layer.nonzero_parameters, layer.weight_bits + index_bits)
-    else:
-        weights = fpga_bram36(layer.parameters, layer.weight_bits)
-    return {"weights": weights, "state": fpga_bram36(layer.neurons, STATE_BITS)}
+    return layer.stage_inputs, layer.neurons * layer.fpga_lane_bits
+
+
+def layer_fpga_bram36(layer: Layer) -> int:
+    """BRAM36 blocks of one layer's weight memory on an FPGA (:func:`fpga_weight_memory`).
+
+    Neuron parameters (thresholds, initial potentials, biases) are not counted, as in the
+    bundle's own BRAM figure.
+    """
+    return fpga_bram36(*fpga_weight_memory(layer))
 
 
 # ----------------------------------------------------------------------------------- chip profiles
@@ -717,8 +744,7 @@ def block_usage(node: ir.Dense | ir.Conv2d, layer: Layer, block: Block, chip: Ch
       weight bits).
     * ``kernel_memory`` / ``neuron_memory``: the DYNAP-CNN formulas for the block, reading a dense
       layer as a convolution over :attr:`Layer.kernel_input` with a 1x1 output.
-    * ``bram36``: :func:`layer_fpga_bram36` (weights + state; for a pruned layer the smaller of
-      the dense and sparse weight layouts).
+    * ``bram36``: :func:`layer_fpga_bram36` (the FPGA bundle's weight memory layout).
     """
     used: dict[str, int] = {}
     wanted = set(chip.core)
@@ -743,6 +769,5 @@ def block_usage(node: ir.Dense | ir.Conv2d, layer: Layer, block: Block, chip: Ch
         used["neuron_memory"] = dynapcnn_neuron_memory(
             channels, block.rows[1] - block.rows[0], block.cols[1] - block.cols[0])
     if "bram36" in wanted:
-        used["bram36"] = min(sum(layer_fpga_bram36(layer, sparse=sparse).values())
-                             for sparse in ((False, True) if layer.pruned else (False,)))
+        used["bram36"] = layer_fpga_bram36(layer)
     return {resource: used[resource] for resource in chip.core}

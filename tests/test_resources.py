@@ -43,14 +43,29 @@ def test_bram36_memories_multiply_and_reject_negative() -> None:
         fpga_bram36(-1, 8)
 
 
-def test_layer_fpga_bram36_weights_and_state() -> None:
+def test_layer_fpga_bram36_in_the_bundle_layout() -> None:
     graph = ir.Graph()
     graph.chain(("input", ir.Input(shape=(64,))),
                 ("fc", ir.Dense(weight=np.ones((1024, 64), dtype=np.int8))),
                 ("if", ir.IF(threshold=np.array([1]))))
     layer = resources.analyze_layer(graph, "fc")
-    # 65,536 one-bit weights: two 32Kx1; 1024 x 24-bit states: one 1Kx36.
-    assert resources.layer_fpga_bram36(layer) == {"weights": 2, "state": 1}
+    # Word i = input i, lane j = 1-bit weight to neuron j: 64 words of 1024 bits;
+    # 512x72 tiles it with ceil(64 / 512) * ceil(1024 / 72) = 15 blocks (1Kx36 would need 29).
+    assert resources.fpga_weight_memory(layer) == (64, 1024)
+    assert resources.layer_fpga_bram36(layer) == 15
+
+
+def test_fpga_lane_bits_follow_the_bundle() -> None:
+    def lanes(weight: np.ndarray) -> int:
+        graph = ir.Graph()
+        graph.chain(("input", ir.Input(shape=(weight.shape[1],))), ("fc", ir.Dense(weight=weight)))
+        return resources.analyze_layer(graph, "fc", default_bits=8).fpga_lane_bits
+
+    assert lanes(np.array([[1, -1]])) == 1          # ±1: binary lanes
+    assert lanes(np.array([[1, 0]])) == 2           # a zero needs a signed 2-bit lane
+    assert lanes(np.array([[0, 127]])) == 8         # signed: 127 needs 8 bits
+    assert lanes(np.array([[0.5, 0.25]])) == 8      # float: the default width
+    assert resources.signed_bits(np.array([-128, 127])) == 8
 
 
 # ---------------------------------------------------------------------------------- weight bits

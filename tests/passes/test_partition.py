@@ -242,25 +242,27 @@ def test_truenorth_fan_in_and_weight_width() -> None:
 
 
 def test_fpga_block_ram_exactly_at_the_device_limit() -> None:
-    # 1024 x 4448 one-bit weights = 139 x 32Kx1; 1024 x 24-bit states = 1 x 1Kx36: 140 BRAM36.
-    report = partition(dense_net(binary((1024, 4448))), "zynq-7020")
+    # Bundle layout: 16 words (inputs) of 10,080 one-bit lanes (neurons); 512x72 blocks:
+    # ceil(16 / 512) * ceil(10080 / 72) = 140 = the Zynq-7020's BRAM36 count.
+    report = partition(dense_net(binary((10080, 16))), "zynq-7020")
     assert report.fits
     assert report.cores[0].utilization == {"bram36": (140, 140)}
-    over = partition(dense_net(binary((1024, 4449))), "zynq-7020")
+    over = partition(dense_net(binary((10081, 16))), "zynq-7020")
     assert over.verdict == ("does not fit: layer 'fc': block RAM 141 BRAM36 exceeds the device "
                             "limit of 140 BRAM36")
 
 
 def test_fpga_layers_share_the_device() -> None:
     graph = ir.Graph()
-    graph.add("input", ir.Input(shape=(4448,)))
-    graph.add("fc1", ir.Dense(weight=binary((1024, 4448))), "input")  # 140 BRAM36
+    graph.add("input", ir.Input(shape=(16,)))
+    graph.add("fc1", ir.Dense(weight=binary((10080, 16))), "input")   # 140 BRAM36
     graph.add("if1", ir.IF(threshold=np.array([1])), "fc1")
-    graph.add("fc2", ir.Dense(weight=binary((10, 1024))), "if1")      # 1 + 1 BRAM36
+    # 10,080 words of 10 one-bit lanes: 2Kx18 -> ceil(10080 / 2048) = 5 blocks.
+    graph.add("fc2", ir.Dense(weight=binary((10, 10080))), "if1")
     graph.add("out", ir.Readout(), "fc2")
     report = partition(graph, "zynq-7020")
-    assert report.violations[0] == ("network: block RAM 142 BRAM36 exceeds the device limit of "
-                                    "140 BRAM36")
+    assert report.violations == ["network: block RAM 145 BRAM36 exceeds the device limit of "
+                                 "140 BRAM36"]
 
 
 # ----------------------------------------------------------------------------------- placement
