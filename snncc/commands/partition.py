@@ -20,8 +20,9 @@ def measure_spike_rates(graph: ir.Graph, dataset: str | None, data_dir: str | No
     """Mean spikes per neuron per step of every spiking node, on ``limit`` calibration samples.
 
     Calibration samples come from the dataset's training split (never test data). An ANN is
-    converted first (the ``convert`` pass, calibrated on the same split); the converted graph is
-    returned so that rate keys match its node names. The reference simulator runs in integer
+    converted first (the ``convert`` pass, calibrated on the same ``limit`` samples); the
+    converted graph is returned so that rate keys match its node names. The reference simulator
+    runs in integer
     mode when the graph is integer, else in float mode.
     """
     from snncc.backends.sim import simulate
@@ -34,7 +35,7 @@ def measure_spike_rates(graph: ir.Graph, dataset: str | None, data_dir: str | No
         raise SnnccError("measuring spike rates needs --dataset (or a sidecar JSON naming it)")
     if not is_spiking(graph):
         graph, _ = prepare(graph, ["convert"], dataset=name, data_dir=data_dir,
-                           timesteps=timesteps)
+                           timesteps=timesteps, calibration_count=limit)
     samples = calibration_samples(graph, name, data_dir, limit)
     try:
         graph.check_integer()

@@ -178,6 +178,7 @@ class PartitionReport:
     rates_measured: bool
     max_cores: int | None = None
     max_chips: int | None = None
+    spike_rates: dict[str, float] | None = None
 
     @property
     def fits(self) -> bool:
@@ -205,6 +206,7 @@ class PartitionReport:
             "cores_used": self.cores_used, "chips_needed": self.chips_needed,
             "cores_per_chip": self.cores_per_chip, "max_cores": self.max_cores,
             "max_chips": self.max_chips, "rates_measured": self.rates_measured,
+            "spike_rates": self.spike_rates,
             "layers": [plan.as_dict() for plan in self.layers],
             "cores": [core.as_dict() for core in self.cores],
             "placement": self.placement.as_dict() if self.placement else None,
@@ -606,7 +608,8 @@ def partition(graph: ir.Graph, chip: ChipProfile | str, *,
     return PartitionReport(
         chip=profile, model=str(graph.metadata.get("source", "")), layers=plans, cores=cores,
         chips_needed=chips_needed, violations=violations, notes=notes, placement=placement,
-        rates_measured=bool(spike_rates), max_cores=max_cores, max_chips=max_chips)
+        rates_measured=bool(spike_rates), max_cores=max_cores, max_chips=max_chips,
+        spike_rates=dict(spike_rates) if spike_rates else None)
 
 
 def _pack(plans: list[LayerPlan], chip: ChipProfile, violations: list[str]) -> list[CoreAssignment]:
