@@ -404,7 +404,9 @@ def test_cli_measures_spike_rates(app: typer.Typer, tmp_path: Path) -> None:
                                       "digits", "--timesteps", "4", "--limit", "8", "--json",
                                       str(tmp_path / "r.json")])
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "r.json").read_text())["rates_measured"] is True
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["rates_measured"] is True
+    assert 0.0 <= data["spike_rates"]["if1"] <= 1.0
 
 
 def test_measured_rates_scale_traffic() -> None:
