@@ -127,3 +127,23 @@ def _digits(split: str) -> Dataset:
     cut = 1437
     part = slice(0, cut) if split == "train" else slice(cut, None)
     return Dataset("digits", split, images[part], labels[part])
+
+
+def arrange(images: np.ndarray, input_shape: tuple[int, ...], layout: str = "NCHW") -> np.ndarray:
+    """Lay dataset images ``(N, C, H, W)`` out as a model's input ``(N, *input_shape)``.
+
+    ``layout="NHWC"`` transposes to channels-last first; then any shape with the same number of
+    elements (e.g. a flat ``(784,)`` MLP input) is a row-major reshape. Mismatches raise SnnccError.
+    """
+    images = np.asarray(images)
+    if layout.upper() == "NHWC" and images.ndim == 4:
+        images = images.transpose(0, 2, 3, 1)
+    elif layout.upper() not in ("NCHW", "NHWC"):
+        raise SnnccError(f"unknown layout {layout!r}; choose NCHW or NHWC")
+    per_sample = int(np.prod(images.shape[1:]))
+    if per_sample != int(np.prod(input_shape)):
+        raise SnnccError(
+            f"dataset samples of shape {images.shape[1:]} do not match the model input "
+            f"{tuple(input_shape)} ({per_sample} vs {int(np.prod(input_shape))} values)"
+        )
+    return images.reshape((len(images),) + tuple(input_shape))

@@ -132,8 +132,9 @@ class Input(Node):
     * ``"direct"``: ``x`` itself at every step (constant-current coding). In integer mode the
       preprocessing must be the identity (``scale=1, mean=0, std=1``; the fold pass moves it into
       the first layer) and ``r`` must be integer: the network receives the raw integers.
-    * ``"rate"``: Bernoulli spikes, ``s = u < clip(x, 0, 1)`` with ``u ~ U[0,1)`` drawn from
-      ``numpy.random.default_rng(seed)`` in the order (t, sample, *shape) — the same in every mode.
+    * ``"rate"``: Bernoulli spikes, ``s = u < clip(x, 0, 1)`` with ``u ~ U[0,1)``; sample ``k`` of
+      the evaluated set draws its ``(T, *shape)`` uniforms from ``default_rng([seed, k])`` (see
+      :mod:`snncc.coding`), the same in every mode, backend and batching.
     * ``"latency"``: time-to-first-spike. ``x`` is clipped to [0, 1]; the input spikes once at step
       ``floor((1 - x) * (t_max - 1))`` and never if ``x == 0``. ``t_max`` defaults to ``T``.
 
@@ -185,6 +186,10 @@ class Input(Node):
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         return self.shape
 
+    def integer_ready(self) -> bool:
+        """Preprocessing belongs to the encoder; integer mode checks it separately."""
+        return True
+
 
 @dataclass
 class Readout(Node):
@@ -202,7 +207,7 @@ class Readout(Node):
     """
 
     mode: str = "potential"
-    threshold: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    threshold: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
     stateful: ClassVar[bool] = True
 
     MODES: ClassVar[tuple[str, ...]] = ("potential", "first_spike")
@@ -503,7 +508,8 @@ class IF(Node):
     crossings are ignored; ``v`` keeps integrating). ``threshold`` and ``v_init`` hold one value
     (whole layer), one per channel (axis 0 of the shape) or one per neuron; thresholds are > 0.
     In integer mode both must be integer arrays. The output is the spike tensor ``s(t)``.
-    In ANN mode an IF node acts as ``clip(x, 0, threshold)`` (the rate it approximates, times θ).
+    In ANN mode an IF node acts as ``clip(x / threshold, 0, 1)``: the firing rate it approximates
+    (Ding et al. 2021), so a converted graph evaluated as an ANN is the clipped ANN it came from.
     """
 
     threshold: np.ndarray = field(default_factory=lambda: np.ones(1))

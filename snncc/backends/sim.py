@@ -1,0 +1,36 @@
+"""The ``sim`` target: the reference CPU simulator (engine in :mod:`snncc.simulator`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from snncc import ir
+from snncc.errors import SnnccError
+from snncc.simulator import SimResult, run_ann, simulate
+
+__all__ = ["SimResult", "emit", "run", "run_ann", "simulate"]
+
+
+
+def emit(graph: ir.Graph, out_dir: Path, **options: object) -> list[Path]:
+    """The ``sim`` target's artifact: the deployable graph as one IR file (``network.snn.npz``)."""
+    path = graph.save(Path(out_dir) / "network.snn.npz")
+    return [path]
+
+
+def run(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int, labels: np.ndarray | None = None,
+        record: bool = False, **options: object) -> SimResult:
+    """The ``sim`` target's runner (integer mode when the graph is integer, else float)."""
+    mode = "integer" if _is_integer(graph) else "float"
+    return simulate(graph, raw_inputs, timesteps, mode=mode, labels=labels, record=record,
+                    **options)  # type: ignore[arg-type]
+
+
+def _is_integer(graph: ir.Graph) -> bool:
+    try:
+        graph.check_integer()
+    except SnnccError:
+        return False
+    return True
