@@ -238,8 +238,10 @@ def _integerize(graph: ir.Graph, timesteps: int, weight_bits: int, per_channel: 
         if layer.is_output:
             readout: ir.Readout = layer.target  # type: ignore[assignment]
             threshold = np.abs(np.asarray(readout.threshold, dtype=np.float64))
-            peak = max(float(np.max(current)) * max(timesteps, 1), float(np.max(threshold)), 1e-300)
-            lam = min(float(np.min(by_weights)), ir.STATE_MAX / peak)
+            steps = max(timesteps, 1)
+            peak = max(float(np.max(current)) * steps, float(np.max(threshold)), 1e-300)
+            slack = 0.5 * (channel_view(node).shape[1] * input_bound + 1) * steps
+            lam = min(float(np.min(by_weights)), (ir.STATE_MAX - slack) / peak)
             if layer.name in binary:
                 lam = 1.0
             scale = np.full(layer.channels, lam)
@@ -251,7 +253,9 @@ def _integerize(graph: ir.Graph, timesteps: int, weight_bits: int, per_channel: 
             threshold = neuron_values(neurons.threshold, shape, "threshold")
             v_init = neuron_values(neurons.v_init, shape, "v_init")
             flat = (threshold + np.abs(v_init)).reshape(layer.channels, -1).max(axis=1)
-            by_state = ir.STATE_MAX / (flat + current)
+            # rounding may add 1/2 per weight (times the input bound), bias, threshold and v_init
+            slack = 0.5 * (channel_view(node).shape[1] * input_bound + 3)
+            by_state = (ir.STATE_MAX - slack) / (flat + current)
             scale = np.minimum(by_weights, by_state)
             if layer.name in binary:
                 scale = np.ones(layer.channels)

@@ -1,4 +1,4 @@
-"""Graphs in the form the convert pass produces, built by hand for the deployment-pass tests.
+"""Converted SNN graphs (the convert pass's output form) for the deployment-pass tests.
 
 ``Input(direct, preprocessing) -> Dense|Conv2d -> IF(threshold, v_init=threshold/2, subtract) ->
 [SumPool2d(1/k^2) | MaxPool2d | Flatten] -> Dense|Conv2d (weights times the previous threshold)
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from snncc import ir
-from snncc.passes.rate_model import rate_forward
+from snncc.passes import PassContext
+from snncc.passes.convert import convert
 
 
 def raw_samples(graph: ir.Graph, count: int = 64, seed: int = 1) -> np.ndarray:
@@ -20,38 +21,16 @@ def raw_samples(graph: ir.Graph, count: int = 64, seed: int = 1) -> np.ndarray:
     return rng.integers(0, 256, size=(count, *graph.input.shape), dtype=np.uint8)
 
 
-def convert_by_hand(ann: ir.Graph, raw: np.ndarray, per_channel: bool = False) -> ir.Graph:
-    """ReLU -> IF with threshold = max activation on ``raw``; next layer's weights times threshold."""
-    graph = ann.copy()
-    for name in graph.of_type(ir.ReLU):
-        source = graph.inputs_of(name)[0]
-        current = rate_forward(graph, raw, record=[source])[source]
-        axes = (0,) + tuple(range(2, current.ndim)) if per_channel else None
-        threshold = np.maximum(np.max(current, axis=axes), 1e-3)
-        threshold = np.atleast_1d(threshold).astype(np.float64)
-        graph.replace(name, ir.IF(threshold=threshold, v_init=threshold / 2))
-        # every reader layer downstream (through pools / flatten) gets weights * threshold
-        frontier = graph.consumers(name)
-        while frontier:
-            reader = frontier.pop()
-            node = graph.nodes[reader]
-            if isinstance(node, ir.SYNAPTIC):
-                shape = graph.infer_shapes()[name]
-                if threshold.size == 1:
-                    node.weight = node.weight * threshold[0]
-                elif isinstance(node, ir.Conv2d):
-                    node.weight = node.weight * threshold[None, :, None, None]
-                else:
-                    spatial = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-                    node.weight = node.weight * np.repeat(threshold, spatial)[None, :]
-            else:
-                frontier.extend(graph.consumers(reader))
-    graph.add("readout", ir.Readout(mode="potential"), [graph.output_name])
-    return graph
+def converted(ann: ir.Graph, per_channel: bool = True, timesteps: int = 32) -> ir.Graph:
+    """``ann`` through the convert pass, calibrated on random samples (no bias correction)."""
+    context = PassContext(calibration=raw_samples(ann), timesteps=timesteps,
+                          options={"convert": {"per_channel": per_channel,
+                                               "bias_correction": False}})
+    return convert(ann, context).graph
 
 
-def converted_mlp(ann: ir.Graph, hidden: int = 16) -> ir.Graph:
-    """``tiny_mlp`` with a second hidden layer (so a hidden layer sits between first and last)."""
+def mlp_with_hidden_layer(ann: ir.Graph, hidden: int = 16) -> ir.Graph:
+    """``tiny_mlp`` with normalising preprocessing and a second hidden layer (first, mid, last)."""
     rng = np.random.default_rng(7)
     ann = ann.copy()
     ann.input.mean = np.array([0.1])
@@ -66,28 +45,39 @@ def converted_mlp(ann: ir.Graph, hidden: int = 16) -> ir.Graph:
         ("relu_mid", ir.ReLU()),
         ("fc2", ann.nodes["fc2"]),
     )
-    return convert_by_hand(graph, raw_samples(graph))
+    return graph
 
 
-def converted_cnn(ann: ir.Graph, per_channel: bool = True, mean: float = 0.13) -> ir.Graph:
-    """``tiny_cnn`` converted, per-channel thresholds by default."""
+def cnn_with_mean(ann: ir.Graph, mean: float) -> ir.Graph:
     ann = ann.copy()
     ann.input.mean = np.array([mean])
     ann.input.std = np.array([0.31])
-    return convert_by_hand(ann, raw_samples(ann), per_channel=per_channel)
+    return ann
 
 
 @pytest.fixture
-def snn_mlp(tiny_mlp: ir.Graph) -> ir.Graph:
-    return converted_mlp(tiny_mlp)
+def ann_mlp(tiny_mlp: ir.Graph) -> ir.Graph:
+    return mlp_with_hidden_layer(tiny_mlp)
+
+
+@pytest.fixture
+def snn_mlp(ann_mlp: ir.Graph) -> ir.Graph:
+    return converted(ann_mlp)
 
 
 @pytest.fixture
 def snn_cnn(tiny_cnn: ir.Graph) -> ir.Graph:
-    return converted_cnn(tiny_cnn)
+    """Per-channel thresholds; the padded first conv reads mean-normalised input."""
+    return converted(cnn_with_mean(tiny_cnn, 0.13))
 
 
 @pytest.fixture
 def snn_cnn_no_mean(tiny_cnn: ir.Graph) -> ir.Graph:
     """Zero-mean preprocessing: folding the input into the padded first conv is exact."""
-    return converted_cnn(tiny_cnn, mean=0.0)
+    return converted(cnn_with_mean(tiny_cnn, 0.0))
+
+
+@pytest.fixture
+def samples():
+    """``samples(graph, count, seed)``: random uint8 inputs for ``graph``."""
+    return raw_samples
