@@ -54,7 +54,7 @@ from snncc.passes.layers import (
     input_magnitude,
     layers,
     neuron_values,
-    step_current_bound,
+    step_currents,
 )
 
 DEFAULT_WEIGHT_BITS = 16
@@ -84,7 +84,8 @@ def fold(graph: ir.Graph, context: PassContext) -> PassResult:
             input_max = 255.0 if calibration is None or not len(calibration) else float(
                 np.max(np.abs(calibration)))
         changed |= _integerize(graph, context.timesteps, weight_bits,
-                               bool(options.get("per_channel", True)), float(input_max), info)
+                               bool(options.get("per_channel", True)), float(input_max),
+                               context.calibration, info)
     if options.get("integerize", True):
         graph.check_integer()
     return PassResult(graph, changed, info)
@@ -214,7 +215,7 @@ def _fold_pool_scales(graph: ir.Graph, info: dict[str, Any]) -> bool:
 
 
 def _integerize(graph: ir.Graph, timesteps: int, weight_bits: int, per_channel: bool,
-                input_max: float, info: dict[str, Any]) -> bool:
+                input_max: float, calibration: np.ndarray | None, info: dict[str, Any]) -> bool:
     leftovers = [n for n, node in graph.nodes.items() if isinstance(node, (ir.ReLU, ir.Clip))]
     if leftovers:
         name = leftovers[0]
@@ -230,7 +231,7 @@ def _integerize(graph: ir.Graph, timesteps: int, weight_bits: int, per_channel: 
     for layer in layers(graph, "fold"):
         node = layer.node
         input_bound = bounds[graph.inputs_of(layer.name)[0]]
-        current = step_current_bound(node, input_bound)
+        current = step_currents(graph, layer.name, input_bound, calibration)
         weight_peak = np.abs(channel_view(node)).astype(np.float64).max(axis=1)
         with np.errstate(divide="ignore"):
             by_weights = np.where(weight_peak > 0, weight_max / np.maximum(weight_peak, 1e-300),

@@ -127,6 +127,33 @@ def step_current_bound(node: ir.Dense | ir.Conv2d, input_bound: float) -> np.nda
     return bound
 
 
+#: Margin over the largest first-layer current seen on calibration samples (see ``step_currents``).
+CALIBRATED_CURRENT_MARGIN = 2.0
+CALIBRATION_LIMIT = 1000
+
+
+def step_currents(graph: ir.Graph, name: str, input_bound: float,
+                  calibration: np.ndarray | None) -> np.ndarray:
+    """Per channel, the one-step current bound the passes keep inside the membrane state.
+
+    For a layer reading the raw input directly (direct coding) when calibration samples are given:
+    ``CALIBRATED_CURRENT_MARGIN`` times the largest ``|W x + b|`` over (up to 1,000 of) them, as raw
+    images are far from the worst case ``input_max * sum|W|``. Otherwise that worst case
+    (:func:`step_current_bound`); spikes are 0/1, so for later layers it is not far off.
+    """
+    node = graph.nodes[name]
+    (source,) = graph.inputs_of(name)
+    worst = step_current_bound(node, input_bound)
+    direct = isinstance(graph.nodes[source], ir.Input) and graph.input.coding == "direct"
+    if not direct or calibration is None or not len(calibration):
+        return worst
+    from snncc.simulator import run_ann
+
+    current = run_ann(graph, calibration[:CALIBRATION_LIMIT], outputs=[name])[name]
+    peak = np.abs(current).reshape(len(current), current.shape[1], -1).max(axis=(0, 2))
+    return np.minimum(worst, CALIBRATED_CURRENT_MARGIN * peak)
+
+
 def scale_channels(node: ir.Dense | ir.Conv2d, factors: np.ndarray) -> None:
     """Multiply each output channel's weights and bias by ``factors`` (in place, float64)."""
     shape = (-1,) + (1,) * (node.weight.ndim - 1)
