@@ -26,8 +26,10 @@ Rules (applied in this order; one application is enough, a second one changes no
    ``input_max``, default the calibration samples' maximum, else 255), so a neuron's membrane stays
    inside the 24-bit state for a step beyond its threshold. The layer feeding a Readout uses ONE
    scale for all classes (argmax and first-spike order are preserved) with ``T * lam B <= STATE_MAX``
-   for ``T = context.timesteps`` steps of accumulation. Layers the binarize pass made ±1 keep
-   ``lam = 1`` so their weights stay ±1.
+   for ``T = context.timesteps`` steps of accumulation. Layers the binarize pass made ±1 get
+   ``lam = 1 / |w|`` per channel so their weights are ±1 again after rules 1-3 scaled them
+   (e.g. by a pool's 1/4); if those rules made a channel's magnitudes unequal (per-input-channel
+   preprocessing), the layer is integerized like any other and ``info["warnings"]`` says so.
    Rounding: round half to even (``np.rint``) of ``lam * value`` for weights, biases, thresholds and
    ``v_init``; thresholds are at least 1; ``v_init`` is clipped to the state range. Results are
    ``int64`` arrays; thresholds and ``v_init`` become per channel when ``lam`` is.
@@ -233,6 +235,13 @@ def _integerize(graph: ir.Graph, timesteps: int, weight_bits: int, per_channel: 
         input_bound = bounds[graph.inputs_of(layer.name)[0]]
         current = step_currents(graph, layer.name, input_bound, calibration)
         weight_peak = np.abs(channel_view(node)).astype(np.float64).max(axis=1)
+        binary_scale = None
+        if layer.name in binary:
+            binary_scale = _binary_scale(node, weight_peak)
+            if binary_scale is None:
+                info.setdefault("warnings", []).append(
+                    f"binarized layer {layer.name!r} is no longer ±1 after folding (its input "
+                    "scaling varies per input channel); integerized like any other layer")
         with np.errstate(divide="ignore"):
             by_weights = np.where(weight_peak > 0, weight_max / np.maximum(weight_peak, 1e-300),
                                   np.inf)
@@ -243,8 +252,8 @@ def _integerize(graph: ir.Graph, timesteps: int, weight_bits: int, per_channel: 
             peak = max(float(np.max(current)) * steps, float(np.max(threshold)), 1e-300)
             slack = 0.5 * (channel_view(node).shape[1] * input_bound + 1) * steps
             lam = min(float(np.min(by_weights)), (ir.STATE_MAX - slack) / peak)
-            if layer.name in binary:
-                lam = 1.0
+            if binary_scale is not None:
+                lam = float(np.max(binary_scale))
             scale = np.full(layer.channels, lam)
             if readout.mode == "first_spike":
                 readout.threshold = np.maximum(np.rint(threshold * lam), 1).astype(np.int64)
@@ -258,8 +267,8 @@ def _integerize(graph: ir.Graph, timesteps: int, weight_bits: int, per_channel: 
             slack = 0.5 * (channel_view(node).shape[1] * input_bound + 3)
             by_state = (ir.STATE_MAX - slack) / (flat + current)
             scale = np.minimum(by_weights, by_state)
-            if layer.name in binary:
-                scale = np.ones(layer.channels)
+            if binary_scale is not None:
+                scale = binary_scale
             elif not per_channel:
                 scale = np.full(layer.channels, float(np.min(scale)))
             per_neuron = scale.reshape((-1,) + (1,) * (len(shape) - 1))
@@ -283,3 +292,13 @@ def _integerize(graph: ir.Graph, timesteps: int, weight_bits: int, per_channel: 
         if isinstance(node, ir.IF) and not node.integer_ready():
             raise SnnccError(f"fold: IF {name!r} is not fed by a Dense/Conv2d; cannot integerize")
     return True
+
+
+def _binary_scale(node: ir.Dense | ir.Conv2d, weight_peak: np.ndarray) -> np.ndarray | None:
+    """Per channel ``1 / |w|`` when every nonzero weight of a channel has the same magnitude."""
+    magnitude = np.abs(channel_view(node)).astype(np.float64)
+    peak = weight_peak[:, None]
+    uniform = np.all((magnitude == 0) | np.isclose(magnitude, peak, rtol=1e-9, atol=0))
+    if not uniform:
+        return None
+    return np.where(weight_peak > 0, 1.0 / np.maximum(weight_peak, 1e-300), 1.0)
