@@ -18,7 +18,8 @@ Rules (deterministic; the input graph is never mutated):
    threshold[o]`` (their influence relative to their threshold). The Readout layer is never
    structurally pruned.
 4. Dead units are removed (``remove_dead``, default true): an IF unit that can never fire
-   (``bias + sum of its positive weights * input bound <= 0`` and ``v_init < threshold``) or whose
+   (its inputs are never negative — spikes, pooled spikes or raw unnormalised samples — and
+   ``bias + sum of its positive weights * input bound <= 0`` and ``v_init < threshold``) or whose
    outgoing weights are all zero. Removing a unit deletes its row, its threshold/``v_init``
    entries and the matching input columns/channels of the next Dense/Conv2d (through pooling and
    Flatten); units feeding anything else (Add, Reshape, grouped conv) are kept.
@@ -306,8 +307,6 @@ def _remove_units(graph: ir.Graph, layer: Layer, keep: np.ndarray,
     if path is None:
         return False
     reader_name, _ = path
-    shape = graph.infer_shapes()[layer.target_name]
-    spatial = int(np.prod(shape[1:])) if len(shape) > 1 else 1
     node = layer.node
     node.weight = node.weight[keep]
     if node.bias is not None:
@@ -321,7 +320,8 @@ def _remove_units(graph: ir.Graph, layer: Layer, keep: np.ndarray,
     if isinstance(reader, ir.Conv2d):
         reader.weight = reader.weight[:, keep]
     else:
-        reader.weight = reader.weight[:, np.repeat(keep, spatial)]
+        # Flatten after pooling: each channel owns a block of (pooled) positions
+        reader.weight = reader.weight[:, np.repeat(keep, reader.weight.shape[1] // len(keep))]
     previous = kept_channels.get(layer.target_name, np.arange(len(keep)))
     kept_channels[layer.target_name] = previous[keep]
     return True
@@ -345,18 +345,28 @@ def _remove_dead_units(graph: ir.Graph, context: PassContext,
         threshold = neuron_values(layer.target.threshold, shape, "threshold")
         v_init = neuron_values(layer.target.v_init, shape, "v_init")
         starts_below = (v_init < threshold).reshape(layer.channels, -1).all(axis=1)
-        silent = (best_step <= 0) & starts_below
+        silent = (best_step <= 0) & starts_below & _nonnegative_input(graph, layer.name)
         path = _reader_path(graph, layer.target_name)
         if path is None:
             continue
         reader = graph.nodes[path[0]]
-        spatial = int(np.prod(shape[1:])) if len(shape) > 1 else 1
         if isinstance(reader, ir.Conv2d):
             outgoing = np.abs(reader.weight).sum(axis=(0, 2, 3))
         else:
-            outgoing = np.abs(reader.weight).sum(axis=0).reshape(layer.channels, spatial).sum(1)
+            outgoing = np.abs(reader.weight).sum(axis=0).reshape(layer.channels, -1).sum(1)
         unused = outgoing == 0
         _remove_units(graph, layer, ~(silent | unused), kept_channels)
+
+
+def _nonnegative_input(graph: ir.Graph, name: str) -> bool:
+    """Whether ``name`` only ever reads values >= 0 (spikes, counts, raw unnormalised samples)."""
+    source = graph.inputs_of(name)[0]
+    while isinstance(graph.nodes[source], ir.LAYOUT):
+        source = graph.inputs_of(source)[0]
+    node = graph.nodes[source]
+    if isinstance(node, ir.Input):
+        return node.coding != "direct" or node.is_identity
+    return isinstance(node, (ir.IF, ir.MaxPool2d, ir.SumPool2d))
 
 
 def _recalibrate(graph: ir.Graph, reference: ir.Graph, calibration: np.ndarray,
