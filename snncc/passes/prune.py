@@ -28,8 +28,9 @@ Rules (deterministic; the input graph is never mutated):
    graph's rates (:func:`snncc.passes.calibrate.recalibrate`), one slope per layer on a graph
    quantized for a per-layer-threshold target; there, biases and thresholds are put back on the
    target's grid and limits. Integer graphs stay integer.
-6. ``info`` and ``graph.metadata["prune"]`` report connectivity (nonzero / dense synapses) per
-   layer and overall, and the units removed per layer.
+6. ``info`` and ``graph.metadata["prune"]`` report connectivity (nonzero synapses over the
+   unpruned graph's dense count) per layer and overall and the units removed per layer;
+   ``info["kept_units"]`` maps each shrunk IF layer to the indices of the units it kept.
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ def prune(graph: ir.Graph, context: PassContext) -> PassResult:
     }
     graph.metadata["prune"] = report
     info.update(report)
+    info["kept_units"] = {name: kept.tolist() for name, kept in kept_channels.items()}
     changed = any(
         graph.nodes[n].weight.shape != reference.nodes[n].weight.shape
         or not np.array_equal(graph.nodes[n].weight, reference.nodes[n].weight)
