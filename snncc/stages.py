@@ -80,8 +80,8 @@ class LadderReport:
 
 def accuracy_ladder(
     source: str | Path | ir.Graph,
-    dataset: str | Dataset,
-    timesteps: int,
+    dataset: str | Dataset | None = None,
+    timesteps: int | None = None,
     *,
     data_dir: str | None = None,
     limit: int | None = None,
@@ -95,16 +95,19 @@ def accuracy_ladder(
 ) -> LadderReport:
     """Run the ladder on ``source`` (an ONNX/IR/BSTDG path or a graph) and ``dataset``'s test set.
 
-    ``stages`` are pass names applied in order (each a rung); ``options`` are per-pass options.
+    ``dataset`` defaults to the model's (sidecar JSON); ``timesteps`` to the model's recorded T or
+    32. ``stages`` are pass names applied in order (each a rung); ``options`` are per-pass options.
     Calibration samples come from ``calibration`` or the dataset's training split (never the test
     split). A drop of more than ``divergence_drop_pp`` triggers the divergence search.
     """
     from snncc.pipeline import (
         calibration_samples,
+        dataset_name,
         is_spiking,
         load_model,
         model_inputs,
         onnxruntime_logits,
+        resolve_timesteps,
     )
 
     for name in stages:
@@ -118,11 +121,14 @@ def accuracy_ladder(
         model_path = Path(source)
         graph = load_model(model_path)
         model_name = str(model_path)
+    timesteps = resolve_timesteps(graph, timesteps)
     if isinstance(dataset, Dataset):
         test = dataset.take(limit)
         name = dataset.name
     else:
-        name = dataset
+        name = dataset_name(graph, dataset)
+        if name is None:
+            raise SnnccError("no dataset: pass --dataset (mnist, fashion-mnist or digits)")
         test = load_dataset(name, "test", data_dir).take(limit)
     inputs = model_inputs(graph, test)
     labels = test.labels
