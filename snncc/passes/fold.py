@@ -1,6 +1,6 @@
 """fold: fuse affine scalings into synaptic weights, then make the network integer end to end.
 
-Rules (applied in this order; one application is enough, a second one changes nothing):
+Rules (applied in this order; one application is enough):
 
 1. **Affine / BatchNorm.** An :class:`~snncc.ir.Affine` ``y = s[c] x + t[c]`` whose input is a
    Dense/Conv2d read by nothing else is fused backward: ``W[o] *= s[o]``, ``b = s b + t``.
@@ -21,10 +21,12 @@ Rules (applied in this order; one application is enough, a second one changes no
    ``per_channel``, default true; else one per layer), applied to weights, bias, threshold and
    ``v_init`` alike, which leaves the spikes unchanged up to rounding. ``lam`` is the largest value
    with ``max|lam W[o]| <= 2**(weight_bits-1) - 1`` (``weight_bits`` default 16) and
-   ``|lam v_init| + lam threshold + lam B[o] <= STATE_MAX`` where ``B[o]`` is the largest current
-   one step can deliver (``sum |W[o]| * input bound + |b[o]|``; raw inputs bounded by option
-   ``input_max``, default the calibration samples' maximum, else 255), so a neuron's membrane stays
-   inside the 24-bit state for a step beyond its threshold. The layer feeding a Readout uses ONE
+   ``|lam v_init| + lam threshold + lam B[o] <= STATE_MAX`` where ``B[o]`` bounds the current one
+   step delivers (:func:`snncc.passes.layers.step_currents`: ``sum |W[o]| * input bound + |b[o]|``,
+   raw inputs bounded by option ``input_max``, default the calibration samples' maximum, else 255;
+   for the layer reading direct-coded raw samples, twice the largest current seen on the
+   calibration samples when that is smaller), so a neuron's membrane stays inside the 24-bit state
+   for a step beyond its threshold. The layer feeding a Readout uses ONE
    scale for all classes (argmax and first-spike order are preserved) with ``T * lam B <= STATE_MAX``
    for ``T = context.timesteps`` steps of accumulation. Layers the binarize pass made ±1 get
    ``lam = 1 / |w|`` per channel so their weights are ±1 again after rules 1-3 scaled them
@@ -34,7 +36,8 @@ Rules (applied in this order; one application is enough, a second one changes no
    ``v_init``; thresholds are at least 1; ``v_init`` is clipped to the state range. Results are
    ``int64`` arrays; thresholds and ``v_init`` become per channel when ``lam`` is.
 
-Never mutates its input; deterministic. ``info`` reports per layer the scale range and the
+A graph whose synaptic weights are all integer already is not integerized again, so a second
+application changes nothing. Never mutates its input; deterministic. ``info`` reports per layer the scale range and the
 effective weight bits (``ceil(log2(max|W| + 1)) + 1``).
 """
 

@@ -108,3 +108,13 @@ def test_registered_deterministic_and_input_untouched(snn_mlp):
             np.testing.assert_array_equal(second.nodes[name].arrays()[key], value)
     with pytest.raises(SnnccError, match="unknown option 'alpha'"):
         _binarize(snn_mlp, alpha="mean")
+
+
+def test_all_zero_channel_keeps_alpha_one(snn_mlp):
+    graph = snn_mlp.copy()
+    graph.nodes["fc_mid"].weight[2] = 0.0
+    result = _binarize(graph)
+    threshold = np.broadcast_to(result.nodes["relu_mid"].threshold, (16,))
+    original = np.broadcast_to(graph.nodes["relu_mid"].threshold, (16,))
+    assert threshold[2] == original[2]
+    assert result.metadata["binarize"]["layers"]["fc_mid"]["alpha_mean"] > 0

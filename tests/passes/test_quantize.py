@@ -141,3 +141,12 @@ def test_deterministic_registered_and_leaves_its_input_alone(folded_cnn):
         np.testing.assert_array_equal(folded_cnn.nodes[name].weight, weight)
         np.testing.assert_array_equal(first.nodes[name].weight, second.nodes[name].weight)
     assert first.metadata["passes"] == ["quantize"]
+
+
+def test_loihi_rejects_binarized_layers_with_per_channel_thresholds(folded_mlp):
+    graph = folded_mlp.copy()
+    graph.nodes["fc_mid"].weight = np.sign(graph.nodes["fc_mid"].weight)
+    graph.nodes["relu_mid"].threshold = np.arange(1, 17)
+    graph.metadata["binarize"] = {"layers": {"fc_mid": {}}}
+    with pytest.raises(SnnccError, match="binarized layer 'fc_mid' has per-channel thresholds"):
+        _quantize(graph, target="loihi")
