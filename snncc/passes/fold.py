@@ -37,8 +37,8 @@ Rules (applied in this order; one application is enough):
    ``int64`` arrays; thresholds and ``v_init`` become per channel when ``lam`` is.
 
 A graph whose synaptic weights are all integer already is not integerized again, so a second
-application changes nothing. Never mutates its input; deterministic. ``info`` reports per layer the scale range and the
-effective weight bits (``ceil(log2(max|W| + 1)) + 1``).
+application changes nothing. Never mutates its input; deterministic. ``info`` reports per layer
+the scale range and the effective weight bits (``ceil(log2(max|W| + 1)) + 1``).
 """
 
 from __future__ import annotations
