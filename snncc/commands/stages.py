@@ -57,7 +57,10 @@ def register(app: typer.Typer) -> None:
                 str(rung.weight_memory_bytes), f"{100 * rung.connectivity:.1f}%",
                 rung.diverges_at or "",
             )
-        Console().print(table)
+        console = Console()
+        if not console.is_terminal:  # logs and CI: do not squeeze the table to 80 columns
+            console = Console(width=160)
+        console.print(table)
         failures = max_drop_failures(report, limits)
         data = report.to_dict()
         data["failures"] = failures
