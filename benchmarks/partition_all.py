@@ -3,9 +3,10 @@
     PYTHONPATH=. python benchmarks/partition_all.py [--models-dir DIR] [--chips a,b]
         [--sparsity 0.9] [--bstdg FILE.bstdg.h5 ...] [--markdown OUT.md]
 
-Each model is reported as imported (float weights counted at 8 bits) and, when the ``prune`` pass
-is registered, after magnitude pruning to ``--sparsity`` (no calibration data: no re-calibration;
-resource figures depend only on which synapses remain). Without a ``--bstdg`` file, a
+Each ONNX model goes through the lava/fpga pipeline (convert, fold, quantize; calibrated on
+``--calibration`` training samples) and, when the ``prune`` pass is registered, through the same
+pipeline with ``prune`` (``--sparsity``) after ``convert``. A spiking network (BSTDG) is reported
+as given and pruned (every layer named, no re-calibration). Without a ``--bstdg`` file, a
 BSTDG-shaped network is built in the IR (784-600-10, ternary weights, single-spike IF layers,
 first-spike readout; random weights, since resource use depends only on shapes, widths and the
 nonzero pattern). Prints a Markdown matrix (rows: model/variant, columns: chips; cells: verdict,
@@ -27,7 +28,7 @@ sys.path.insert(0, str(REPO))
 from snncc import ir  # noqa: E402
 from snncc.passes import REGISTRY, PassContext, get_pass  # noqa: E402
 from snncc.passes.partition import partition  # noqa: E402
-from snncc.pipeline import load_model  # noqa: E402
+from snncc.pipeline import dataset_name, default_passes, load_model, prepare  # noqa: E402
 from snncc.resources import builtin_chips, load_chip  # noqa: E402
 
 
@@ -46,11 +47,24 @@ def bstdg_shaped(hidden: int = 600, seed: int = 0) -> ir.Graph:
     return graph
 
 
-def pruned(graph: ir.Graph, sparsity: float) -> ir.Graph | None:
-    if "prune" not in REGISTRY:
-        return None
+def deployed(graph: ir.Graph, prune: float | None, data_dir: str | None,
+             calibration: int) -> ir.Graph:
+    """The lava/fpga pipeline: convert, (prune,) fold, quantize, calibrated on training data."""
+    name = dataset_name(graph, None)
+    passes = [p for p in default_passes(graph, "lava")]
+    options = {}
+    if prune is not None:
+        passes.insert(passes.index("convert") + 1 if "convert" in passes else 0, "prune")
+        options["prune"] = {"sparsity": prune}
+    graph, _ = prepare(graph, passes, dataset=name, data_dir=data_dir, timesteps=32,
+                       options=options, calibration_count=calibration)
+    return graph
+
+
+def pruned_spiking(graph: ir.Graph, sparsity: float) -> ir.Graph:
+    """Prune an already spiking, integer network (BSTDG); every layer named (±1 layers too)."""
     context = PassContext(options={"prune": {"sparsity": sparsity, "recalibrate": False,
-                                             "layers": "all"}})
+                                             "layers": graph.of_type(*ir.SYNAPTIC)}})
     return get_pass("prune")(graph, context).graph
 
 
@@ -66,6 +80,9 @@ def main() -> int:
     parser.add_argument("--sparsity", type=float, default=0.9)
     parser.add_argument("--bstdg", nargs="*", default=[])
     parser.add_argument("--markdown", default=None)
+    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "datasets"))
+    parser.add_argument("--calibration", type=int, default=128,
+                        help="training samples calibrating convert/prune/quantize")
     args = parser.parse_args()
     chips = [load_chip(name) for name in args.chips.split(",")]
 
@@ -79,13 +96,20 @@ def main() -> int:
 
     variants: list[tuple[str, ir.Graph]] = []
     notes = []
-    for name, graph in models:
-        variants.append((f"{name}", graph))
-        sparse = pruned(graph, args.sparsity)
-        if sparse is not None:
-            variants.append((f"{name} (pruned {args.sparsity:.0%})", sparse))
     if "prune" not in REGISTRY:
         notes.append("the prune pass is not registered on this branch: no after-pruning rows")
+    for name, graph in models:
+        if graph.metadata.get("dataset") is None and any(
+                isinstance(n, ir.IF) for n in graph.nodes.values()):
+            variants.append((name, graph))
+            if "prune" in REGISTRY:
+                variants.append((f"{name}, pruned {args.sparsity:.0%}",
+                                 pruned_spiking(graph, args.sparsity)))
+            continue
+        variants.append((f"{name}, int8", deployed(graph, None, args.data_dir, args.calibration)))
+        if "prune" in REGISTRY:
+            variants.append((f"{name}, pruned {args.sparsity:.0%} + int8",
+                             deployed(graph, args.sparsity, args.data_dir, args.calibration)))
 
     lines = ["| model | " + " | ".join(c.name for c in chips) + " |",
              "| --- | " + " | ".join("---" for _ in chips) + " |"]
@@ -101,8 +125,10 @@ def main() -> int:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     elapsed = time.perf_counter() - started
     text = "\n".join(
-        ["cells: verdict, cores used / chips needed; float weights counted at 8 bits; "
-         "traffic not measured here (see `snncc partition --dataset`)", ""]
+        ["cells: verdict, cores used / chips needed. ONNX models: convert + fold + quantize "
+         f"(8-bit), calibrated on {args.calibration} training samples; pruned rows add the "
+         "prune pass after convert. Traffic is not measured here (see `snncc partition "
+         "--dataset`).", ""]
         + lines + ["", "first violation per cell that does not fit:", ""] + failures
         + [""] + [f"note: {n}" for n in notes]
         + [f"({len(variants) * len(chips)} reports in {elapsed:.1f} s)"])

@@ -12,8 +12,10 @@ node reads. Conv synapses are counted *unrolled* (one synapse per (input neuron,
 pair that a kernel tap connects, padding excluded), which is what a crossbar or a Loihi core stores.
 
 **Weight bits.** Bits to store one *nonzero* weight (a weight of 0 is an absent synapse, see
-``ir.Dense``): integer-valued weights whose nonzeros are all ±1 need 1 bit; otherwise the smallest
-two's-complement width holding every value (unsigned when none is negative). Float weights need an
+``ir.Dense``), after removing the layer's common power-of-two factor (:func:`weight_exponent`:
+quantized weights are ``m * 2**e`` with one exponent per layer, stored once): integer-valued
+weights whose mantissas are all ±1 need 1 bit; otherwise the smallest two's-complement width
+holding every mantissa (unsigned when none is negative). Float weights need an
 explicit bit width (the deployment precision), else :func:`weight_bits` raises.
 
 **FPGA block RAM** (:func:`fpga_bram36`). Xilinx 7-series BRAM36 = 36 Kb with aspect ratios
@@ -76,6 +78,20 @@ def fpga_bram36(depth: int, word_bits: int, memories: int = 1) -> int:
 # ------------------------------------------------------------------------------------ weight bits
 
 
+def weight_exponent(values: np.ndarray) -> int:
+    """Largest ``e`` with every value a multiple of ``2**e`` (0 for no nonzero values).
+
+    Quantized layers hold ``W = m * 2**e`` with one exponent per layer (the quantize pass, Loihi's
+    ``weight_exp``): only the mantissa ``m`` is stored per synapse.
+    """
+    magnitudes = np.abs(np.asarray(values, dtype=np.int64))
+    magnitudes = magnitudes[magnitudes != 0]
+    if magnitudes.size == 0:
+        return 0
+    lowest_bits = magnitudes & -magnitudes
+    return int(lowest_bits.min()).bit_length() - 1
+
+
 def weight_bits(weight: np.ndarray, bits: int | None = None, *, default: int | None = None,
                 layer: str = "?") -> int:
     """Bits to store one nonzero weight of ``weight`` (see module docstring); ``bits`` overrides.
@@ -97,9 +113,12 @@ def weight_bits(weight: np.ndarray, bits: int | None = None, *, default: int | N
         raise SnnccError(
             f"layer {layer!r} has float weights; quantize it or give a weight bit width"
         )
-    if np.all(np.abs(nonzero) == 1):
+    integers = nonzero.astype(np.int64)
+    exponent = weight_exponent(integers)
+    integers = integers >> exponent
+    if np.all(np.abs(integers) == 1):
         return 1
-    low, high = int(nonzero.min()), int(nonzero.max())
+    low, high = int(integers.min()), int(integers.max())
     if low >= 0:
         return max(high.bit_length(), 1)
     return max(high.bit_length(), (-low - 1).bit_length()) + 1
@@ -159,9 +178,10 @@ def loihi_encoding_bits(weights_per_axon_dense: np.ndarray, weights_per_axon_non
     """The cheaper of nengo-loihi's dense and sparse encodings: ``(bits, "dense" | "sparse")``.
 
     Dense stores ``weights_per_axon_dense`` weights of the stored width; sparse stores only the
-    nonzeros, each with an index over ``targets`` compartments.
+    nonzeros, each with an index over ``targets`` compartments. Layers wider than 8 bits are
+    costed at 8 (the width itself is a separate violation in the partition report).
     """
-    stored = loihi_stored_weight_bits(layer_bits)
+    stored = loihi_stored_weight_bits(min(layer_bits, LOIHI_WEIGHT_BITS_MAP[-1]))
     dense = loihi_synapse_bits(weights_per_axon_dense, stored)
     sparse = loihi_synapse_bits(weights_per_axon_nonzero, stored + loihi_index_bits(targets))
     return (dense, "dense") if dense <= sparse else (sparse, "sparse")

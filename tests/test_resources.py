@@ -82,10 +82,19 @@ def test_fpga_lane_bits_follow_the_bundle() -> None:
         ([-1, 2], 3),             # 2 needs 2 magnitude bits + sign
         ([-4, 3], 3),
         ([0, 0], 1),
+        ([4, -8, 12], 3),         # = 4 x [1, -2, 3]: the exponent is stored once per layer
+        ([0, 256, -512], 2),      # = 256 x [0, 1, -2]
+        ([6, 5], 3),              # odd values: no common factor
     ],
 )
 def test_weight_bits_from_integer_range(values: list[int], bits: int) -> None:
     assert weight_bits(np.array(values)) == bits
+
+
+def test_weight_exponent() -> None:
+    assert resources.weight_exponent(np.array([4, -8, 12])) == 2
+    assert resources.weight_exponent(np.array([0, 3])) == 0
+    assert resources.weight_exponent(np.array([0, 0])) == 0
 
 
 def test_weight_bits_float_needs_a_width() -> None:
