@@ -20,8 +20,10 @@ Mapping (one Lava process per IR node unless said otherwise):
   :func:`lif_expressible`), else :class:`snncc.backends.lava_procs.IntegrateAndFire`.
   :class:`~snncc.ir.MaxPool2d` -> :class:`~snncc.backends.lava_procs.SpikingMaxPool`,
   :class:`~snncc.ir.Readout` -> :class:`~snncc.backends.lava_procs.Readout`.
-* Every spiking layer's ``s_out`` and the readout's state/decision feed ``lava.proc.io.sink
-  .RingBuffer`` monitors.
+* Monitors: the custom processes keep what they send in ring-buffer Vars (read with ``Var.get``
+  after each run; no extra process per layer, which matters since every Lava process costs
+  inter-process messages each step), LIF layers feed a ``lava.proc.io.sink.RingBuffer``, and the
+  input raster is the source RingBuffer's own data.
 
 **Delays.** The IR has no delay; Lava's Dense, Sparse and Conv send the *previous* step's
 accumulation, so each synapse hop delays by one step. A node's *depth* is the number of synapse
@@ -403,9 +405,9 @@ class LavaNetwork:
     batch: int
     source: Any  #: lava.proc.io.source.RingBuffer; its ``data`` is ``(*input shape, batch*window)``
     processes: dict[str, Any]  #: IR node name -> the Lava process computing it
-    monitors: dict[str, Any]  #: spiking node name -> sink RingBuffer of its spikes
-    readout_state: Any  #: sink RingBuffer of the readout state
-    readout_decision: Any  #: sink RingBuffer of the readout decision
+    monitors: dict[str, Any]  #: spiking node name -> Var ``(*shape, steps)`` of its output
+    readout_state: Any  #: Var ``(classes, steps)``: the readout state after each Lava step
+    readout_decision: Any  #: Var ``(1, steps)``: the decision after each Lava step
 
     @property
     def steps(self) -> int:
@@ -547,13 +549,15 @@ def build(graph: ir.Graph, timesteps: int, encoded: np.ndarray | None = None,
                 threshold=ir.broadcast_per_neuron(node.threshold, shape, "threshold"),
                 v_init=ir.broadcast_per_neuron(node.v_init, shape, "v_init"),
                 bias=np.zeros(shape, dtype=np.int64) if bias is None else bias,
-                reset=node.reset, fire_once=node.fire_once, name=name, **windowed(name))
+                reset=node.reset, fire_once=node.fire_once, record_steps=steps, name=name,
+                **windowed(name))
             connect(sources[0], process.a_in, shape)
             outputs[name] = [process.s_out]
         elif node_plan.kind == "maxpool":
             process = lava_procs.SpikingMaxPool(
                 in_shape=shapes[sources[0]], out_shape=shape, kernel=node.kernel,
-                stride=node.stride, padding=node.padding, name=name, **windowed(name))
+                stride=node.stride, padding=node.padding, record_steps=steps, name=name,
+                **windowed(name))
             connect(sources[0], process.a_in, shapes[sources[0]])
             outputs[name] = [process.s_out]
         elif node_plan.kind == "readout":
@@ -562,25 +566,30 @@ def build(graph: ir.Graph, timesteps: int, encoded: np.ndarray | None = None,
                 shape=shape, mode=node.mode,
                 threshold=ir.broadcast_per_neuron(node.threshold, shape, "threshold"),
                 bias=np.zeros(shape, dtype=np.int64) if bias is None else bias,
-                name=name, **windowed(name))
+                record_steps=steps, name=name, **windowed(name))
             connect(sources[0], process.a_in, shape)
             outputs[name] = []
         else:  # pragma: no cover - plan() rejects everything else
             raise UnsupportedError(f"layer {name!r}: no Lava mapping")
         processes[name] = process
 
+    # What each spiking node sent, per Lava step: the custom processes keep it in their own ring
+    # buffer Var; Lava's LIF gets a sink RingBuffer; the input raster is the source's own data.
     monitors = {}
     for name in lava_plan.spiking:
-        monitor = Sink(shape=shapes[name], buffer=steps)
-        processes[name].s_out.connect(monitor.a_in)
-        monitors[name] = monitor
+        process = processes[name]
+        if lava_plan.nodes[name].kind == "lif":
+            sink = Sink(shape=shapes[name], buffer=steps)
+            process.s_out.connect(sink.a_in)
+            monitors[name] = sink.data
+        elif lava_plan.nodes[name].kind == "source":
+            monitors[name] = process.data
+        else:
+            monitors[name] = process.spikes
     readout = processes[lava_plan.readout]
-    state = Sink(shape=shapes[lava_plan.readout], buffer=steps)
-    readout.state_out.connect(state.a_in)
-    decision = Sink(shape=(1,), buffer=steps)
-    readout.decision_out.connect(decision.a_in)
     source = processes[input_name]
-    return LavaNetwork(lava_plan, batch, source, processes, monitors, state, decision)
+    return LavaNetwork(lava_plan, batch, source, processes, monitors, readout.states,
+                       readout.decisions)
 
 
 # ------------------------------------------------------------------------------------- running
@@ -649,12 +658,12 @@ def execute(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int,
             network.source.run(condition=RunSteps(num_steps=network.steps), run_cfg=run_config)
             for name, monitor in network.monitors.items():
                 rasters[name][:, start:stop] = _unwindow(
-                    monitor.data.get(), lava_plan.nodes[name].depth, window, timesteps,
+                    monitor.get(), lava_plan.nodes[name].depth, window, timesteps,
                     stop - start)
             depth = lava_plan.nodes[lava_plan.readout].depth
-            states[:, start:stop] = _unwindow(network.readout_state.data.get(), depth, window,
+            states[:, start:stop] = _unwindow(network.readout_state.get(), depth, window,
                                               timesteps, stop - start)
-            decisions[:, start:stop] = _unwindow(network.readout_decision.data.get(), depth,
+            decisions[:, start:stop] = _unwindow(network.readout_decision.get(), depth,
                                                  window, timesteps, stop - start)[..., 0]
     finally:
         network.source.stop()

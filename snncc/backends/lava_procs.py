@@ -39,6 +39,11 @@ class _Windowed(AbstractProcess):
         super().__init__(period=period, active_start=active_start, active_steps=active_steps,
                          **kwargs)
 
+    def _recorder(self, shape: tuple[int, ...], record_steps: int) -> Var:
+        """A ring buffer Var ``(*shape, record_steps)`` of what the process sent each step."""
+        return Var(shape=tuple(shape) + (max(record_steps, 1),),
+                   init=np.zeros(tuple(shape) + (max(record_steps, 1),), dtype=np.int32))
+
 
 class _WindowedModel(PyLoihiProcessModel):
     def __init__(self, proc_params) -> None:
@@ -46,6 +51,10 @@ class _WindowedModel(PyLoihiProcessModel):
         self.period = int(proc_params["period"])
         self.active_start = int(proc_params["active_start"])
         self.active_steps = int(proc_params["active_steps"])
+
+    def record(self, buffer: np.ndarray, values: np.ndarray) -> None:
+        """Keep this step's output in ``buffer`` (column ``(time_step - 1) % length``)."""
+        buffer[..., (self.time_step - 1) % buffer.shape[-1]] = values
 
     def window_position(self) -> tuple[bool, bool]:
         """(window starts now, process is active now) for the current ``time_step``."""
@@ -70,12 +79,14 @@ class IntegrateAndFire(_Windowed):
         s = v >= threshold                     (and not yet fired, with fire_once)
         reset "subtract": v -= s * threshold;  reset "zero": v *= 1 - s
 
-    ``v`` restarts from ``v_init`` at each window start. Spikes are sent as 0/1 int32.
+    ``v`` restarts from ``v_init`` at each window start. Spikes are sent as 0/1 int32 and kept in
+    the ``spikes`` Var (a ring buffer of ``record_steps`` steps; a monitor without an extra Lava
+    process).
     """
 
     def __init__(self, *, shape: tuple[int, ...], threshold: np.ndarray, v_init: np.ndarray,
                  bias: np.ndarray, reset: str, fire_once: bool, period: int, active_start: int,
-                 active_steps: int, name: str | None = None) -> None:
+                 active_steps: int, record_steps: int = 0, name: str | None = None) -> None:
         super().__init__(period=period, active_start=active_start, active_steps=active_steps,
                          reset=reset, fire_once=bool(fire_once), name=name)
         self.a_in = InPort(shape=shape)
@@ -85,6 +96,7 @@ class IntegrateAndFire(_Windowed):
         self.bias = Var(shape=shape, init=np.broadcast_to(bias, shape).astype(np.int32))
         self.v = Var(shape=shape, init=np.broadcast_to(v_init, shape).astype(np.int32))
         self.fired = Var(shape=shape, init=np.zeros(shape, dtype=np.int32))
+        self.spikes = self._recorder(shape, record_steps)
 
 
 @implements(proc=IntegrateAndFire, protocol=LoihiProtocol)
@@ -100,6 +112,7 @@ class PyIntegrateAndFireFixed(_WindowedModel):
     bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     fired: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
+    spikes: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
@@ -125,6 +138,7 @@ class PyIntegrateAndFireFixed(_WindowedModel):
                 v = np.where(crossed, 0, v)
             self.v[:] = v
             spikes = crossed.astype(np.int32)
+        self.record(self.spikes, spikes)
         self.s_out.send(spikes)
 
 
@@ -161,7 +175,7 @@ class SpikingMaxPool(_Windowed):
     def __init__(self, *, in_shape: tuple[int, int, int], out_shape: tuple[int, int, int],
                  kernel: tuple[int, int], stride: tuple[int, int],
                  padding: tuple[int, int, int, int], period: int, active_start: int,
-                 active_steps: int, name: str | None = None) -> None:
+                 active_steps: int, record_steps: int = 0, name: str | None = None) -> None:
         super().__init__(period=period, active_start=active_start, active_steps=active_steps,
                          kernel=tuple(kernel), stride=tuple(stride), padding=tuple(padding),
                          name=name)
@@ -169,6 +183,7 @@ class SpikingMaxPool(_Windowed):
         self.s_out = OutPort(shape=out_shape)
         self.counts = Var(shape=in_shape, init=np.zeros(in_shape, dtype=np.int32))
         self.pooled = Var(shape=out_shape, init=np.zeros(out_shape, dtype=np.int32))
+        self.spikes = self._recorder(out_shape, record_steps)
 
 
 @implements(proc=SpikingMaxPool, protocol=LoihiProtocol)
@@ -181,6 +196,7 @@ class PySpikingMaxPoolFixed(_WindowedModel):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     counts: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     pooled: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    spikes: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
@@ -201,6 +217,7 @@ class PySpikingMaxPoolFixed(_WindowedModel):
             out = (pooled - self.pooled).astype(np.int32)
             self.counts[:] = counts
             self.pooled[:] = pooled
+        self.record(self.spikes, out)
         self.s_out.send(out)
 
 
@@ -213,22 +230,22 @@ class Readout(_Windowed):
     ``potential``: ``a = clip(a + x + bias)``; decision ``argmax a`` (lowest index on ties).
     ``first_spike``: ``v = clip(v + x + bias)``, a neuron spikes once when ``v >= threshold``; the
     decision is the first neuron to spike (ties: largest ``v``, then lowest index), ``argmax v``
-    until any spikes. Each step sends the state on ``state_out`` and the decision (class index) on
-    ``decision_out``; inactive steps send zeros and ``-1``.
+    until any spikes. Each step's state and decision (class index; ``-1`` when inactive) are kept
+    in the ``states`` and ``decisions`` Vars (ring buffers of ``record_steps`` steps).
     """
 
     def __init__(self, *, shape: tuple[int], mode: str, threshold: np.ndarray, bias: np.ndarray,
-                 period: int, active_start: int, active_steps: int,
+                 period: int, active_start: int, active_steps: int, record_steps: int = 0,
                  name: str | None = None) -> None:
         super().__init__(period=period, active_start=active_start, active_steps=active_steps,
                          mode=mode, name=name)
         self.a_in = InPort(shape=shape)
-        self.state_out = OutPort(shape=shape)
-        self.decision_out = OutPort(shape=(1,))
         self.threshold = Var(shape=shape, init=np.broadcast_to(threshold, shape).astype(np.int32))
         self.bias = Var(shape=shape, init=np.broadcast_to(bias, shape).astype(np.int32))
         self.v = Var(shape=shape, init=np.zeros(shape, dtype=np.int32))
         self.winner = Var(shape=(1,), init=np.full(1, -1, dtype=np.int32))
+        self.states = self._recorder(shape, record_steps)
+        self.decisions = self._recorder((1,), record_steps)
 
 
 @implements(proc=Readout, protocol=LoihiProtocol)
@@ -238,12 +255,12 @@ class PyReadoutFixed(_WindowedModel):
     """Fixed-point model of :class:`Readout`."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
-    state_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
-    decision_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     threshold: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     winner: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    states: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    decisions: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
@@ -256,8 +273,8 @@ class PyReadoutFixed(_WindowedModel):
             self.v[:] = 0
             self.winner[:] = -1
         if not active:
-            self.state_out.send(np.zeros(self.v.shape, dtype=np.int32))
-            self.decision_out.send(np.full(1, -1, dtype=np.int32))
+            self.record(self.states, 0)
+            self.record(self.decisions, -1)
             return
         v = _saturate(self.v.astype(np.int64) + a_in + self.bias)
         self.v[:] = v
@@ -268,5 +285,5 @@ class PyReadoutFixed(_WindowedModel):
                 candidates = np.where(crossed, v, np.iinfo(np.int64).min)
                 self.winner[0] = int(np.argmax(candidates))
         decision = int(self.winner[0]) if self.winner[0] >= 0 else int(np.argmax(v))
-        self.state_out.send(v.astype(np.int32))
-        self.decision_out.send(np.full(1, decision, dtype=np.int32))
+        self.record(self.states, v)
+        self.record(self.decisions, decision)
