@@ -20,10 +20,11 @@ Mapping (one Lava process per IR node unless said otherwise):
   :func:`lif_expressible`), else :class:`snncc.backends.lava_procs.IntegrateAndFire`.
   :class:`~snncc.ir.MaxPool2d` -> :class:`~snncc.backends.lava_procs.SpikingMaxPool`,
   :class:`~snncc.ir.Readout` -> :class:`~snncc.backends.lava_procs.Readout`.
-* Monitors: the custom processes keep what they send in ring-buffer Vars (read with ``Var.get``
-  after each run; no extra process per layer, which matters since every Lava process costs
-  inter-process messages each step), LIF layers feed a ``lava.proc.io.sink.RingBuffer``, and the
-  input raster is the source RingBuffer's own data.
+* Monitors: the custom processes keep what they send in ring-buffer Vars, 0/1 spikes packed 48
+  to a word (Lava's ``Var.get`` ships each element as its own message; a sink process per layer
+  would also cost messages every step); LIF layers feed a
+  :class:`~snncc.backends.lava_procs.SpikeRecorder`; the input raster is the encoded data the
+  source RingBuffer sends.
 
 **Delays.** The IR has no delay; Lava's Dense, Sparse and Conv send the *previous* step's
 accumulation, so each synapse hop delays by one step. A node's *depth* is the number of synapse
@@ -398,6 +399,24 @@ def _layout_bias(node: ir.Node, bias: np.ndarray | None,
 
 
 @dataclass
+class Monitor:
+    """A Var holding what a node sent each Lava step: ``(words, steps)`` packed 0/1 spikes or
+    ``(*shape, steps)`` values."""
+
+    var: Any
+    packed: bool
+
+    def read(self, shape: tuple[int, ...]) -> np.ndarray:
+        """``(*shape, steps)`` values (one ``Var.get``; packing keeps it to few messages)."""
+        from snncc.backends.lava_procs import unpack_spikes
+
+        data = np.asarray(self.var.get())
+        if self.packed:
+            data = unpack_spikes(data, int(np.prod(shape)))
+        return data.reshape(tuple(shape) + (data.shape[-1],))
+
+
+@dataclass
 class LavaNetwork:
     """Connected Lava processes for one batch of sample windows (see :func:`build`)."""
 
@@ -405,7 +424,7 @@ class LavaNetwork:
     batch: int
     source: Any  #: lava.proc.io.source.RingBuffer; its ``data`` is ``(*input shape, batch*window)``
     processes: dict[str, Any]  #: IR node name -> the Lava process computing it
-    monitors: dict[str, Any]  #: spiking node name -> Var ``(*shape, steps)`` of its output
+    monitors: dict[str, Monitor]  #: spiking node (the input excluded) -> what it sent
     readout_state: Any  #: Var ``(classes, steps)``: the readout state after each Lava step
     readout_decision: Any  #: Var ``(1, steps)``: the decision after each Lava step
 
@@ -429,15 +448,13 @@ def build(graph: ir.Graph, timesteps: int, encoded: np.ndarray | None = None,
           batch: int = 1, use_lif: bool = True) -> LavaNetwork:
     """Build the Lava processes computing ``graph``, connected and ready to run.
 
-    ``encoded`` is the first batch of encoded inputs ``(timesteps, n <= batch, *input shape)``
-    (spikes, or raw integers for direct coding; see :func:`encode`); zeros when omitted. One run of
-    ``network.steps`` Lava steps processes ``batch`` samples; set ``network.source.data`` to the
-    next batch (``_input_steps``) between runs.
+    ``encoded`` is the batch of encoded inputs ``(timesteps, n <= batch, *input shape)`` (spikes,
+    or raw integers for direct coding; see :func:`encode`); zeros when omitted. One run of
+    ``network.steps`` Lava steps processes the ``batch`` sample windows.
     """
     require_lava()
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense
-    from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.lif.process import LIFReset
     from lava.proc.sparse.process import Sparse
@@ -556,7 +573,8 @@ def build(graph: ir.Graph, timesteps: int, encoded: np.ndarray | None = None,
         elif node_plan.kind == "maxpool":
             process = lava_procs.SpikingMaxPool(
                 in_shape=shapes[sources[0]], out_shape=shape, kernel=node.kernel,
-                stride=node.stride, padding=node.padding, record_steps=steps, name=name,
+                stride=node.stride, padding=node.padding, record_steps=steps,
+                binary=not node_plan.graded, name=name,
                 **windowed(name))
             connect(sources[0], process.a_in, shapes[sources[0]])
             outputs[name] = [process.s_out]
@@ -574,18 +592,19 @@ def build(graph: ir.Graph, timesteps: int, encoded: np.ndarray | None = None,
         processes[name] = process
 
     # What each spiking node sent, per Lava step: the custom processes keep it in their own ring
-    # buffer Var; Lava's LIF gets a sink RingBuffer; the input raster is the source's own data.
+    # buffer Var (0/1 spikes packed 48 per word, see lava_procs.pack_spikes), Lava's LIF feeds a
+    # SpikeRecorder; the input raster is the encoded data the source RingBuffer sends.
     monitors = {}
     for name in lava_plan.spiking:
         process = processes[name]
-        if lava_plan.nodes[name].kind == "lif":
-            sink = Sink(shape=shapes[name], buffer=steps)
-            process.s_out.connect(sink.a_in)
-            monitors[name] = sink.data
-        elif lava_plan.nodes[name].kind == "source":
-            monitors[name] = process.data
-        else:
-            monitors[name] = process.spikes
+        kind = lava_plan.nodes[name].kind
+        if kind == "lif":
+            recorder = lava_procs.SpikeRecorder(shape=shapes[name], record_steps=steps,
+                                                name=f"{name}:monitor")
+            process.s_out.connect(recorder.a_in)
+            monitors[name] = Monitor(recorder.spikes, True)
+        elif kind in ("if", "maxpool"):
+            monitors[name] = Monitor(process.spikes, not lava_plan.nodes[name].graded)
     readout = processes[lava_plan.readout]
     source = processes[input_name]
     return LavaNetwork(lava_plan, batch, source, processes, monitors, readout.states,
@@ -630,51 +649,57 @@ class LavaRun:
 
 def execute(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int,
             batch_size: int = DEFAULT_BATCH, use_lif: bool = True) -> LavaRun:
-    """Run ``raw_inputs`` through Lava in batches of sample windows; read every monitor back."""
+    """Run ``raw_inputs`` through Lava, ``batch_size`` sample windows per Lava network and run.
+
+    Each batch gets a freshly built network whose source RingBuffer is initialised with that
+    batch's inputs (``Var.set`` would ship every input value as its own message); after the run
+    every monitor is read back once and the windows are cut apart, undoing each node's delay.
+    """
     require_lava()
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
     started = time.perf_counter()
+    lava_plan = plan(graph, timesteps, use_lif=use_lif)
     encoded = encode(graph, raw_inputs, timesteps)
     count = encoded.shape[1]
     if count == 0:
         raise SnnccError("no input samples to run")
-    batch = max(1, min(batch_size, count))
-    network = build(graph, timesteps, encoded[:, :batch], batch=batch, use_lif=use_lif)
-    lava_plan = network.plan
     window = lava_plan.window
-    rasters = {name: np.zeros((timesteps, count) + lava_plan.nodes[name].shape, dtype=np.uint8)
+    rasters = {name: np.zeros((timesteps, count) + lava_plan.nodes[name].shape, dtype=np.int64)
                for name in lava_plan.spiking}
+    input_name = graph.input_name
+    if input_name in rasters:
+        rasters[input_name] = encoded.astype(np.int64)
     classes = lava_plan.nodes[lava_plan.readout].shape[0]
     states = np.zeros((timesteps, count, classes), dtype=np.int64)
     decisions = np.zeros((timesteps, count), dtype=np.int64)
     run_config = Loihi2SimCfg(select_tag="fixed_pt")
-    try:
-        for start in range(0, count, batch):
-            stop = min(start + batch, count)
-            if start:
-                network.source.data.set(_input_steps(lava_plan, encoded[:, start:stop], batch))
+    depth = lava_plan.nodes[lava_plan.readout].depth
+    batch = max(1, min(batch_size, count))
+    for start in range(0, count, batch):
+        stop = min(start + batch, count)
+        network = build(graph, timesteps, encoded[:, start:stop], batch=stop - start,
+                        use_lif=use_lif)
+        try:
             network.source.run(condition=RunSteps(num_steps=network.steps), run_cfg=run_config)
             for name, monitor in network.monitors.items():
+                node_plan = lava_plan.nodes[name]
                 rasters[name][:, start:stop] = _unwindow(
-                    monitor.get(), lava_plan.nodes[name].depth, window, timesteps,
-                    stop - start)
-            depth = lava_plan.nodes[lava_plan.readout].depth
+                    monitor.read(node_plan.shape), node_plan.depth, window, timesteps)
             states[:, start:stop] = _unwindow(network.readout_state.get(), depth, window,
-                                              timesteps, stop - start)
-            decisions[:, start:stop] = _unwindow(network.readout_decision.get(), depth,
-                                                 window, timesteps, stop - start)[..., 0]
-    finally:
-        network.source.stop()
+                                              timesteps)
+            decisions[:, start:stop] = _unwindow(network.readout_decision.get(), depth, window,
+                                                 timesteps)[..., 0]
+        finally:
+            network.source.stop()
     return LavaRun(rasters, states, decisions, time.perf_counter() - started)
 
 
-def _unwindow(recorded: np.ndarray, depth: int, window: int, timesteps: int,
-              count: int) -> np.ndarray:
-    """Monitor data ``(*shape, batch*window)`` -> ``(T, count, *shape)`` at IR steps."""
+def _unwindow(recorded: np.ndarray, depth: int, window: int, timesteps: int) -> np.ndarray:
+    """Monitor data ``(*shape, batch*window)`` -> ``(T, batch, *shape)`` at IR steps."""
     steps = np.moveaxis(np.asarray(recorded), -1, 0)
-    steps = steps.reshape((-1, window) + steps.shape[1:])[:count, depth: depth + timesteps]
+    steps = steps.reshape((-1, window) + steps.shape[1:])[:, depth: depth + timesteps]
     return np.moveaxis(steps, 1, 0).astype(np.int64)
 
 

@@ -39,10 +39,11 @@ class _Windowed(AbstractProcess):
         super().__init__(period=period, active_start=active_start, active_steps=active_steps,
                          **kwargs)
 
-    def _recorder(self, shape: tuple[int, ...], record_steps: int) -> Var:
-        """A ring buffer Var ``(*shape, record_steps)`` of what the process sent each step."""
-        return Var(shape=tuple(shape) + (max(record_steps, 1),),
-                   init=np.zeros(tuple(shape) + (max(record_steps, 1),), dtype=np.int32))
+    def _recorder(self, shape: tuple[int, ...], record_steps: int, packed: bool) -> Var:
+        """A ring buffer Var of what the process sent each step (see :func:`pack_spikes`)."""
+        rows = (packed_words(int(np.prod(shape))),) if packed else tuple(shape)
+        buffer = rows + (max(record_steps, 1),)
+        return Var(shape=buffer, init=np.zeros(buffer, dtype=np.int64))
 
 
 class _WindowedModel(PyLoihiProcessModel):
@@ -52,15 +53,41 @@ class _WindowedModel(PyLoihiProcessModel):
         self.active_start = int(proc_params["active_start"])
         self.active_steps = int(proc_params["active_steps"])
 
-    def record(self, buffer: np.ndarray, values: np.ndarray) -> None:
+    def record(self, buffer: np.ndarray, values: np.ndarray | int, packed: bool = False) -> None:
         """Keep this step's output in ``buffer`` (column ``(time_step - 1) % length``)."""
-        buffer[..., (self.time_step - 1) % buffer.shape[-1]] = values
+        buffer[..., (self.time_step - 1) % buffer.shape[-1]] = (
+            pack_spikes(values) if packed else values)
 
     def window_position(self) -> tuple[bool, bool]:
         """(window starts now, process is active now) for the current ``time_step``."""
         local = (self.time_step - 1) % self.period
         active = self.active_start <= local < self.active_start + self.active_steps
         return local == 0, active
+
+
+#: Spikes packed per recorded word. Lava's ``Var.get`` ships every element as its own float64
+#: message, so 0/1 rasters are packed 48 to an integer word (exact in float64) before reading.
+BITS_PER_WORD = 48
+_BIT_VALUES = np.left_shift(np.int64(1), np.arange(BITS_PER_WORD, dtype=np.int64))
+
+
+def packed_words(count: int) -> int:
+    return -(-count // BITS_PER_WORD)
+
+
+def pack_spikes(spikes: np.ndarray) -> np.ndarray:
+    """0/1 values (any shape, row-major) -> int64 words of 48 bits, bit ``i`` = element ``i``."""
+    flat = np.asarray(spikes, dtype=np.int64).reshape(-1)
+    padded = np.zeros(packed_words(flat.size) * BITS_PER_WORD, dtype=np.int64)
+    padded[: flat.size] = flat
+    return padded.reshape(-1, BITS_PER_WORD) @ _BIT_VALUES
+
+
+def unpack_spikes(words: np.ndarray, count: int) -> np.ndarray:
+    """Inverse of :func:`pack_spikes` along axis 0: ``(words, *rest)`` -> ``(count, *rest)``."""
+    words = np.asarray(words).astype(np.int64)
+    bits = (words[:, None] >> np.arange(BITS_PER_WORD).reshape((1, -1) + (1,) * (words.ndim - 1))) & 1
+    return bits.reshape((-1,) + words.shape[1:])[:count]
 
 
 def _saturate(values: np.ndarray) -> np.ndarray:
@@ -96,7 +123,7 @@ class IntegrateAndFire(_Windowed):
         self.bias = Var(shape=shape, init=np.broadcast_to(bias, shape).astype(np.int32))
         self.v = Var(shape=shape, init=np.broadcast_to(v_init, shape).astype(np.int32))
         self.fired = Var(shape=shape, init=np.zeros(shape, dtype=np.int32))
-        self.spikes = self._recorder(shape, record_steps)
+        self.spikes = self._recorder(shape, record_steps, packed=True)
 
 
 @implements(proc=IntegrateAndFire, protocol=LoihiProtocol)
@@ -112,7 +139,7 @@ class PyIntegrateAndFireFixed(_WindowedModel):
     bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     fired: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
-    spikes: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
+    spikes: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=48)
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
@@ -138,7 +165,7 @@ class PyIntegrateAndFireFixed(_WindowedModel):
                 v = np.where(crossed, 0, v)
             self.v[:] = v
             spikes = crossed.astype(np.int32)
-        self.record(self.spikes, spikes)
+        self.record(self.spikes, spikes, packed=True)
         self.s_out.send(spikes)
 
 
@@ -175,15 +202,16 @@ class SpikingMaxPool(_Windowed):
     def __init__(self, *, in_shape: tuple[int, int, int], out_shape: tuple[int, int, int],
                  kernel: tuple[int, int], stride: tuple[int, int],
                  padding: tuple[int, int, int, int], period: int, active_start: int,
-                 active_steps: int, record_steps: int = 0, name: str | None = None) -> None:
+                 active_steps: int, record_steps: int = 0, binary: bool = True,
+                 name: str | None = None) -> None:
         super().__init__(period=period, active_start=active_start, active_steps=active_steps,
                          kernel=tuple(kernel), stride=tuple(stride), padding=tuple(padding),
-                         name=name)
+                         binary=bool(binary), name=name)
         self.a_in = InPort(shape=in_shape)
         self.s_out = OutPort(shape=out_shape)
         self.counts = Var(shape=in_shape, init=np.zeros(in_shape, dtype=np.int32))
         self.pooled = Var(shape=out_shape, init=np.zeros(out_shape, dtype=np.int32))
-        self.spikes = self._recorder(out_shape, record_steps)
+        self.spikes = self._recorder(out_shape, record_steps, packed=binary)
 
 
 @implements(proc=SpikingMaxPool, protocol=LoihiProtocol)
@@ -196,13 +224,14 @@ class PySpikingMaxPoolFixed(_WindowedModel):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     counts: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     pooled: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    spikes: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    spikes: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=48)
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
         self.kernel = tuple(proc_params["kernel"])
         self.stride = tuple(proc_params["stride"])
         self.padding = tuple(proc_params["padding"])
+        self.binary = bool(proc_params["binary"])
 
     def run_spk(self) -> None:
         a_in = self.a_in.recv().astype(np.int64)
@@ -217,7 +246,7 @@ class PySpikingMaxPoolFixed(_WindowedModel):
             out = (pooled - self.pooled).astype(np.int32)
             self.counts[:] = counts
             self.pooled[:] = pooled
-        self.record(self.spikes, out)
+        self.record(self.spikes, out, packed=self.binary)
         self.s_out.send(out)
 
 
@@ -244,8 +273,8 @@ class Readout(_Windowed):
         self.bias = Var(shape=shape, init=np.broadcast_to(bias, shape).astype(np.int32))
         self.v = Var(shape=shape, init=np.zeros(shape, dtype=np.int32))
         self.winner = Var(shape=(1,), init=np.full(1, -1, dtype=np.int32))
-        self.states = self._recorder(shape, record_steps)
-        self.decisions = self._recorder((1,), record_steps)
+        self.states = self._recorder(shape, record_steps, packed=False)
+        self.decisions = self._recorder((1,), record_steps, packed=False)
 
 
 @implements(proc=Readout, protocol=LoihiProtocol)
@@ -259,8 +288,8 @@ class PyReadoutFixed(_WindowedModel):
     bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     winner: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    states: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    decisions: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    states: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    decisions: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
@@ -287,3 +316,31 @@ class PyReadoutFixed(_WindowedModel):
         decision = int(self.winner[0]) if self.winner[0] >= 0 else int(np.argmax(v))
         self.record(self.states, v)
         self.record(self.decisions, decision)
+
+
+# -------------------------------------------------------------------------------- spike monitor
+
+
+class SpikeRecorder(AbstractProcess):
+    """A monitor for 0/1 spikes (used for Lava's LIF): keeps every step's spikes, 48 per word."""
+
+    def __init__(self, *, shape: tuple[int, ...], record_steps: int,
+                 name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.a_in = InPort(shape=shape)
+        words = (packed_words(int(np.prod(shape))), max(record_steps, 1))
+        self.spikes = Var(shape=words, init=np.zeros(words, dtype=np.int64))
+
+
+@implements(proc=SpikeRecorder, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySpikeRecorderFixed(PyLoihiProcessModel):
+    """Fixed-point model of :class:`SpikeRecorder`."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=1)
+    spikes: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=48)
+
+    def run_spk(self) -> None:
+        self.spikes[:, (self.time_step - 1) % self.spikes.shape[-1]] = pack_spikes(
+            self.a_in.recv())
