@@ -149,16 +149,16 @@ def encode_weights(weight: np.ndarray, layer: str) -> WeightCode:
     )
 
 
-def threshold_fits(threshold: np.ndarray) -> bool:
-    """True when every threshold is a 17-bit mantissa times 2**k inside the 24-bit state."""
+def threshold_misfit(threshold: np.ndarray) -> int | None:
+    """The first threshold that is not a 17-bit mantissa times 2**k inside the 24-bit state."""
     for value in np.unique(np.asarray(threshold).astype(np.int64)):
         value = int(value)
         if value > STATE_MAX:
-            return False
+            return value
         shift = (value & -value).bit_length() - 1
         if value >> shift > THRESHOLD_MANTISSA_MAX:
-            return False
-    return True
+            return value
+    return None
 
 
 def _check_state(values: np.ndarray | None, layer: str, what: str) -> None:
@@ -340,10 +340,12 @@ def plan(graph: ir.Graph, timesteps: int, use_lif: bool = True) -> Plan:
         elif isinstance(node, ir.IF):
             threshold = ir.broadcast_per_neuron(node.threshold, shape, "threshold")
             v_init = ir.broadcast_per_neuron(node.v_init, shape, "v_init")
-            if not threshold_fits(threshold):
+            misfit = threshold_misfit(threshold)
+            if misfit is not None:
                 raise UnsupportedError(
-                    f"layer {name!r}: threshold {int(np.max(threshold))} is not a 17-bit mantissa "
-                    f"(<= {THRESHOLD_MANTISSA_MAX}) times a power of two within the 24-bit state"
+                    f"layer {name!r}: threshold {misfit} is not a 17-bit mantissa "
+                    f"(<= {THRESHOLD_MANTISSA_MAX}) times a power of two within the 24-bit state "
+                    f"(<= {STATE_MAX})"
                 )
             _check_state(v_init, name, "v_init")
             _check_state(first.bias, name, "bias")
@@ -815,6 +817,20 @@ def emit(graph: ir.Graph, out_dir: str | Path, timesteps: int = 32, **options: A
         "window_steps": lava_plan.window,
         "netx": netx_file.name if netx_file else None,
         "netx_inexpressible": problems,
+        "netx_readout": None if netx_file is None else (
+            "the last netx layer is a CUBA layer with vThMant=131071: its potential v >> 6 is the "
+            "readout accumulator (prediction = argmax) while it stays below 131071; the IR's "
+            "24-bit saturating accumulator and first-spike tie-breaking are not expressible"),
+        "input": {
+            "node": graph.input_name,
+            "coding": graph.input.coding,
+            "shape": list(graph.input.shape),
+            "feed": ("raw integers as graded spikes (num_message_bits="
+                     f"{lava_plan.nodes[graph.input_name].bits}) at every step"
+                     if graph.input.coding == "direct" else
+                     "0/1 spikes per step from snncc.coding (rate: seeded Bernoulli; latency: "
+                     "one spike at floor((1 - x) * (t_max - 1)))"),
+        },
         "load": ("snncc validate network.npz --target lava (snncc.backends.lava.run); or "
                  "lava.lib.dl.netx.hdf5.Network(net_config='network.net') when 'netx' is set"),
         "delays": ("every Dense/Sparse/Conv hop delays by one Lava step; node k's IR step t is "

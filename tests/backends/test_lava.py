@@ -249,6 +249,12 @@ def test_out_of_range_networks_fail_at_compile_time_naming_layer_and_limit():
     with pytest.raises(UnsupportedError, match="'if2'.*17-bit"):
         lava.plan(graph, 8)
     graph = rate_mlp()
+    graph.nodes["if2"].threshold = np.array([2**18])  # mantissa 1 times 2**18 fits
+    lava.plan(graph, 8)
+    graph.nodes["if2"].threshold = np.array([2**23])
+    with pytest.raises(UnsupportedError, match="'if2'.*threshold 8388608.*24-bit"):
+        lava.plan(graph, 8)
+    graph = rate_mlp()
     graph.nodes["if1"].v_init = np.full(16, 2**23)
     with pytest.raises(UnsupportedError, match="'if1'.*v_init.*24-bit"):
         lava.plan(graph, 8)
@@ -286,6 +292,7 @@ def test_emit_writes_manifest_and_ir_and_netx_when_expressible(tmp_path):
     assert {"manifest.json", "network.npz", "network.net"} <= names
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["netx"] == "network.net"
+    assert manifest["input"]["coding"] == "rate" and "netx_readout" in manifest
     assert manifest["layers"][2]["lava"].endswith("LIFReset")
     written = lava.emit(rate_mlp(), tmp_path / "sub", timesteps=10)
     manifest = json.loads((tmp_path / "sub" / "manifest.json").read_text())
@@ -300,3 +307,54 @@ def test_emit_fails_before_writing_anything(tmp_path):
     with pytest.raises(UnsupportedError, match="'fc2'"):
         lava.emit(graph, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+# --------------------------------------------------------------------------- real ONNX pipelines
+
+
+def integer_snn(models_dir, data_dir, model: str, timesteps: int) -> tuple[ir.Graph, object]:
+    """The shipped checkpoint through the frontend, convert (rate coding) and fold to 8 bits."""
+    onnx_import = pytest.importorskip("snncc.frontend.onnx_import",
+                                      reason="needs the ONNX frontend (merge main)")
+    pytest.importorskip("snncc.passes.fold", reason="needs the fold pass (merge main)")
+    from snncc import datasets
+    from snncc.passes import PassContext, run_passes
+
+    ann = onnx_import.load_onnx(models_dir / model)
+    train = datasets.load_dataset("mnist", "train", data_dir)
+    calibration = datasets.arrange(train.images[:200], ann.input.shape)
+    context = PassContext(calibration=calibration, timesteps=timesteps,
+                          options={"convert": {"coding": "rate"}, "fold": {"weight_bits": 8}})
+    snn, _ = run_passes(ann, ["convert", "fold"], context)
+    test = datasets.load_dataset("mnist", "test", data_dir)
+    return snn, test
+
+
+def test_mnist_mlp_pipeline_matches_reference_every_spike(models_dir, data_dir):
+    snn, test = integer_snn(models_dir, data_dir, "mnist_mlp.onnx", 8)
+    from snncc import datasets
+
+    raw = datasets.arrange(test.images[:3], snn.input.shape)
+    result = assert_matches_reference(snn, raw, 8, batch_size=3)
+    assert sum(int(c.sum()) for c in result.spike_counts.values()) > 100
+
+
+def test_mnist_cnn_pipeline_matches_reference_every_spike(models_dir, data_dir):
+    snn, test = integer_snn(models_dir, data_dir, "mnist_cnn_bn_unfused.onnx", 6)
+    from snncc import datasets
+
+    kinds = {p.kind for p in lava.plan(snn, 6).nodes.values()}
+    assert {"conv", "dense", "if"} <= kinds
+    raw = datasets.arrange(test.images[:2], snn.input.shape)
+    assert_matches_reference(snn, raw, 6, batch_size=2)
+
+
+def test_spike_packing_round_trips():
+    from snncc.backends.lava_procs import pack_spikes, unpack_spikes
+
+    spikes = np.random.default_rng(0).integers(0, 2, (3, 7, 5))
+    words = np.stack([pack_spikes(spikes), pack_spikes(1 - spikes)], axis=-1)
+    assert words.shape == (3, 2) and words.max() < 2**48
+    np.testing.assert_array_equal(unpack_spikes(words, 105)[:, 0], spikes.reshape(-1))
+    np.testing.assert_array_equal(unpack_spikes(words.astype(np.float64), 105)[:, 1],
+                                  1 - spikes.reshape(-1))
