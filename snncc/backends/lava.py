@@ -9,8 +9,10 @@ Mapping (one Lava process per IR node unless said otherwise):
 * :class:`~snncc.ir.Dense` -> ``lava.proc.dense.Dense`` (or ``lava.proc.sparse.Sparse`` when at
   most half the weights are nonzero, as after pruning). :class:`~snncc.ir.Conv2d` ->
   ``lava.proc.conv.Conv`` (weights laid out ``(C_out, W, H, C_in)`` and flipped spatially, since
-  Lava's Conv is a true convolution), or ``Sparse`` with the unrolled matrix when the padding is
-  asymmetric or the current could pass Lava Conv's 24-bit wrapping accumulator.
+  Lava's Conv is a true convolution; its fixed-point model applies no ``weight_exp``, so it gets
+  the effective integer weights, already checked to be mantissa times ``2**weight_exp``), or
+  ``Sparse`` with the unrolled matrix when the padding is asymmetric or the current could pass
+  Lava Conv's 24-bit wrapping accumulator.
   :class:`~snncc.ir.SumPool2d` (scale 1) -> a grouped ``Conv`` with an all-ones kernel.
   Biases move into the neurons that consume the current.
 * :class:`~snncc.ir.Flatten`, :class:`~snncc.ir.Reshape`, :class:`~snncc.ir.Transpose` -> Lava
@@ -631,6 +633,12 @@ def encode(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int) -> np.ndarra
     if node.coding == "direct":
         if raw.dtype.kind not in "iub" and not np.all(raw == np.round(raw)):
             raise SnnccError("direct-coded integer inputs must be integers")
+        low, high = _direct_range(graph)
+        if raw.size and (raw.min() < low or raw.max() > high):
+            raise SnnccError(
+                f"direct-coded inputs span [{raw.min()}, {raw.max()}] but the Lava mapping was "
+                f"checked for [{low:.0f}, {high:.0f}] (graph metadata 'input_range')"
+            )
         return np.broadcast_to(raw.astype(np.int32)[None], (timesteps,) + raw.shape)
     values = node.preprocess(raw)
     if node.coding == "rate":

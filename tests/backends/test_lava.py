@@ -164,6 +164,11 @@ def test_direct_coding_sends_pixels_as_graded_spikes():
     assert_matches_reference(graph, raw, 8)
 
 
+def test_direct_inputs_outside_the_checked_range_are_rejected():
+    with pytest.raises(SnnccError, match=r"inputs span \[291, 300\].*input_range"):
+        lava.encode(direct_mlp(), np.arange(291, 301).reshape(1, 10), 4)
+
+
 def test_cnn_with_conv_sumpool_maxpool_matches_reference():
     graph = latency_cnn()
     raw = pixels((2, 8, 8), 3, seed=2)
