@@ -839,8 +839,12 @@ def emit(graph: ir.Graph, out_dir: str | Path, timesteps: int = 32, **options: A
                      "0/1 spikes per step from snncc.coding (rate: seeded Bernoulli; latency: "
                      "one spike at floor((1 - x) * (t_max - 1)))"),
         },
-        "load": ("snncc validate network.npz --target lava (snncc.backends.lava.run); or "
-                 "lava.lib.dl.netx.hdf5.Network(net_config='network.net') when 'netx' is set"),
+        "load": ("snncc validate network.npz --target lava (snncc.backends.lava.run); or, when "
+                 "'netx' is set, lava.lib.dl.netx.hdf5.Network(net_config='network.net', "
+                 f"reset_interval={lava_plan.window}, reset_offset=1): feed a sample's T input "
+                 f"steps at the start of each {lava_plan.window}-step window; netx layer i "
+                 "(0 = first synapse layer) emits IR step t at window step t + i + 1 (the reset "
+                 "discards the bias its neurons integrate before the input arrives)"),
         "delays": ("every Dense/Sparse/Conv hop delays by one Lava step; node k's IR step t is "
                    "Lava step t + delay_steps of its sample window"),
         "layers": layers,

@@ -21,6 +21,12 @@ thresholds, nonzero ``v_init``, pooling of any kind (netx raises NotImplementedE
 potential readout's 24-bit saturating accumulator (the output layer is written as a CUBA layer whose
 potential ``v >> 6`` is the accumulator while it stays below ``vThMant = 131071``; see the manifest).
 
+Delays and biases: each netx layer adds one step of synaptic delay, and its neurons integrate
+their bias from Lava step 0, before any input arrives. The file is exact when loaded with
+``hdf5.Network(..., reset_interval=W, reset_offset=1)`` for a window ``W >= T + layers``: layer
+``i`` (0-based over synapse layers) then resets right before its first real input and emits IR
+step ``t`` at window step ``t + i + 1`` (checked against lava-dl 0.6's loader).
+
 netx packs dense weights into 8-bit mantissas itself: mixed-sign weights must lie in [-256, 254]
 and be even beyond [-128, 127] (netx drops the lowest bit there), so the writer rejects others.
 """

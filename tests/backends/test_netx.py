@@ -155,13 +155,42 @@ def test_inexpressible_parts_are_named_and_nothing_is_written(tmp_path, change, 
     assert not (tmp_path / "x.net").exists()
 
 
-def test_netx_round_trip_loads_in_lava_dl(netx_file):
+def test_netx_round_trip_runs_in_lava_dl_spike_for_spike(netx_file):
+    """lava-dl's own loader builds the network; with ``reset_interval`` = the sample window and
+    ``reset_offset = 1`` (the manifest's instructions) layer ``i`` reproduces the IR raster ``i+1``
+    Lava steps late (one synaptic delay per layer; the reset discards bias integrated earlier)."""
     try:
-        from lava.lib.dl import netx as lava_netx
+        from lava.lib.dl.netx import hdf5
     except ImportError as error:
         pytest.skip(f"lava-dl's netx is not importable ({error}); it needs torch, which the "
                     "snncc environment does not ship")
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    from snncc import coding
+    from snncc.simulator import simulate
+
     graph, path = netx_file
-    network = lava_netx.hdf5.Network(net_config=str(path))
-    assert len(network.layers) == 4
-    assert network.layers[0].neuron.vth.init == 99
+    timesteps, layers = 12, 3
+    window = timesteps + layers
+    raw = np.random.default_rng(1).integers(0, 256, (1, 2, 6, 5)).astype(np.uint8)
+    reference = simulate(graph, raw, timesteps, mode="integer", record=True)
+    spikes = coding.rate_spikes(graph.input.preprocess(raw), coding.rate_uniforms(
+        np.arange(1), (2, 6, 5), timesteps, graph.input.seed))[:, 0]
+    data = np.zeros((5, 6, 2, window), dtype=np.int32)  # netx input layout (W, H, C)
+    data[..., :timesteps] = np.moveaxis(spikes.transpose(0, 3, 2, 1), 0, -1)
+    network = hdf5.Network(net_config=str(path), reset_interval=window, reset_offset=1)
+    source = Source(data=data)
+    source.s_out.connect(network.inp)
+    sinks = []
+    for layer in network.layers:
+        sinks.append(Sink(shape=layer.out.shape, buffer=window))
+        layer.out.connect(sinks[-1].a_in)
+    network.run(condition=RunSteps(num_steps=window), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+    recorded = [np.moveaxis(sink.data.get(), -1, 0) for sink in sinks]
+    network.stop()
+    conv = recorded[0].transpose(0, 3, 2, 1)[1: timesteps + 1]  # (W, H, C) -> (C, H, W)
+    np.testing.assert_array_equal(conv, reference.rasters["if1"][:, 0])
+    np.testing.assert_array_equal(recorded[1][2: timesteps + 2], reference.rasters["if2"][:, 0])
