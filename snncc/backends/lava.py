@@ -792,7 +792,7 @@ def synaptic_events(graph: ir.Graph, rasters: dict[str, np.ndarray], raw_inputs:
 
 def emit(graph: ir.Graph, out_dir: str | Path, timesteps: int = 32, **options: Any) -> list[Path]:
     """Write the Lava deployment: ``network.net`` (netx HDF5) when netx can express the network,
-    the integer IR ``network.npz`` (what :func:`build` loads), and ``manifest.json``.
+    the integer IR ``network.snn.npz`` (``Graph.load`` it for :func:`run`), and ``manifest.json``.
 
     Fails before writing anything when Lava cannot run the network exactly (see :func:`plan`).
     """
@@ -802,7 +802,7 @@ def emit(graph: ir.Graph, out_dir: str | Path, timesteps: int = 32, **options: A
     lava_plan = plan(graph, timesteps, use_lif=options.get("use_lif", True))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = [graph.save(out_dir / "network.npz")]
+    written = [graph.save(out_dir / "network.snn.npz")]
     problems = netx.inexpressible(graph)
     netx_file = None
     if not problems:
@@ -839,7 +839,7 @@ def emit(graph: ir.Graph, out_dir: str | Path, timesteps: int = 32, **options: A
                      "0/1 spikes per step from snncc.coding (rate: seeded Bernoulli; latency: "
                      "one spike at floor((1 - x) * (t_max - 1)))"),
         },
-        "load": ("snncc validate network.npz --target lava (snncc.backends.lava.run); or, when "
+        "load": ("snncc validate network.snn.npz --target lava (snncc.backends.lava.run); or, when "
                  "'netx' is set, lava.lib.dl.netx.hdf5.Network(net_config='network.net', "
                  f"reset_interval={lava_plan.window}, reset_offset=1): feed a sample's T input "
                  f"steps at the start of each {lava_plan.window}-step window; netx layer i "

@@ -294,7 +294,7 @@ def test_missing_lava_gives_the_install_hint(monkeypatch):
 def test_emit_writes_manifest_and_ir_and_netx_when_expressible(tmp_path):
     written = lava.emit(lif_mlp(), tmp_path / "out", timesteps=10)
     names = {p.name for p in written}
-    assert {"manifest.json", "network.npz", "network.net"} <= names
+    assert {"manifest.json", "network.snn.npz", "network.net"} <= names
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["netx"] == "network.net"
     assert manifest["input"]["coding"] == "rate" and "netx_readout" in manifest
