@@ -114,10 +114,12 @@ def latency_cnn(seed: int = 2) -> ir.Graph:
 def lif_mlp(seed: int = 3) -> ir.Graph:
     """Reset-to-zero IF layers with one threshold and no bias: Lava's own LIF runs them."""
     rng = np.random.default_rng(seed)
+    weight = rng.integers(-40, 80, (10, 12))
+    weight[0] = 35  # two input spikes reach the threshold exactly: v == 70 must fire (vth = 69)
     graph = ir.Graph()
     graph.chain(
         ("input", ir.Input(shape=(12,), coding="rate", scale=1 / 255)),
-        ("fc1", ir.Dense(weight=rng.integers(-40, 80, (10, 12)))),
+        ("fc1", ir.Dense(weight=weight)),
         ("if1", ir.IF(threshold=np.array([70]), v_init=np.array([0]), reset="zero")),
         ("fc2", ir.Dense(weight=rng.integers(-60, 90, (4, 10)))),
         ("readout", ir.Readout()),
@@ -188,6 +190,8 @@ def test_reset_to_zero_layers_run_on_lavas_lif():
     assert network_plan.nodes["if1"].kind == "lif"
     raw = pixels((12,), 4, seed=3)
     assert total_spikes(graph, raw, 10)["if1"] > 10
+    reference = simulate(graph, raw, 10, mode="integer", record=True)
+    assert reference.rasters["if1"][:, :, 0].sum() > 0  # the equality case really happens
     assert_matches_reference(graph, raw, 10)
 
 
