@@ -46,9 +46,11 @@ mantissa times ``2**weight_exp`` (mixed sign: even mantissas in [-256, 254]); th
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,11 +78,17 @@ DEFAULT_BATCH = 32  #: samples per Lava run (one window each)
 
 
 def require_lava() -> None:
-    """Raise the one-line install hint when lava-nc cannot be imported."""
+    """Raise the one-line install hint when lava-nc is not installed (without importing it)."""
     try:
-        import lava.magma.core.run_configs  # noqa: F401
-    except ImportError:
-        raise SnnccError(LAVA_MISSING) from None
+        spec = importlib.util.find_spec("lava.magma.core.run_configs")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        raise SnnccError(LAVA_MISSING)
+
+
+# ``snncc.backends.get_backend("lava")`` fails here, before any compile work, without lava-nc.
+require_lava()
 
 
 # ------------------------------------------------------------------------------------ the plan
@@ -658,7 +666,8 @@ class LavaRun:
 
 
 def execute(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int,
-            batch_size: int = DEFAULT_BATCH, use_lif: bool = True) -> LavaRun:
+            batch_size: int = DEFAULT_BATCH, use_lif: bool = True,
+            progress: Callable[[int], None] | None = None) -> LavaRun:
     """Run ``raw_inputs`` through Lava, ``batch_size`` sample windows per Lava network and run.
 
     Each batch gets a freshly built network whose source RingBuffer is initialised with that
@@ -703,6 +712,8 @@ def execute(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int,
                                                  timesteps)[..., 0]
         finally:
             network.source.stop()
+        if progress is not None:
+            progress(stop - start)
     return LavaRun(rasters, states, decisions, time.perf_counter() - started)
 
 
@@ -714,17 +725,20 @@ def _unwindow(recorded: np.ndarray, depth: int, window: int, timesteps: int) -> 
 
 
 def run(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int, labels: np.ndarray | None = None,
-        record: bool = False, batch_size: int = DEFAULT_BATCH, use_lif: bool = True) -> Any:
+        record: bool = False, batch_size: int = DEFAULT_BATCH, use_lif: bool = True,
+        progress: Callable[[int], None] | None = None) -> Any:
     """Run the integer graph in lava-nc (``Loihi2SimCfg``, ``fixed_pt``); return a ``SimResult``.
 
     The result has the reference simulator's fields and meaning (:class:`snncc.simulator
     .SimResult`): per-step decisions made by the Lava readout process, spike counts per spiking
     node (the input raster keyed ``input:<name>``), synaptic events counted from the Lava rasters,
     the final readout state, first-spike decision times and, with ``record``, every raster.
+    ``progress`` is called with the number of samples finished after each Lava run.
     """
     from snncc.simulator import SimResult
 
-    result = execute(graph, raw_inputs, timesteps, batch_size=batch_size, use_lif=use_lif)
+    result = execute(graph, raw_inputs, timesteps, batch_size=batch_size, use_lif=use_lif,
+                     progress=progress)
     input_name = graph.input_name
     rasters = {(f"input:{n}" if n == input_name else n): r for n, r in result.rasters.items()}
     spike_counts = {name: raster.reshape(timesteps, raster.shape[1], -1).sum(axis=(0, 2))
@@ -790,14 +804,21 @@ def synaptic_events(graph: ir.Graph, rasters: dict[str, np.ndarray], raw_inputs:
 # ------------------------------------------------------------------------------------ emitting
 
 
-def emit(graph: ir.Graph, out_dir: str | Path, timesteps: int = 32, **options: Any) -> list[Path]:
+def emit(graph: ir.Graph, out_dir: str | Path, timesteps: int | None = None,
+         **options: Any) -> list[Path]:
     """Write the Lava deployment: ``network.net`` (netx HDF5) when netx can express the network,
     the integer IR ``network.snn.npz`` (``Graph.load`` it for :func:`run`), and ``manifest.json``.
 
-    Fails before writing anything when Lava cannot run the network exactly (see :func:`plan`).
+    ``timesteps`` defaults to the graph's ``metadata["timesteps"]`` (else 32); option ``use_lif``
+    (default true) maps eligible IF layers to Lava's LIF. Fails before writing anything when Lava
+    cannot run the network exactly (see :func:`plan`).
     """
-    require_lava()
     from snncc.backends import netx
+
+    unknown = sorted(set(options) - {"use_lif"})
+    if unknown:
+        raise SnnccError(f"target 'lava': unknown option {unknown[0]!r}; available: use_lif")
+    timesteps = int(timesteps or graph.metadata.get("timesteps", 32))
 
     lava_plan = plan(graph, timesteps, use_lif=options.get("use_lif", True))
     out_dir = Path(out_dir)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -295,12 +297,25 @@ def test_missing_lava_gives_the_install_hint(monkeypatch):
         lava.require_lava()
 
 
+def test_missing_lava_fails_when_the_target_is_chosen():
+    code = ("import sys; sys.modules['lava.magma.core.run_configs'] = None\n"
+            "from snncc.backends import get_backend\n"
+            "from snncc.errors import SnnccError\n"
+            "try:\n    get_backend('lava')\nexcept SnnccError as error:\n    print(error)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2], timeout=60)
+    assert done.stdout.strip() == lava.LAVA_MISSING, done.stderr
+
+
 def test_emit_writes_manifest_and_ir_and_netx_when_expressible(tmp_path):
-    written = lava.emit(lif_mlp(), tmp_path / "out", timesteps=10)
+    graph = lif_mlp()
+    graph.metadata["timesteps"] = 10
+    written = lava.emit(graph, tmp_path / "out")
     names = {p.name for p in written}
     assert {"manifest.json", "network.snn.npz", "network.net"} <= names
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert manifest["netx"] == "network.net"
+    assert manifest["netx"] == "network.net" and manifest["timesteps"] == 10
+    assert "reset_interval=12, reset_offset=1" in manifest["load"]
     assert manifest["input"]["coding"] == "rate" and "netx_readout" in manifest
     assert manifest["layers"][2]["lava"].endswith("LIFReset")
     written = lava.emit(rate_mlp(), tmp_path / "sub", timesteps=10)
