@@ -2,7 +2,7 @@
 
 For each network (``mlp``: mnist_mlp.onnx rate-coded; ``cnn``: mnist_cnn_bn_unfused.onnx with conv
 and average pooling, rate-coded; ``bstdg``: a latency-coded binary single-spike network) it builds
-the integer graph (convert + fold with 8-bit weights), runs ``--limit`` MNIST test samples through
+the integer graph (convert, fold, quantize for Loihi), runs ``--limit`` MNIST test samples through
 the reference simulator's integer mode and through lava-nc (``Loihi2SimCfg``, ``fixed_pt``) in the
 same process, and prints samples/s of both (Lava's includes building and compiling one network per
 ``--batch-size`` samples; the simulator is timed without and with raster recording), the fraction of samples whose every raster, decision
@@ -37,16 +37,17 @@ ONNX_MODELS = {"mlp": "mnist_mlp.onnx", "cnn": "mnist_cnn_bn_unfused.onnx"}
 
 def onnx_pipeline(model: Path, train: datasets.Dataset, timesteps: int,
                   calibration_samples: int) -> tuple[ir.Graph, ir.Graph]:
-    """(float ANN, integer SNN) for an ONNX checkpoint: convert (rate coding), fold to 8 bits."""
+    """(float ANN, integer SNN) for an ONNX checkpoint: convert (rate coding), fold, quantize
+    for Loihi (8-bit weight mantissas with a per-layer exponent, one threshold per layer)."""
     from snncc.frontend.onnx_import import load_onnx  # noqa: I001 (lands with the ONNX frontend)
     from snncc.passes import PassContext, run_passes
 
     ann = load_onnx(model)
     calibration = datasets.arrange(train.images[:calibration_samples], ann.input.shape)
-    context = PassContext(calibration=calibration, timesteps=timesteps,
-                          options={"convert": {"coding": "rate"},
-                                   "fold": {"weight_bits": 8}})
-    snn, _ = run_passes(ann, ["convert", "fold"], context)
+    options = {"convert": {"coding": "rate", "per_channel": False},
+               "fold": {"per_channel": False}, "quantize": {"target": "loihi"}}
+    context = PassContext(calibration=calibration, timesteps=timesteps, options=options)
+    snn, _ = run_passes(ann, ["convert", "fold", "quantize"], context)
     return ann, snn
 
 

@@ -337,19 +337,21 @@ def test_emit_fails_before_writing_anything(tmp_path):
 
 
 def integer_snn(models_dir, data_dir, model: str, timesteps: int) -> tuple[ir.Graph, object]:
-    """The shipped checkpoint through the frontend, convert (rate coding) and fold to 8 bits."""
+    """The shipped checkpoint through the frontend, convert (rate coding), fold and quantize for
+    Loihi (8-bit mantissas, one threshold per layer)."""
     onnx_import = pytest.importorskip("snncc.frontend.onnx_import",
                                       reason="needs the ONNX frontend (merge main)")
-    pytest.importorskip("snncc.passes.fold", reason="needs the fold pass (merge main)")
+    pytest.importorskip("snncc.passes.quantize", reason="needs the quantize pass (merge main)")
     from snncc import datasets
     from snncc.passes import PassContext, run_passes
 
     ann = onnx_import.load_onnx(models_dir / model)
     train = datasets.load_dataset("mnist", "train", data_dir)
     calibration = datasets.arrange(train.images[:200], ann.input.shape)
-    context = PassContext(calibration=calibration, timesteps=timesteps,
-                          options={"convert": {"coding": "rate"}, "fold": {"weight_bits": 8}})
-    snn, _ = run_passes(ann, ["convert", "fold"], context)
+    options = {"convert": {"coding": "rate", "per_channel": False},
+               "fold": {"per_channel": False}, "quantize": {"target": "loihi"}}
+    context = PassContext(calibration=calibration, timesteps=timesteps, options=options)
+    snn, _ = run_passes(ann, ["convert", "fold", "quantize"], context)
     test = datasets.load_dataset("mnist", "test", data_dir)
     return snn, test
 
