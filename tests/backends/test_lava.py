@@ -291,6 +291,89 @@ def test_add_with_unequal_delays_is_rejected():
         lava.plan(graph, 4)
 
 
+def test_lif_is_used_only_where_it_is_exact():
+    layer = ir.IF(threshold=np.array([70]), v_init=np.array([0]), reset="zero")
+    assert lava.lif_expressible(layer, None, -10, 50, 32) == (True, "")
+    cases = [
+        (ir.IF(threshold=np.array([70]), v_init=np.array([0])), None, "subtraction"),
+        (ir.IF(threshold=np.array([70]), v_init=np.array([0]), reset="zero", fire_once=True),
+         None, "fire-once"),
+        (ir.IF(threshold=np.array([70, 71]), v_init=np.array([0]), reset="zero"), None,
+         "per-neuron"),
+        (ir.IF(threshold=np.array([70]), v_init=np.array([3]), reset="zero"), None, "v_init"),
+        (layer, np.array([0, 2]), "bias"),
+    ]
+    for node, bias, reason in cases:
+        usable, why = lava.lif_expressible(node, bias, -10, 50, 32)
+        assert not usable and reason in why
+    # v may reach threshold - 1 + 131002 > 131071 = (2**23 - 1) >> 6: LIF would saturate
+    assert lava.lif_expressible(layer, None, 0, 131003, 32)[0] is False
+    assert lava.lif_expressible(layer, None, -4096, 10, 32)[0] is False  # 32 * 4096 > 131071
+
+
+def test_large_conv_currents_fall_back_to_sparse():
+    graph = ir.Graph()
+    graph.chain(
+        ("input", ir.Input(shape=(2, 5, 5), coding="direct")),
+        ("conv", ir.Conv2d(weight=np.full((2, 2, 3, 3), 127 * 256), padding=1)),
+        ("if1", ir.IF(threshold=np.array([2**20]), v_init=np.array([0]))),
+        ("flatten", ir.Flatten()),
+        ("fc", ir.Dense(weight=np.ones((2, 50), dtype=np.int64))),
+        ("readout", ir.Readout()),
+    )
+    node_plan = lava.plan(graph, 4).nodes["conv"]
+    assert node_plan.kind == "conv_sparse" and "24-bit" in node_plan.notes[0]
+
+
+def test_range_limits_fail_at_compile_time():
+    graph = ir.Graph()
+    graph.chain(
+        ("input", ir.Input(shape=(300,), coding="direct")),
+        ("fc1", ir.Dense(weight=np.full((2, 300), 255 * 2**7))),  # 300 * 255 * 32640 > 2**31
+        ("readout", ir.Readout()),
+    )
+    with pytest.raises(UnsupportedError, match="'fc1'.*int32 accumulator"):
+        lava.plan(graph, 4)
+    pool = ir.Graph()
+    pool.chain(
+        ("input", ir.Input(shape=(1, 4, 4), coding="direct")),
+        ("pool", ir.MaxPool2d(kernel=2, stride=2)),
+        ("flatten", ir.Flatten()),
+        ("fc", ir.Dense(weight=np.ones((2, 4), dtype=np.int64))),
+        ("readout", ir.Readout()),
+    )
+    lava.plan(pool, 100)
+    with pytest.raises(UnsupportedError, match="'pool'.*24-bit counter"):
+        lava.plan(pool, 40000)
+
+
+def test_bias_feeding_a_synapse_is_rejected():
+    graph = ir.Graph()
+    graph.chain(
+        ("input", ir.Input(shape=(4,), coding="rate")),
+        ("fc1", ir.Dense(weight=np.ones((4, 4), dtype=np.int64), bias=np.ones(4, dtype=np.int64))),
+        ("fc2", ir.Dense(weight=np.ones((2, 4), dtype=np.int64))),
+        ("readout", ir.Readout()),
+    )
+    with pytest.raises(UnsupportedError, match="'fc2'.*bias from 'fc1'"):
+        lava.plan(graph, 4)
+
+
+def test_add_of_equal_delay_branches_sums_in_the_inport():
+    rng = np.random.default_rng(6)
+    graph = ir.Graph()
+    graph.add("input", ir.Input(shape=(8,), coding="rate", scale=1 / 255))
+    graph.add("fc1", ir.Dense(weight=rng.integers(-30, 60, (6, 8))), "input")
+    graph.add("fc2", ir.Dense(weight=rng.integers(-30, 60, (6, 8)), bias=np.arange(6)), "input")
+    graph.add("sum", ir.Add(), ["fc1", "fc2"])
+    graph.add("if1", ir.IF(threshold=np.array([90]), v_init=np.array([10])), "sum")
+    graph.add("fc3", ir.Dense(weight=rng.integers(-50, 50, (3, 6))), "if1")
+    graph.add("readout", ir.Readout(), "fc3")
+    raw = pixels((8,), 3, seed=6)
+    assert total_spikes(graph, raw, 8)["if1"] > 5
+    assert_matches_reference(graph, raw, 8)
+
+
 def test_missing_lava_gives_the_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "lava.magma.core.run_configs", None)
     with pytest.raises(SnnccError, match=r"pip install 'snncc\[lava\]'"):
