@@ -17,7 +17,8 @@ Mapping (one Lava process per IR node unless said otherwise):
   Biases move into the neurons that consume the current.
 * :class:`~snncc.ir.Flatten`, :class:`~snncc.ir.Reshape`, :class:`~snncc.ir.Transpose` -> Lava
   virtual ports (``reshape``/``transpose``); :class:`~snncc.ir.Add` -> several connections into one
-  ``InPort`` (Lava sums them), allowed when its inputs arrive with the same delay.
+  ``InPort`` (Lava sums them); an input that arrives after fewer synapse hops than another first
+  passes identity ``Sparse`` delay lines, one step each.
 * :class:`~snncc.ir.IF` -> ``lava.proc.lif.LIFReset`` when LIF expresses it exactly (see
   :func:`lif_expressible`), else :class:`snncc.backends.lava_procs.IntegrateAndFire`.
   :class:`~snncc.ir.MaxPool2d` -> :class:`~snncc.backends.lava_procs.SpikingMaxPool`,
@@ -117,6 +118,7 @@ class NodePlan:
     bias: np.ndarray | None = None  #: bias current carried to the consuming neurons
     weights: WeightCode | None = None
     use_lif: bool = False
+    delays: list[int] = field(default_factory=list)  #: Add: one-step hops to insert per input
     notes: list[str] = field(default_factory=list)
 
 
@@ -337,16 +339,15 @@ def plan(graph: ir.Graph, timesteps: int, use_lif: bool = True) -> Plan:
                                    first.low, first.high,
                                    bias=_layout_bias(node, first.bias, shapes[sources[0]]))
         elif isinstance(node, ir.Add):
-            depths = {p.depth for p in inputs}
-            if len(depths) != 1:
-                raise UnsupportedError(
-                    f"layer {name!r} (Add): its inputs arrive after different numbers of synapse "
-                    f"hops ({sorted(depths)}); Lava's one-step synaptic delay would misalign them"
-                )
+            depth = max(p.depth for p in inputs)
             biases = [p.bias for p in inputs if p.bias is not None]
-            nodes[name] = NodePlan(
-                "add", first.depth, shape, True, 24, sum(p.low for p in inputs),
-                sum(p.high for p in inputs), bias=sum(biases) if biases else None)
+            plan_node = NodePlan(
+                "add", depth, shape, True, 24, sum(p.low for p in inputs),
+                sum(p.high for p in inputs), bias=sum(biases) if biases else None,
+                delays=[depth - p.depth for p in inputs])
+            if any(plan_node.delays):
+                plan_node.notes.append(f"identity Sparse delay lines of {plan_node.delays} steps")
+            nodes[name] = plan_node
         elif isinstance(node, ir.IF):
             threshold = ir.broadcast_per_neuron(node.threshold, shape, "threshold")
             v_init = ir.broadcast_per_neuron(node.v_init, shape, "v_init")
@@ -471,6 +472,7 @@ def build(graph: ir.Graph, timesteps: int, encoded: np.ndarray | None = None,
     from lava.proc.lif.process import LIFReset
     from lava.proc.sparse.process import Sparse
     from lava.utils.weightutils import SignMode
+    from scipy.sparse import identity
 
     from snncc.backends import lava_procs
 
@@ -561,8 +563,25 @@ def build(graph: ir.Graph, timesteps: int, encoded: np.ndarray | None = None,
                 outputs[name] = [p.reshape(shape) for p in outputs[sources[0]]]
             continue
         elif node_plan.kind == "add":
-            outputs[name] = [p.reshape(shape) if tuple(p.shape) != shape else p
-                             for source in sources for p in outputs[source]]
+            outputs[name] = []
+            for source, delay in zip(sources, node_plan.delays, strict=True):
+                ports = outputs[source]
+                size = int(np.prod(shapes[source]))
+                for hop in range(delay):
+                    # Branches meet only when they arrive after the same number of synaptic
+                    # delays: an identity Sparse is a one-step delay line.
+                    graded = hop > 0 or lava_plan.nodes[source].graded
+                    line = Sparse(weights=identity(size, dtype=np.int32, format="csr"),
+                                  weight_exp=0, num_weight_bits=WEIGHT_MANTISSA_BITS,
+                                  sign_mode=SignMode.EXCITATORY,
+                                  num_message_bits=GRADED_BITS_MAX if graded else 0,
+                                  name=f"{name}:delay{hop}:{source}")
+                    for port in ports:
+                        (port.reshape((size,)) if tuple(port.shape) != (size,) else port
+                         ).connect(line.s_in)
+                    ports = [line.a_out.reshape(shapes[source])]
+                outputs[name] += [p.reshape(shape) if tuple(p.shape) != shape else p
+                                  for p in ports]
             continue
         elif node_plan.kind == "lif":
             (threshold,) = np.unique(np.asarray(node.threshold))

@@ -278,17 +278,24 @@ def test_float_graph_is_rejected_before_lava_runs():
         lava.plan(graph, 8)
 
 
-def test_add_with_unequal_delays_is_rejected():
+def test_add_of_branches_with_unequal_delays_gets_a_delay_line():
+    """A residual-style Add: fc1 arrives after one synapse hop, fc2 after two."""
     rng = np.random.default_rng(0)
     graph = ir.Graph()
-    graph.add("input", ir.Input(shape=(4,), coding="rate"))
-    graph.add("fc1", ir.Dense(weight=rng.integers(-5, 5, (4, 4))), "input")
-    graph.add("if1", ir.IF(threshold=np.array([3]), v_init=np.array([0])), "fc1")
-    graph.add("fc2", ir.Dense(weight=rng.integers(-5, 5, (4, 4))), "if1")
+    graph.add("input", ir.Input(shape=(8,), coding="rate", scale=1 / 255))
+    graph.add("fc1", ir.Dense(weight=rng.integers(-20, 60, (6, 8))), "input")
+    graph.add("if1", ir.IF(threshold=np.array([60]), v_init=np.array([0])), "fc1")
+    graph.add("fc2", ir.Dense(weight=rng.integers(-40, 60, (6, 6)), bias=np.arange(6)), "if1")
     graph.add("sum", ir.Add(), ["fc1", "fc2"])
-    graph.add("readout", ir.Readout(), "sum")
-    with pytest.raises(UnsupportedError, match="'sum'.*different numbers of synapse hops"):
-        lava.plan(graph, 4)
+    graph.add("if2", ir.IF(threshold=np.array([90]), v_init=np.array([45])), "sum")
+    graph.add("fc3", ir.Dense(weight=rng.integers(-50, 50, (3, 6))), "if2")
+    graph.add("readout", ir.Readout(), "fc3")
+    network_plan = lava.plan(graph, 8)
+    assert network_plan.nodes["sum"].delays == [1, 0] and network_plan.nodes["sum"].depth == 2
+    raw = pixels((8,), 3, seed=7)
+    spikes = total_spikes(graph, raw, 8)
+    assert spikes["if1"] > 5 and spikes["if2"] > 5
+    assert_matches_reference(graph, raw, 8)
 
 
 def test_lif_is_used_only_where_it_is_exact():
