@@ -814,8 +814,8 @@ def synaptic_events(graph: ir.Graph, rasters: dict[str, np.ndarray], raw_inputs:
     for name in graph.of_type(*ir.SYNAPTIC):
         (source,) = graph.inputs_of(name)
         fanout = simulator._fanout(graph.nodes[name], shapes[source])
-        for t in range(timesteps):
-            events += simulator._synaptic_events(values(source, t), fanout)
+        active = sum((values(source, t) != 0).astype(np.int64) for t in range(timesteps))
+        events += simulator._synaptic_events(active, fanout)
         cache.clear()
     return events
 
