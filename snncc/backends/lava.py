@@ -745,14 +745,15 @@ def _unwindow(recorded: np.ndarray, depth: int, window: int, timesteps: int) -> 
 
 def run(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int, labels: np.ndarray | None = None,
         record: bool = False, batch_size: int = DEFAULT_BATCH, use_lif: bool = True,
-        progress: Callable[[int], None] | None = None) -> Any:
+        progress: Callable[[int], None] | None = None, count_neurons: bool = False) -> Any:
     """Run the integer graph in lava-nc (``Loihi2SimCfg``, ``fixed_pt``); return a ``SimResult``.
 
     The result has the reference simulator's fields and meaning (:class:`snncc.simulator
     .SimResult`): per-step decisions made by the Lava readout process, spike counts per spiking
     node (the input raster keyed ``input:<name>``), synaptic events counted from the Lava rasters,
     the final readout state, first-spike decision times and, with ``record``, every raster.
-    ``progress`` is called with the number of samples finished after each Lava run.
+    ``progress`` is called with the number of samples finished after each Lava run;
+    ``count_neurons`` keeps per-neuron spike totals (``neuron_counts``), as the simulator does.
     """
     from snncc.simulator import SimResult
 
@@ -779,6 +780,7 @@ def run(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int, labels: np.ndar
         readout_state=result.readout_state[-1],
         decision_time=decision_time,
         rasters={n: r.astype(np.uint8) for n, r in rasters.items()} if record else {},
+        neuron_counts={n: r.sum(axis=0) for n, r in rasters.items()} if count_neurons else {},
     )
 
 

@@ -33,8 +33,9 @@ from snncc.backends import lava  # noqa: E402  (imports lava-nc lazily only)
 def assert_matches_reference(graph: ir.Graph, raw: np.ndarray, timesteps: int,
                              batch_size: int = 4, **options) -> object:
     """Every raster, decision, readout state, spike count and synaptic event count agree."""
-    reference = simulate(graph, raw, timesteps, mode="integer", record=True)
-    result = lava.run(graph, raw, timesteps, record=True, batch_size=batch_size, **options)
+    reference = simulate(graph, raw, timesteps, mode="integer", record=True, count_neurons=True)
+    result = lava.run(graph, raw, timesteps, record=True, batch_size=batch_size,
+                      count_neurons=True, **options)
     assert set(result.rasters) == set(reference.rasters)
     for name, raster in reference.rasters.items():
         assert raster.shape == result.rasters[name].shape, name
@@ -47,6 +48,8 @@ def assert_matches_reference(graph: ir.Graph, raw: np.ndarray, timesteps: int,
     assert result.spike_counts.keys() == reference.spike_counts.keys()
     for name, counts in reference.spike_counts.items():
         np.testing.assert_array_equal(result.spike_counts[name], counts)
+    for name, counts in reference.neuron_counts.items():
+        np.testing.assert_array_equal(result.neuron_counts[name], counts)
     if reference.decision_time is None:
         assert result.decision_time is None
     else:
