@@ -429,3 +429,38 @@ def test_violations_are_listed_in_layer_order() -> None:
     )
     report = partition(graph, "truenorth")
     assert [v.split(":")[0] for v in report.violations] == ["layer 'fc1'", "layer 'fc2'"]
+
+
+def test_output_axons_count_destination_cores() -> None:
+    chip = chip_from_dict({"name": "axons", "kind": "neuromorphic", "cores_per_chip": 16,
+                           "core": {"neurons": 1024, "output_axons": 1024}})
+    graph = ir.Graph()
+    graph.chain(
+        ("input", ir.Input(shape=(4,))),
+        ("fc1", ir.Dense(weight=np.ones((1024, 4), dtype=np.int8))),
+        ("if1", ir.IF(threshold=np.array([1]))),
+        ("fc2", ir.Dense(weight=np.ones((2048, 1024), dtype=np.int8))),  # 2 blocks of 1024
+        ("if2", ir.IF(threshold=np.array([1]))),
+    )
+    report = partition(graph, chip)
+    first, second = report.layers
+    assert second.pieces == 2 and first.reach == 2
+    # Each fc1 neuron sends to both fc2 cores: 1024 x 2 = 2048 output axons -> 2 pieces.
+    assert first.whole_usage["output_axons"] == 2048 and first.pieces == 2
+    assert all(u["output_axons"] == 1024 for u in first.usage)
+
+
+def test_partitioner_budget_falls_back_to_greedy(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    import snncc.passes.partition as partition_module
+
+    monkeypatch.setattr(partition_module, "PARTITIONER_MAX_CORES", 3)
+    graph, chip = block_diagonal_net()
+    report = partition(graph, chip_from_dict(chip))
+    assert report.placement.method.startswith("greedy (4 cores exceed")
+    assert report.placement.traffic == report.placement.greedy_traffic
+    from snncc.report_partition import write_json
+
+    text = write_json(report, tmp_path / "r.json").read_text()
+    assert "NaN" not in text  # not computed -> null: strict JSON
+    assert json.loads(text)["placement"]["partitioner_traffic"] is None
