@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,20 @@ import numpy as np
 from snncc import __version__, ir
 from snncc.datasets import DATASETS, Dataset, arrange, load_dataset
 from snncc.errors import SnnccError
+from snncc.gates import (
+    REPORT_SCHEMA,
+    Gate,
+    GateSpec,
+    baseline_gates,
+    drop_gates,
+    fit_gates,
+    load_baseline,
+    min_accuracy_gate,
+    resolve_chips,
+)
 from snncc.passes import REGISTRY, PassContext, run_passes
+from snncc.util import progress
 
-REPORT_SCHEMA = "snncc.validate/1"
 CALIBRATION_SEED = 0
 
 
@@ -145,19 +156,25 @@ def prepare(graph: ir.Graph, passes: list[str], *, dataset: str | None, data_dir
 
 
 @dataclass
-class Gate:
-    """One pass/fail check of a validation run."""
+class StageResult:
+    """One rung of the accuracy ladder: the network after a stage (``ann``, then each pass)."""
 
     name: str
-    passed: bool
-    value: float
-    limit: float
-    message: str
+    mode: str
+    accuracy: float
+    accuracy_curve: list[float] | None = None
+    spikes_per_sample: float | None = None
+    synops_per_sample: float | None = None
 
 
 @dataclass
 class ValidationReport:
-    """Result of ``snncc validate`` (JSON schema ``snncc.validate/1``, see docs/reports.md)."""
+    """Result of ``snncc validate`` (JSON schema ``snncc.validate/1``, see docs/reports.md).
+
+    Accuracies are fractions; ``accuracy_curve[t]`` is the accuracy deciding after step ``t + 1``.
+    ``stages`` is empty unless the accuracy ladder was asked for; ``fits`` holds one summary per
+    chip of the fit gates; ``baseline`` describes the compared report (path, accuracy, notes).
+    """
 
     model: str
     model_sha256: str
@@ -180,16 +197,30 @@ class ValidationReport:
     agreement: float | None = None
     gates: list[Gate] = field(default_factory=list)
     pass_info: list[dict[str, Any]] = field(default_factory=list)
+    stages: list[StageResult] = field(default_factory=list)
+    fits: list[dict[str, Any]] = field(default_factory=list)
+    baseline: dict[str, Any] | None = None
+    config: str | None = None
+    total_seconds: float | None = None
     schema: str = REPORT_SCHEMA
     snncc_version: str = __version__
 
     @property
     def passed(self) -> bool:
-        return all(gate.passed for gate in self.gates)
+        """True when no gate failed (skipped gates do not fail)."""
+        return all(gate.passed or gate.skipped for gate in self.gates)
+
+    @property
+    def failed_gates(self) -> list[Gate]:
+        return [gate for gate in self.gates if not (gate.passed or gate.skipped)]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        for gate, entry in zip(self.gates, data["gates"], strict=True):
+            entry["status"] = gate.status
         data["passed"] = self.passed
+        data["status"] = "passed" if self.passed else "failed"
+        data["failed_gates"] = [gate.name for gate in self.failed_gates]
         return _jsonable(data)
 
 
@@ -240,10 +271,29 @@ def validate(
     preprocess: dict[str, Any] | None = None,
     layout: str | None = None,
     min_accuracy: float | None = None,
+    gates: GateSpec | None = None,
+    stages: bool = False,
     ann_reference: bool = True,
-    progress: Any = None,
+    config: str | Path | None = None,
 ) -> tuple[ValidationReport, ir.Graph]:
-    """Load, convert and run a model on a test set; returns the report and the deployed graph."""
+    """Load, convert and run a model on a test set, then check ``gates``.
+
+    Returns the report and the deployed graph. ``min_accuracy`` is a shortcut for
+    ``gates.min_accuracy``. ``stages=True`` also simulates the network after every pass (the
+    accuracy ladder, see :func:`accuracy_ladder`). Gate rules: :mod:`snncc.gates`. Long steps
+    show progress bars (quiet when not interactive). Bad input raises SnnccError before any
+    simulation where it can be known up front (gate limits, baseline file, chip names).
+    """
+    started = time.perf_counter()
+    gates = GateSpec() if gates is None else replace(gates)
+    if min_accuracy is not None:
+        gates.min_accuracy = min_accuracy
+    gates.check()
+    if limit is not None and limit < 1:
+        raise SnnccError(f"limit must be >= 1, got {limit}")
+    baseline = load_baseline(gates.baseline) if gates.baseline is not None else None
+    chips = resolve_chips(gates.fits)
+
     model = Path(model)
     source = load_model(model, preprocess, layout)
     name = dataset_name(source, dataset)
@@ -251,30 +301,33 @@ def validate(
         raise SnnccError("no dataset: pass --dataset (mnist, fashion-mnist or digits)")
     timesteps = resolve_timesteps(source, timesteps)
     passes = default_passes(source, target) if passes is None else passes
-    graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
-                               timesteps=timesteps, options=options)
-    test = load_dataset(name, "test", data_dir).take(limit)
-    inputs = model_inputs(graph, test)
-
-    ann_accuracy = None
-    reference = None
-    if ann_reference and model_kind(model) == "onnx":
-        logits = onnxruntime_logits(model, source, inputs)
-        ann_accuracy = float((logits.argmax(axis=1) == test.labels).mean())
-        reference = "onnxruntime"
-
     from snncc.backends import get_backend
 
     backend = get_backend(target)
     if not hasattr(backend, "run"):
         raise SnnccError(f"target {target!r} cannot run networks; validate with sim or lava")
-    import inspect
+    test = load_dataset(name, "test", data_dir).take(limit)
 
-    extra = {"progress": progress} if progress is not None and "progress" in inspect.signature(
-        backend.run).parameters else {}
+    ann_accuracy = None
+    reference = None
+    if ann_reference and model_kind(model) == "onnx":
+        with progress("ANN reference (onnxruntime)", None):
+            logits = onnxruntime_logits(model, source, model_inputs(source, test))
+        ann_accuracy = float((logits.argmax(axis=1) == test.labels).mean())
+        reference = "onnxruntime"
+
+    ladder: list[StageResult] = []
+    if stages:
+        graph, pass_info, ladder = accuracy_ladder(
+            source, passes, test, dataset=name, data_dir=data_dir, timesteps=timesteps,
+            options=options, ann_accuracy=ann_accuracy)
+    else:
+        graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
+                                   timesteps=timesteps, options=options)
+    inputs = model_inputs(graph, test)
     start = time.perf_counter()
-    result = backend.run(graph, inputs, timesteps, labels=test.labels, **extra)
-    wall = time.perf_counter() - start
+    result = _run_backend(backend, target, graph, inputs, timesteps, test.labels)
+    wall = max(time.perf_counter() - start, 1e-9)
     curve = result.accuracy_curve
     report = ValidationReport(
         model=str(model),
@@ -290,25 +343,112 @@ def validate(
         spikes_per_sample=result.spikes_per_sample,
         spikes_per_layer={k: float(v.mean()) for k, v in result.spike_counts.items()},
         synops_per_sample=float(result.synops.mean()),
-        samples_per_second=len(test) / wall if wall > 0 else float("inf"),
+        samples_per_second=len(test) / wall,
         wall_seconds=wall,
         ann_accuracy=ann_accuracy,
         ann_reference=reference,
         decision_time=None if result.decision_time is None
         else float(result.decision_time.mean()),
         pass_info=pass_info,
+        stages=ladder,
+        config=None if config is None else str(config),
     )
-    if min_accuracy is not None:
-        floor = min_accuracy / 100 if min_accuracy > 1 else min_accuracy
-        report.gates.append(Gate(
-            name="min-accuracy",
-            passed=report.snn_accuracy >= floor,
-            value=report.snn_accuracy,
-            limit=floor,
-            message=f"SNN accuracy {report.snn_accuracy:.2%} "
-                    f"{'>=' if report.snn_accuracy >= floor else '<'} floor {floor:.2%}",
-        ))
+    _check_gates(report, gates, graph, result, chips, baseline)
+    report.total_seconds = time.perf_counter() - started
     return report, graph
+
+
+def _run_backend(backend: Any, target: str, graph: ir.Graph, inputs: np.ndarray, timesteps: int,
+                 labels: np.ndarray) -> Any:
+    import inspect
+
+    with progress(f"simulating ({target}, T={timesteps})", len(inputs)) as advance:
+        extra = {"progress": advance} if "progress" in inspect.signature(
+            backend.run).parameters else {}
+        return backend.run(graph, inputs, timesteps, labels=labels, **extra)
+
+
+def accuracy_ladder(source: ir.Graph, passes: list[str], test: Dataset, *, dataset: str,
+                    data_dir: str | None, timesteps: int,
+                    options: dict[str, dict[str, Any]] | None,
+                    ann_accuracy: float | None) -> tuple[ir.Graph, list[dict[str, Any]],
+                                                         list[StageResult]]:
+    """Apply ``passes`` one at a time and measure the network after each on ``test``.
+
+    Rungs: ``ann`` (the onnxruntime reference, when there is one), then one per pass, named after
+    it. A spiking graph is simulated with the reference simulator for ``timesteps`` (integer mode
+    once the graph is integer); a graph that is still an ANN is evaluated in ANN mode. Applying
+    the passes one by one gives the same graph as applying them together (same calibration
+    samples, same options). Returns the final graph, the pass summaries and the rungs.
+
+    This is the hook for the full ladder of issue 5 (``snncc.stages``: weight memory,
+    connectivity, first diverging layer), which can replace this function without touching the
+    reports.
+    """
+    from snncc.backends import sim
+
+    ladder = [] if ann_accuracy is None else [StageResult("ann", "ann", ann_accuracy)]
+    graph, summaries = source, []
+    for pass_name in passes:
+        graph, info = prepare(graph, [pass_name], dataset=dataset, data_dir=data_dir,
+                              timesteps=timesteps, options=options)
+        summaries += info
+        inputs = model_inputs(graph, test)
+        if is_spiking(graph):
+            result = _run_backend(sim, f"stage {pass_name}", graph, inputs, timesteps,
+                                  test.labels)
+            curve = [float(a) for a in result.accuracy_curve]
+            ladder.append(StageResult(pass_name, result.mode, curve[-1], curve,
+                                      result.spikes_per_sample, float(result.synops.mean())))
+        else:
+            logits = sim.run_ann(graph, inputs)
+            ladder.append(StageResult(pass_name, "ann",
+                                      float((logits.argmax(axis=1) == test.labels).mean())))
+    return graph, summaries, ladder
+
+
+def spike_rates(graph: ir.Graph, result: Any) -> dict[str, float]:
+    """Mean spikes per neuron per step by node name, from a simulation's spike counts."""
+    shapes = graph.infer_shapes()
+    rates = {}
+    for key, counts in result.spike_counts.items():
+        node = key.split(":", 1)[1] if key.startswith("input:") else key
+        if node in shapes:
+            neurons = int(np.prod(shapes[node]))
+            rates[node] = float(np.mean(counts)) / (neurons * result.timesteps)
+    return rates
+
+
+def _check_gates(report: ValidationReport, gates: GateSpec, graph: ir.Graph, result: Any,
+                 chips: list[Any], baseline: dict[str, Any] | None) -> None:
+    """Append every gate of ``gates`` to ``report`` (rules in :mod:`snncc.gates`)."""
+    if gates.min_accuracy is not None:
+        report.gates.append(min_accuracy_gate(report.snn_accuracy, gates.min_accuracy))
+    if gates.max_drop:
+        ladder = [(stage.name, stage.accuracy) for stage in report.stages]
+        if ladder and report.target != "sim":
+            ladder.append((report.target, report.snn_accuracy))
+        elif not ladder and report.ann_accuracy is not None:
+            ladder = [("ann", report.ann_accuracy)]
+        report.gates += drop_gates(ladder, report.snn_accuracy, report.ann_accuracy,
+                                   gates.max_drop)
+    fit, report.fits = fit_gates(graph, chips, spike_rates(graph, result),
+                                 gates.max_cores, gates.max_chips)
+    report.gates += fit
+    if baseline is not None:
+        regressions, notes = baseline_gates(report.to_dict(), baseline, gates.tolerance,
+                                            gates.spikes_tolerance, gates.synops_tolerance)
+        report.gates += regressions
+        report.baseline = {
+            "path": str(gates.baseline),
+            "model_sha256": baseline.get("model_sha256"),
+            "snn_accuracy": baseline["snn_accuracy"],
+            "accuracy_curve": baseline.get("accuracy_curve"),
+            "spikes_per_sample": baseline["spikes_per_sample"],
+            "synops_per_sample": baseline["synops_per_sample"],
+            "tolerance_pp": gates.tolerance,
+            "notes": notes,
+        }
 
 
 def resolve_timesteps(graph: ir.Graph, timesteps: int | None) -> int:
