@@ -46,6 +46,7 @@ directory). A command-line flag overrides the config's value (:meth:`ProjectConf
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -156,7 +157,7 @@ def load_config(path: str | Path) -> ProjectConfig:
 
 def parse_config(data: dict[str, Any], path: Path) -> ProjectConfig:
     """A :class:`ProjectConfig` from parsed TOML; relative paths resolve against ``path``'s dir."""
-    base = path.resolve().parent
+    base = path.parent
     where = f"config {path}"
     config = ProjectConfig(path=path)
     for key, value in data.items():
@@ -235,7 +236,7 @@ def _resolve(value: Any, kind: str, base: Path) -> Any:
 
 def _path(text: str, base: Path) -> Path:
     path = Path(text).expanduser()
-    return path if path.is_absolute() else base / path
+    return path if path.is_absolute() else Path(os.path.normpath(base / path))
 
 
 def _store(config: ProjectConfig, section: str, key: str, value: Any) -> None:
