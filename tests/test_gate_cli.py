@@ -189,7 +189,7 @@ def test_example_ci_command_runs_as_the_workflow_writes_it(tmp_path: Path) -> No
 
 
 def test_failing_gate_exits_1_from_the_command_line(tmp_path: Path) -> None:
-    done = run_snncc(["validate", str(DIGITS), "-T", "4", "--limit", "20", "--min-accuracy",
-                      "100"], tmp_path)
+    done = run_snncc(["validate", str(DIGITS), "-T", "8", "--limit", "100", "--min-accuracy",
+                      "99"], tmp_path)
     assert done.returncode == 1, done.stderr
     assert "validation failed: 1 gate(s) failed: min-accuracy" in " ".join(done.stdout.split())
