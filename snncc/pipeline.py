@@ -322,8 +322,9 @@ def validate(
             source, passes, test, dataset=name, data_dir=data_dir, timesteps=timesteps,
             options=options, ann_accuracy=ann_accuracy)
     else:
-        graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
-                                   timesteps=timesteps, options=options)
+        with progress(f"passes: {', '.join(passes) or 'none'} (calibration)", None):
+            graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
+                                       timesteps=timesteps, options=options)
     inputs = model_inputs(graph, test)
     start = time.perf_counter()
     result = _run_backend(backend, target, graph, inputs, timesteps, test.labels)
@@ -390,8 +391,9 @@ def accuracy_ladder(source: ir.Graph, passes: list[str], test: Dataset, *, datas
     ladder = [] if ann_accuracy is None else [StageResult("ann", "ann", ann_accuracy)]
     graph, summaries = source, []
     for pass_name in passes:
-        graph, info = prepare(graph, [pass_name], dataset=dataset, data_dir=data_dir,
-                              timesteps=timesteps, options=options)
+        with progress(f"pass {pass_name}", None):
+            graph, info = prepare(graph, [pass_name], dataset=dataset, data_dir=data_dir,
+                                  timesteps=timesteps, options=options)
         summaries += info
         inputs = model_inputs(graph, test)
         if is_spiking(graph):
