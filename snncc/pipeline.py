@@ -174,6 +174,9 @@ class ValidationReport:
     Accuracies are fractions; ``accuracy_curve[t]`` is the accuracy deciding after step ``t + 1``.
     ``stages`` is empty unless the accuracy ladder was asked for; ``fits`` holds one summary per
     chip of the fit gates; ``baseline`` describes the compared report (path, accuracy, notes).
+    ``timings``: seconds per phase (``load``: model and test set; ``reference``: onnxruntime;
+    ``passes``: passes with calibration, and the ladder's simulations with ``--stages``;
+    ``simulation``: the deployed run; ``gates``).
     """
 
     model: str
@@ -202,6 +205,7 @@ class ValidationReport:
     baseline: dict[str, Any] | None = None
     config: str | None = None
     total_seconds: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
     schema: str = REPORT_SCHEMA
     snncc_version: str = __version__
 
@@ -308,6 +312,7 @@ def validate(
         raise SnnccError(f"target {target!r} cannot run networks; validate with sim or lava")
     test = load_dataset(name, "test", data_dir).take(limit)
 
+    timings = {"load": time.perf_counter() - started}
     ann_accuracy = None
     reference = None
     if ann_reference and model_kind(model) == "onnx":
@@ -316,6 +321,7 @@ def validate(
         ann_accuracy = float((logits.argmax(axis=1) == test.labels).mean())
         reference = "onnxruntime"
 
+    timings["reference"] = time.perf_counter() - started - sum(timings.values())
     ladder: list[StageResult] = []
     last_run = None
     if stages:
@@ -326,6 +332,7 @@ def validate(
         with progress(f"passes: {', '.join(passes) or 'none'} (calibration)", None):
             graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
                                        timesteps=timesteps, options=options)
+    timings["passes"] = time.perf_counter() - started - sum(timings.values())
     inputs = model_inputs(graph, test)
     if last_run is not None and target == "sim":  # the ladder's last rung is this very run
         result, wall = last_run
@@ -358,8 +365,11 @@ def validate(
         stages=ladder,
         config=None if config is None else str(config),
     )
+    timings["simulation"] = time.perf_counter() - started - sum(timings.values())
     _check_gates(report, gates, graph, result, chips, baseline)
+    timings["gates"] = time.perf_counter() - started - sum(timings.values())
     report.total_seconds = time.perf_counter() - started
+    report.timings = timings
     return report, graph
 
 

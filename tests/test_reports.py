@@ -153,3 +153,12 @@ def test_unwritable_outputs_fail_before_the_run(tmp_path: Path) -> None:
     with pytest.raises(SnnccError, match="not a writable directory"):
         check_outputs({"junit": tmp_path / "file" / "deeper" / "j.xml"})
     check_outputs({"json": tmp_path / "new" / "dir" / "r.json"})  # creatable: fine
+
+
+def test_the_example_baseline_matches_the_schema() -> None:
+    check_schema(json.loads((REPO / "examples" / "ci" / "baseline.json").read_text()))
+
+
+def test_timings_cover_the_run(failing: dict) -> None:
+    assert set(failing["timings"]) == {"load", "reference", "passes", "simulation", "gates"}
+    assert sum(failing["timings"].values()) == pytest.approx(failing["total_seconds"], rel=1e-6)
