@@ -161,4 +161,4 @@ def test_the_example_baseline_matches_the_schema() -> None:
 
 def test_timings_cover_the_run(failing: dict) -> None:
     assert set(failing["timings"]) == {"load", "reference", "passes", "simulation", "gates"}
-    assert sum(failing["timings"].values()) == pytest.approx(failing["total_seconds"], rel=1e-6)
+    assert sum(failing["timings"].values()) == pytest.approx(failing["total_seconds"], abs=1e-3)
