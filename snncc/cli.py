@@ -143,10 +143,14 @@ def validate(
     data_dir: str | None = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
     timesteps: int | None = typer.Option(None, "--timesteps", "-T",
                                             help="Timesteps (default 32; t_max for TTFS)."),
-    target: str | None = typer.Option(None, "--target", "-t", help="sim (default) or lava."),
+    target: str | None = typer.Option(
+        None, "--target", "-t", help="sim (default) or lava; replaces the config's targets."),
     limit: int | None = typer.Option(None, "--limit", "-n", help="Use the first N test samples."),
     min_accuracy: float | None = typer.Option(
         None, "--min-accuracy", help="Gate: fail (exit 1) below this accuracy (0.98 or 98)."),
+    min_agreement: float | None = typer.Option(
+        None, "--min-agreement", help="Gate: further config targets must decide like the first "
+        "on this fraction of samples (1.0: all)."),
     max_drop: list[str] | None = typer.Option(
         None, "--max-drop", help="Gate STAGE=PP: a stage may lose at most PP percentage points "
         "(stages: snn, total, and with --stages each pass). Repeatable."),
@@ -191,7 +195,7 @@ def validate(
         model=model, dataset=dataset, data_dir=data_dir, timesteps=timesteps, target=target,
         limit=limit, passes=parse_passes(passes), options=parse_options(option),
         preprocess=parse_preprocess(scale, mean, std), layout=layout, stages=stages,
-        min_accuracy=min_accuracy, max_drop=parse_drops(max_drop), fits=fits or None,
+        min_accuracy=min_accuracy, min_agreement=min_agreement, max_drop=parse_drops(max_drop), fits=fits or None,
         baseline=baseline, tolerance=tolerance, spikes_tolerance=spikes_tolerance,
         synops_tolerance=synops_tolerance, json=json_path, junit=junit_path,
         markdown=markdown_path, plots=plots_dir,
@@ -200,7 +204,7 @@ def validate(
         raise SnnccError("no model: give MODEL or set 'model' in the --config file")
     check_outputs(settings.outputs)
     report, _ = run_validation(
-        settings.model, target=settings.target or "sim", dataset=settings.dataset,
+        settings.model, targets=settings.run_targets(), dataset=settings.dataset,
         data_dir=None if settings.data_dir is None else str(settings.data_dir),
         timesteps=settings.timesteps, limit=settings.limit, passes=settings.passes,
         options=settings.options, preprocess=settings.preprocess or None,

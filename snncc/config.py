@@ -5,7 +5,7 @@ The file is TOML (format and every key in ``docs/ci.md``)::
     model = "model.onnx"            # paths are relative to this file's directory
     dataset = "mnist"
     data_dir = "data"
-    target = "sim"
+    target = "sim"                  # or targets = ["sim", "lava"]: the first is the reference
     timesteps = 16
     limit = 1000
     passes = ["convert"]
@@ -21,6 +21,7 @@ The file is TOML (format and every key in ``docs/ci.md``)::
 
     [gates]
     min_accuracy = 0.98             # fraction, or percent when above 1
+    min_agreement = 1.0             # further targets decide like the first on this fraction
     max_drop = { snn = 1.0 }        # percentage points per stage
     fits = ["loihi2"]               # chip names or chip profile files
     max_cores = 128
@@ -64,13 +65,14 @@ else:
 # numbers (a number or a list of numbers), table (any table), drops (table of numbers).
 TOP_KEYS = {
     "model": "path", "dataset": "str", "data_dir": "path", "layout": "str", "target": "str",
+    "targets": "targets",
     "timesteps": "int", "limit": "int", "passes": "strings", "stages": "bool",
     "preprocess": "section", "options": "options", "gates": "section", "baseline": "section",
     "outputs": "section",
 }
 SECTION_KEYS = {
     "preprocess": {"scale": "number", "mean": "numbers", "std": "numbers"},
-    "gates": {"min_accuracy": "number", "max_drop": "drops", "fits": "chips", "max_cores": "int",
+    "gates": {"min_accuracy": "number", "min_agreement": "number", "max_drop": "drops", "fits": "chips", "max_cores": "int",
               "max_chips": "int"},
     "baseline": {"report": "path", "tolerance": "number", "spikes_tolerance": "number",
                  "synops_tolerance": "number"},
@@ -82,6 +84,7 @@ TYPE_NAMES = {
     "a number or a list of numbers", "section": "a table", "options": "a table of tables",
     "drops": "a table of numbers (stage = percentage points)",
     "chips": "a chip name or a list of chip names/profile files",
+    "targets": "a non-empty list of target names",
 }
 
 
@@ -94,6 +97,7 @@ class ProjectConfig:
     data_dir: Path | None = None
     layout: str | None = None
     target: str | None = None
+    targets: list[str] | None = None
     timesteps: int | None = None
     limit: int | None = None
     passes: list[str] | None = None
@@ -104,11 +108,15 @@ class ProjectConfig:
     outputs: dict[str, Path] = field(default_factory=dict)
     path: Path | None = None
 
+    def run_targets(self) -> list[str]:
+        """The targets to run: ``targets``, else ``[target]``, else ``["sim"]``."""
+        return list(self.targets) if self.targets else [self.target or "sim"]
+
     def override(self, **values: Any) -> ProjectConfig:
         """A copy where every value that is not ``None`` replaces the config's.
 
         Keys: the fields of this class; ``preprocess`` and ``options`` merge key by key; gate
-        keys (the fields of :class:`GateSpec`) go into ``gates`` (``max_drop`` merges by stage);
+        keys (the fields of :class:`GateSpec`) go into ``gates``; ``target`` replaces ``targets`` (``max_drop`` merges by stage);
         ``json``/``junit``/``markdown``/``plots`` go into ``outputs``.
         """
         merged = replace(self, preprocess=dict(self.preprocess),
@@ -126,6 +134,8 @@ class ProjectConfig:
             elif key == "options":
                 for pass_name, pass_options in value.items():
                     merged.options.setdefault(pass_name, {}).update(pass_options)
+            elif key == "target":
+                merged.target, merged.targets = value, None
             elif key == "max_drop":
                 merged.gates.max_drop.update(value)
             elif key in gate_keys:
@@ -176,7 +186,10 @@ def parse_config(data: dict[str, Any], path: Path) -> ProjectConfig:
                     _check(where, f"options.{pass_name}", pass_options, "section"))
         else:
             setattr(config, key, _resolve(_check(where, key, value, kind), kind, base))
+    if config.target is not None and config.targets is not None:
+        raise SnnccError(f"{where}: give either 'target' or 'targets', not both")
     return config
+
 
 
 def _kind(where: str, key: str, known: dict[str, str], prefix: str = "") -> str:
@@ -199,6 +212,8 @@ def _check(where: str, key: str, value: Any, kind: str) -> Any:
         "number": is_number,
         "bool": lambda v: isinstance(v, bool),
         "strings": lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
+        "targets": lambda v: isinstance(v, list) and len(v) > 0 and all(
+            isinstance(i, str) and i for i in v),
         "chips": lambda v: isinstance(v, str) or (
             isinstance(v, list) and all(isinstance(i, str) and i for i in v)),
         "numbers": lambda v: is_number(v) or (

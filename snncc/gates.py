@@ -9,6 +9,9 @@ A gate compares one measured value with one limit. Kinds, by gate name:
   and then one per pass with ``--stages``; a non-``sim`` target adds a last rung named after
   it, measured from the reference simulator's final stage). ``snn`` is the deployed SNN measured
   against the ANN reference (onnxruntime); ``total`` is the first rung minus the deployed SNN.
+- ``agreement:<target>``: a further target (``targets = ["sim", "lava"]``) must take the same
+  final decision as the first target on at least ``min_agreement`` of the samples (a fraction,
+  or percent above 1; ``1.0`` demands every decision, as bit-exact backends give).
 - ``fits:<chip>``: the partition analysis (:mod:`snncc.passes.partition`) finds that the deployed
   graph fits ``chip`` (value: cores used, limit: the chip's cores). When that analysis is not part
   of this snncc, the gate is *skipped* (never passed silently): reports show it as skipped.
@@ -60,13 +63,14 @@ class Gate:
 class GateSpec:
     """The gates one run checks; every field is optional (an empty spec checks nothing).
 
-    ``min_accuracy``: fraction or percentage (see module docstring). ``max_drop``: stage name ->
+    ``min_accuracy`` / ``min_agreement``: fraction or percentage (see module docstring). ``max_drop``: stage name ->
     percentage points. ``fits``: chip names or chip profile files (YAML). ``max_cores`` /
     ``max_chips``: extra limits for the fit gates. ``baseline``: a stored report (JSON);
     ``tolerance`` in percentage points; ``spikes_tolerance`` / ``synops_tolerance`` in percent.
     """
 
     min_accuracy: float | None = None
+    min_agreement: float | None = None
     max_drop: dict[str, float] = field(default_factory=dict)
     fits: list[str] = field(default_factory=list)
     max_cores: int | None = None
@@ -81,6 +85,9 @@ class GateSpec:
         if self.min_accuracy is not None and not 0 <= self.min_accuracy <= 100:
             raise SnnccError(f"min accuracy must be within 0..1 (or 0..100 %), "
                              f"got {self.min_accuracy}")
+        if self.min_agreement is not None and not 0 <= self.min_agreement <= 100:
+            raise SnnccError(f"min agreement must be within 0..1 (or 0..100 %), "
+                             f"got {self.min_agreement}")
         for stage, limit in self.max_drop.items():
             if not stage:
                 raise SnnccError("max drop: empty stage name")
@@ -106,6 +113,15 @@ def min_accuracy_gate(accuracy: float, min_accuracy: float, name: str = "min-acc
     passed = accuracy >= floor
     return Gate(name, passed, accuracy, floor,
                 f"SNN accuracy {accuracy:.2%} {'>=' if passed else '<'} floor {floor:.2%}")
+
+
+def agreement_gate(target: str, reference: str, agreement: float,
+                   min_agreement: float) -> Gate:
+    floor = accuracy_floor(min_agreement)
+    passed = agreement >= floor
+    return Gate(f"agreement:{target}", passed, agreement, floor,
+                f"{target} decides like {reference} on {agreement:.2%} of the samples "
+                f"({'>=' if passed else '<'} {floor:.2%} required)")
 
 
 def drop_gates(ladder: list[tuple[str, float]], snn_accuracy: float, ann_accuracy: float | None,

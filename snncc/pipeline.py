@@ -20,6 +20,7 @@ from snncc.gates import (
     REPORT_SCHEMA,
     Gate,
     GateSpec,
+    agreement_gate,
     baseline_gates,
     drop_gates,
     fit_gates,
@@ -168,11 +169,26 @@ class StageResult:
 
 
 @dataclass
+class TargetRun:
+    """The deployed graph run on a further target, and how often it decides like the first."""
+
+    target: str
+    mode: str
+    accuracy: float
+    accuracy_curve: list[float]
+    spikes_per_sample: float
+    synops_per_sample: float
+    agreement: float
+    wall_seconds: float
+
+
+@dataclass
 class ValidationReport:
     """Result of ``snncc validate`` (JSON schema ``snncc.validate/1``, see docs/reports.md).
 
     Accuracies are fractions; ``accuracy_curve[t]`` is the accuracy deciding after step ``t + 1``.
-    ``stages`` is empty unless the accuracy ladder was asked for; ``fits`` holds one summary per
+    ``target_runs``: the further targets (``agreement`` is the lowest of their agreements with
+    the first target). ``stages`` is empty unless the accuracy ladder was asked for; ``fits`` holds one summary per
     chip of the fit gates; ``baseline`` describes the compared report (path, accuracy, notes).
     ``timings``: seconds per phase (``load``: model and test set; ``reference``: onnxruntime;
     ``passes``: passes with calibration, and the ladder's simulations with ``--stages``;
@@ -201,6 +217,7 @@ class ValidationReport:
     gates: list[Gate] = field(default_factory=list)
     pass_info: list[dict[str, Any]] = field(default_factory=list)
     stages: list[StageResult] = field(default_factory=list)
+    target_runs: list[TargetRun] = field(default_factory=list)
     fits: list[dict[str, Any]] = field(default_factory=list)
     baseline: dict[str, Any] | None = None
     config: str | None = None
@@ -279,6 +296,7 @@ def validate(
     stages: bool = False,
     ann_reference: bool = True,
     config: str | Path | None = None,
+    targets: list[str] | None = None,
 ) -> tuple[ValidationReport, ir.Graph]:
     """Load, convert and run a model on a test set, then check ``gates``.
 
@@ -287,8 +305,18 @@ def validate(
     accuracy ladder, see :func:`accuracy_ladder`). Gate rules: :mod:`snncc.gates`. Long steps
     show progress bars (quiet when not interactive). Bad input raises SnnccError before any
     simulation where it can be known up front (gate limits, baseline file, chip names).
+
+    ``targets`` (overrides ``target``): the first runs the deployed network for the report's
+    headline figures; every further target runs the same graph and is reported in
+    ``target_runs`` with its agreement with the first (the fraction of samples with the same
+    final decision). Default passes are those of the most demanding target (fold and quantize
+    when any target is a hardware one), so every target runs the same integer graph.
     """
     started = time.perf_counter()
+    targets = list(targets) if targets else [target]
+    if len(set(targets)) != len(targets):
+        raise SnnccError(f"targets {', '.join(targets)}: each target may appear once")
+    target = targets[0]
     gates = GateSpec() if gates is None else replace(gates)
     if min_accuracy is not None:
         gates.min_accuracy = min_accuracy
@@ -304,12 +332,20 @@ def validate(
     if name is None:
         raise SnnccError("no dataset: pass --dataset (mnist, fashion-mnist or digits)")
     timesteps = resolve_timesteps(source, timesteps)
-    passes = default_passes(source, target) if passes is None else passes
+    if passes is None:
+        passes = max((default_passes(source, each) for each in targets), key=len)
     from snncc.backends import get_backend
 
-    backend = get_backend(target)
-    if not hasattr(backend, "run"):
-        raise SnnccError(f"target {target!r} cannot run networks; validate with sim or lava")
+    backends = {}
+    for each in targets:
+        try:
+            backends[each] = get_backend(each)
+        except ModuleNotFoundError as error:
+            raise SnnccError(f"target {each!r} is not available in this snncc "
+                             f"({error.name} is missing)") from None
+        if not hasattr(backends[each], "run"):
+            raise SnnccError(f"target {each!r} cannot run networks; validate with sim or lava")
+    backend = backends[target]
     test = load_dataset(name, "test", data_dir).take(limit)
 
     timings = {"load": time.perf_counter() - started}
@@ -365,12 +401,28 @@ def validate(
         stages=ladder,
         config=None if config is None else str(config),
     )
+    for each in targets[1:]:
+        report.target_runs.append(_target_run(backends[each], each, graph, inputs, timesteps,
+                                              test.labels, result))
+    if report.target_runs:
+        report.agreement = min(run.agreement for run in report.target_runs)
     timings["simulation"] = time.perf_counter() - started - sum(timings.values())
     _check_gates(report, gates, graph, result, chips, baseline)
     timings["gates"] = time.perf_counter() - started - sum(timings.values())
     report.total_seconds = time.perf_counter() - started
     report.timings = timings
     return report, graph
+
+
+def _target_run(backend: Any, target: str, graph: ir.Graph, inputs: np.ndarray, timesteps: int,
+                labels: np.ndarray, reference: Any) -> TargetRun:
+    start = time.perf_counter()
+    result = _run_backend(backend, target, graph, inputs, timesteps, labels)
+    wall = max(time.perf_counter() - start, 1e-9)
+    curve = [float(a) for a in result.accuracy_curve]
+    agreement = float(np.mean(result.predictions[-1] == reference.predictions[-1]))
+    return TargetRun(target, result.mode, curve[-1], curve, result.spikes_per_sample,
+                     float(result.synops.mean()), agreement, wall)
 
 
 def _run_backend(backend: Any, target: str, graph: ir.Graph, inputs: np.ndarray, timesteps: int,
@@ -444,6 +496,12 @@ def _check_gates(report: ValidationReport, gates: GateSpec, graph: ir.Graph, res
     """Append every gate of ``gates`` to ``report`` (rules in :mod:`snncc.gates`)."""
     if gates.min_accuracy is not None:
         report.gates.append(min_accuracy_gate(report.snn_accuracy, gates.min_accuracy))
+        report.gates += [min_accuracy_gate(run.accuracy, gates.min_accuracy,
+                                           f"min-accuracy:{run.target}")
+                         for run in report.target_runs]
+    if gates.min_agreement is not None:
+        report.gates += [agreement_gate(run.target, report.target, run.agreement,
+                                        gates.min_agreement) for run in report.target_runs]
     if gates.max_drop:
         ladder = [(stage.name, stage.accuracy) for stage in report.stages]
         if ladder and report.target != "sim":

@@ -117,6 +117,14 @@ def to_markdown(report: dict[str, Any]) -> str:
     if report.get("decision_time") is not None:
         lines.append(f"| mean decision time (steps) | {report['decision_time']:.1f} |")
     lines += [f"| simulation wall time | {report['wall_seconds']:.2f} s |", ""]
+    if report.get("target_runs"):
+        lines += [f"### Targets (agreement with `{report['target']}`)", "",
+                  "| target | mode | accuracy | agreement | spikes/sample | wall time |",
+                  "|---|---|---:|---:|---:|---:|"]
+        lines += [f"| {run['target']} | {run['mode']} | {run['accuracy']:.2%} | "
+                  f"{run['agreement']:.2%} | {run['spikes_per_sample']:,.1f} | "
+                  f"{run['wall_seconds']:.2f} s |" for run in report["target_runs"]]
+        lines.append("")
     if report.get("stages"):
         lines += ["### Accuracy ladder", "", "| stage | mode | accuracy | drop (pp) | "
                   "spikes/sample | synops/sample |", "|---|---|---:|---:|---:|---:|"]
@@ -167,7 +175,7 @@ def _optional(value: float | None, spec: str) -> str:
 def write_plots(report: dict[str, Any], directory: str | Path) -> list[Path]:
     """``accuracy.png`` (accuracy vs timesteps) and ``spikes.png`` (spikes per layer).
 
-    The accuracy plot shows the deployed SNN's curve, the ANN reference as a horizontal line,
+    The accuracy plot shows the deployed SNN's curve (and further targets'), the ANN reference as a horizontal line,
     one curve per simulated stage of the ladder (ANN-mode stages as horizontal lines), the
     stored baseline's curve when compared with one, and the ``min-accuracy`` floor.
     """
@@ -195,6 +203,9 @@ def write_plots(report: dict[str, Any], directory: str | Path) -> list[Path]:
                   label="baseline SNN")
     axes.plot(steps, _percent(curve), color="C3", lw=2,
               label=f"SNN ({report['target']}, {report['mode']})")
+    for run in report.get("target_runs") or []:
+        axes.plot(steps, _percent(run["accuracy_curve"]), lw=1.2, ls="--",
+                  label=f"SNN ({run['target']}, {run['mode']})")
     if report.get("ann_accuracy") is not None:
         axes.axhline(report["ann_accuracy"] * 100, color="black", ls="--", lw=1.2,
                      label=f"ANN ({report['ann_reference']})")

@@ -184,3 +184,14 @@ def _literal(text: str) -> str:
     import re
 
     return re.escape(text)
+
+
+def test_targets_list_or_single_target(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, 'targets = ["sim", "lava"]\n'))
+    assert config.run_targets() == ["sim", "lava"]
+    assert config.override(target="lava").run_targets() == ["lava"]  # the flag replaces the list
+    assert ProjectConfig().run_targets() == ["sim"]
+    with pytest.raises(SnnccError, match="either 'target' or 'targets', not both"):
+        load_config(write(tmp_path, 'target = "sim"\ntargets = ["lava"]\n'))
+    with pytest.raises(SnnccError, match="key 'targets' must be a non-empty list"):
+        load_config(write(tmp_path, "targets = []\n"))

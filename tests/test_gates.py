@@ -154,3 +154,14 @@ def test_gate_status() -> None:
     assert Gate("g", True, 1.0, 1.0, "m").status == "passed"
     assert Gate("g", False, 1.0, 1.0, "m").status == "failed"
     assert Gate("g", True, None, None, "m", skipped=True).status == "skipped"
+
+
+def test_agreement_gate() -> None:
+    from snncc.gates import agreement_gate
+
+    gate = agreement_gate("lava", "sim", 1.0, 100)
+    assert gate.name == "agreement:lava" and gate.passed and gate.limit == 1.0
+    gate = agreement_gate("lava", "sim", 0.999, 1.0)
+    assert not gate.passed and "lava decides like sim on 99.90%" in gate.message
+    with pytest.raises(SnnccError, match="min agreement must be within"):
+        GateSpec(min_agreement=-1).check()

@@ -162,3 +162,48 @@ def test_the_example_baseline_matches_the_schema() -> None:
 def test_timings_cover_the_run(failing: dict) -> None:
     assert set(failing["timings"]) == {"load", "reference", "passes", "simulation", "gates"}
     assert sum(failing["timings"].values()) == pytest.approx(failing["total_seconds"], abs=1e-3)
+
+
+def test_further_targets_are_reported_with_their_agreement(monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path: Path) -> None:
+    from snncc import backends
+
+    # the reference simulator under a second name: a further target that must agree fully
+    monkeypatch.setitem(backends.TARGETS, "sim-copy", "snncc.backends.sim")
+    report, _ = validate(DIGITS, targets=["sim", "sim-copy"], timesteps=4, limit=60,
+                         gates=GateSpec(min_accuracy=0.5, min_agreement=1.0))
+    data = report.to_dict()
+    check_schema(data)
+    (run,) = data["target_runs"]
+    assert run["target"] == "sim-copy" and run["agreement"] == 1.0 and data["agreement"] == 1.0
+    assert run["accuracy_curve"] == data["accuracy_curve"]
+    assert [g["name"] for g in data["gates"]] == ["min-accuracy", "min-accuracy:sim-copy",
+                                                  "agreement:sim-copy"]
+    assert "### Targets (agreement with `sim`)" in to_markdown(data)
+    write_plots(data, tmp_path)
+
+
+def test_targets_must_exist_and_be_distinct() -> None:
+    with pytest.raises(SnnccError, match="each target may appear once"):
+        validate(DIGITS, targets=["sim", "sim"], limit=10)
+    with pytest.raises(SnnccError, match="unknown target 'tpu'"):
+        validate(DIGITS, targets=["sim", "tpu"], limit=10)
+
+
+@pytest.mark.lava
+def test_lava_agrees_with_the_reference_simulator() -> None:
+    pytest.importorskip("lava", reason="lava-nc is not installed")
+    from snncc.passes import REGISTRY
+
+    try:
+        import snncc.backends.lava  # noqa: F401
+    except ModuleNotFoundError:
+        pytest.skip("the lava backend (snncc.backends.lava) is not in this snncc")
+    if not {"fold", "quantize"} <= set(REGISTRY):
+        pytest.skip("fold/quantize passes are not in this snncc")
+    report, _ = validate(DIGITS, targets=["sim", "lava"], timesteps=8, limit=20,
+                         passes=["convert", "fold", "quantize"],
+                         options={"convert": {"per_channel": False},
+                                  "quantize": {"target": "loihi"}},
+                         gates=GateSpec(min_agreement=1.0))
+    assert report.passed and report.target_runs[0].agreement == 1.0
