@@ -125,12 +125,14 @@ def agreement_gate(target: str, reference: str, agreement: float,
 
 
 def drop_gates(ladder: list[tuple[str, float]], snn_accuracy: float, ann_accuracy: float | None,
-               max_drop: dict[str, float]) -> list[Gate]:
+               max_drop: dict[str, float],
+               diverges_at: dict[str, str] | None = None) -> list[Gate]:
     """``max-drop:<stage>`` gates over an accuracy ladder ``[(stage, accuracy), ...]``.
 
     Each rung after the first is measured from the rung before it. ``snn`` is the deployed
     accuracy ``snn_accuracy`` measured from the ANN reference; ``total`` from the first rung
-    (or the ANN when there is no ladder) to the deployed accuracy.
+    (or the ANN when there is no ladder) to the deployed accuracy. ``diverges_at`` names, per
+    stage, the layer where the ladder saw it first diverge; failing gates quote it.
     """
     drops: dict[str, tuple[float, str]] = {}
     for (before, previous), (stage, accuracy) in zip(ladder, ladder[1:], strict=False):
@@ -148,10 +150,12 @@ def drop_gates(ladder: list[tuple[str, float]], snn_accuracy: float, ann_accurac
                              + ("" if len(ladder) > 1 else " (per-pass stages need --stages)"))
         drop, before = drops[stage]
         passed = drop <= limit + EPSILON_PP
+        layer = (diverges_at or {}).get(stage)
+        where = f"; first diverges at layer {layer!r}" if layer and not passed else ""
         gates.append(Gate(
             f"max-drop:{stage}", passed, drop, limit,
             f"stage {stage} loses {drop:.2f} pp against {before} "
-            f"({'<=' if passed else '>'} {limit:g} pp allowed)"))
+            f"({'<=' if passed else '>'} {limit:g} pp allowed){where}"))
     return gates
 
 

@@ -32,6 +32,7 @@ from snncc.passes import REGISTRY, PassContext, run_passes
 from snncc.util import progress
 
 CALIBRATION_SEED = 0
+CALIBRATION_COUNT = 2000
 
 
 # ------------------------------------------------------------------------------------- loading
@@ -166,6 +167,10 @@ class StageResult:
     accuracy_curve: list[float] | None = None
     spikes_per_sample: float | None = None
     synops_per_sample: float | None = None
+    drop_pp: float | None = None
+    weight_memory_bytes: int | None = None
+    connectivity: float | None = None
+    diverges_at: str | None = None
 
 
 @dataclass
@@ -361,9 +366,11 @@ def validate(
     ladder: list[StageResult] = []
     last_run = None
     if stages:
+        overridden = bool(preprocess) or layout is not None
         graph, pass_info, ladder, last_run = accuracy_ladder(
             source, passes, test, dataset=name, data_dir=data_dir, timesteps=timesteps,
-            options=options, ann_accuracy=ann_accuracy)
+            options=options, ann_accuracy=ann_accuracy,
+            model_path=None if overridden else model)
     else:
         with progress(f"passes: {', '.join(passes) or 'none'} (calibration)", None):
             graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
@@ -438,21 +445,32 @@ def _run_backend(backend: Any, target: str, graph: ir.Graph, inputs: np.ndarray,
 def accuracy_ladder(source: ir.Graph, passes: list[str], test: Dataset, *, dataset: str,
                     data_dir: str | None, timesteps: int,
                     options: dict[str, dict[str, Any]] | None,
-                    ann_accuracy: float | None) -> tuple[ir.Graph, list[dict[str, Any]],
-                                                         list[StageResult], Any]:
+                    ann_accuracy: float | None,
+                    model_path: Path | None = None) -> tuple[ir.Graph, list[dict[str, Any]],
+                                                             list[StageResult], Any]:
     """Apply ``passes`` one at a time and measure the network after each on ``test``.
 
-    Rungs: ``ann`` (the onnxruntime reference, when there is one), then one per pass, named after
-    it. A spiking graph is simulated with the reference simulator for ``timesteps`` (integer mode
-    once the graph is integer); a graph that is still an ANN is evaluated in ANN mode. Applying
-    the passes one by one gives the same graph as applying them together (same calibration
-    samples, same options). Returns the final graph, the pass summaries, the rungs, and
-    ``(SimResult, seconds)`` of the last rung when it was simulated (else ``None``).
+    Rungs: ``ann``, then one per pass, named after it, each measured with the reference
+    simulator (integer mode once the graph is integer). Returns the final graph, the pass
+    summaries, the rungs, and ``(SimResult, seconds)`` of the last rung when this function
+    simulated it itself (else ``None``).
 
-    This is the hook for the full ladder of issue 5 (``snncc.stages``: weight memory,
-    connectivity, first diverging layer), which can replace this function without touching the
-    reports.
+    With :mod:`snncc.stages` present (issue 5: weight memory, connectivity, the layer where a
+    stage first diverges), that module measures the rungs (from ``model_path`` when given, so
+    its ANN rung is onnxruntime's; else from ``source``) with the same calibration samples as
+    :func:`prepare`. Without it, a minimal ladder: each pass applied with :func:`prepare` (one
+    by one gives the same graph as all at once), a spiking graph simulated for ``timesteps``
+    (with its accuracy curve), a graph that is still an ANN run in ANN mode, and ``ann`` the
+    onnxruntime reference when there is one.
     """
+    try:
+        from snncc.stages import accuracy_ladder as measure_ladder
+    except ImportError:
+        measure_ladder = None
+    if measure_ladder is not None:
+        return _stages_ladder(measure_ladder, source, passes, test, dataset=dataset,
+                              data_dir=data_dir, timesteps=timesteps, options=options,
+                              model_path=model_path)
     from snncc.backends import sim
 
     ladder = [] if ann_accuracy is None else [StageResult("ann", "ann", ann_accuracy)]
@@ -476,7 +494,37 @@ def accuracy_ladder(source: ir.Graph, passes: list[str], test: Dataset, *, datas
             logits = sim.run_ann(graph, inputs)
             ladder.append(StageResult(pass_name, "ann",
                                       float((logits.argmax(axis=1) == test.labels).mean())))
+        if len(ladder) > 1:
+            ladder[-1].drop_pp = (ladder[-2].accuracy - ladder[-1].accuracy) * 100
     return graph, summaries, ladder, last_run
+
+
+def _stages_ladder(measure_ladder: Any, source: ir.Graph, passes: list[str], test: Dataset, *,
+                   dataset: str, data_dir: str | None, timesteps: int,
+                   options: dict[str, dict[str, Any]] | None,
+                   model_path: Path | None) -> tuple[ir.Graph, list[dict[str, Any]],
+                                                     list[StageResult], None]:
+    """The ladder measured by :func:`snncc.stages.accuracy_ladder`, as report rungs."""
+    calibration = calibration_samples(source, dataset, data_dir, CALIBRATION_COUNT)
+    with progress("accuracy ladder", len(passes) + 1) as advance:
+        measured = measure_ladder(
+            source if model_path is None else model_path, test, timesteps, data_dir=data_dir,
+            stages=passes, options=options, calibration=calibration,
+            progress=lambda rung: advance(1))
+    rungs = [StageResult(rung.stage, rung.mode, rung.accuracy,
+                         getattr(rung, "accuracy_curve", None), rung.spikes_per_sample,
+                         rung.synops_per_sample, rung.drop_pp, rung.weight_memory_bytes,
+                         rung.connectivity, rung.diverges_at) for rung in measured.stages]
+    graph = getattr(measured, "graph", None)
+    if graph is None:  # the ladder keeps no graph: apply the (deterministic) passes once more
+        with progress(f"passes: {', '.join(passes) or 'none'} (calibration)", None):
+            graph, summaries = prepare(source, passes, dataset=dataset, data_dir=data_dir,
+                                       timesteps=timesteps, options=options,
+                                       calibration_count=CALIBRATION_COUNT)
+    else:
+        summaries = [{"pass": rung.stage, "changed": True, "info": _jsonable(rung.pass_info)}
+                     for rung in measured.stages if rung.stage != "ann"]
+    return graph, summaries, rungs, None
 
 
 def spike_rates(graph: ir.Graph, result: Any) -> dict[str, float]:
@@ -508,8 +556,10 @@ def _check_gates(report: ValidationReport, gates: GateSpec, graph: ir.Graph, res
             ladder.append((report.target, report.snn_accuracy))
         elif not ladder and report.ann_accuracy is not None:
             ladder = [("ann", report.ann_accuracy)]
+        diverges = {stage.name: stage.diverges_at for stage in report.stages
+                    if stage.diverges_at}
         report.gates += drop_gates(ladder, report.snn_accuracy, report.ann_accuracy,
-                                   gates.max_drop)
+                                   gates.max_drop, diverges)
     fit, report.fits = fit_gates(graph, chips, spike_rates(graph, result),
                                  gates.max_cores, gates.max_chips)
     report.gates += fit

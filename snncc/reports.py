@@ -127,13 +127,18 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines.append("")
     if report.get("stages"):
         lines += ["### Accuracy ladder", "", "| stage | mode | accuracy | drop (pp) | "
-                  "spikes/sample | synops/sample |", "|---|---|---:|---:|---:|---:|"]
+                  "spikes/sample | synops/sample | weights (bytes) | connectivity | diverges at |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---|"]
         previous = None
         for stage in report["stages"]:
             drop = "" if previous is None else f"{(previous - stage['accuracy']) * 100:.2f}"
+            connectivity = stage.get("connectivity")
             lines.append(f"| {stage['name']} | {stage['mode']} | {stage['accuracy']:.2%} | {drop} "
                          f"| {_optional(stage['spikes_per_sample'], ',.1f')} "
-                         f"| {_optional(stage['synops_per_sample'], ',.0f')} |")
+                         f"| {_optional(stage['synops_per_sample'], ',.0f')} "
+                         f"| {_optional(stage.get('weight_memory_bytes'), ',')} "
+                         f"| {'' if connectivity is None else f'{connectivity:.1%}'} "
+                         f"| {stage.get('diverges_at') or ''} |")
             previous = stage["accuracy"]
         lines.append("")
     if report.get("spikes_per_layer"):
@@ -176,7 +181,8 @@ def write_plots(report: dict[str, Any], directory: str | Path) -> list[Path]:
     """``accuracy.png`` (accuracy vs timesteps) and ``spikes.png`` (spikes per layer).
 
     The accuracy plot shows the deployed SNN's curve (and further targets'), the ANN reference as a horizontal line,
-    one curve per simulated stage of the ladder (ANN-mode stages as horizontal lines), the
+    one curve per simulated stage of the ladder (a point at the final step when only the final
+    accuracy is known; ANN-mode stages as horizontal lines), the
     stored baseline's curve when compared with one, and the ``min-accuracy`` floor.
     """
     import matplotlib
@@ -191,23 +197,28 @@ def write_plots(report: dict[str, Any], directory: str | Path) -> list[Path]:
     figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
     curve = report["accuracy_curve"]
     steps = list(range(1, len(curve) + 1))
-    for stage in report.get("stages") or []:
+    for index, stage in enumerate(report.get("stages") or []):
+        color, label = f"C{index % 10}", f"stage {stage['name']} ({stage['mode']})"
         if stage["accuracy_curve"]:
             axes.plot(steps[:len(stage["accuracy_curve"])], _percent(stage["accuracy_curve"]),
-                      lw=1, alpha=0.8, label=f"stage {stage['name']} ({stage['mode']})")
-        elif stage["name"] != "ann":
-            axes.axhline(stage["accuracy"] * 100, lw=1, ls=":", label=f"stage {stage['name']}")
+                      lw=1, alpha=0.8, color=color, label=label)
+        elif stage["mode"] == "ann":
+            if stage["name"] != "ann" or report.get("ann_accuracy") is None:
+                axes.axhline(stage["accuracy"] * 100, lw=1, ls=":", color=color, label=label)
+        else:  # measured at the final step only
+            axes.plot([len(curve)], [stage["accuracy"] * 100], marker="o", ls="none",
+                      color=color, label=label)
     if report.get("baseline") and report["baseline"].get("accuracy_curve"):
         base = report["baseline"]["accuracy_curve"]
         axes.plot(range(1, len(base) + 1), _percent(base), color="grey", ls="--", lw=1,
                   label="baseline SNN")
-    axes.plot(steps, _percent(curve), color="C3", lw=2,
+    axes.plot(steps, _percent(curve), color="black", lw=2,
               label=f"SNN ({report['target']}, {report['mode']})")
     for run in report.get("target_runs") or []:
         axes.plot(steps, _percent(run["accuracy_curve"]), lw=1.2, ls="--",
                   label=f"SNN ({run['target']}, {run['mode']})")
     if report.get("ann_accuracy") is not None:
-        axes.axhline(report["ann_accuracy"] * 100, color="black", ls="--", lw=1.2,
+        axes.axhline(report["ann_accuracy"] * 100, color="dimgray", ls="--", lw=1.2,
                      label=f"ANN ({report['ann_reference']})")
     for gate in report["gates"]:
         if gate["name"] == "min-accuracy" and gate["limit"] is not None:

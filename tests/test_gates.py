@@ -165,3 +165,11 @@ def test_agreement_gate() -> None:
     assert not gate.passed and "lava decides like sim on 99.90%" in gate.message
     with pytest.raises(SnnccError, match="min agreement must be within"):
         GateSpec(min_agreement=-1).check()
+
+
+def test_failing_drop_gates_name_the_diverging_layer() -> None:
+    ladder = [("ann", 0.99), ("quantize", 0.95)]
+    (gate,) = drop_gates(ladder, 0.95, 0.99, {"quantize": 1}, {"quantize": "conv2"})
+    assert not gate.passed and gate.message.endswith("first diverges at layer 'conv2'")
+    (gate,) = drop_gates(ladder, 0.95, 0.99, {"quantize": 5}, {"quantize": "conv2"})
+    assert gate.passed and "diverges" not in gate.message
