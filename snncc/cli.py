@@ -373,7 +373,10 @@ def main() -> None:
         err_console.print("interrupted")
         sys.exit(130)
     except Exception as error:  # noqa: BLE001 - the last line of defence against tracebacks
-        import click
+        try:
+            import click
+        except ModuleNotFoundError:  # typer >= 0.16 vendors click as typer._click
+            from typer import _click as click
 
         if isinstance(error, click.exceptions.ClickException):
             error.show()

@@ -134,12 +134,15 @@ def run_snncc(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
-def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
+def test_bad_config_and_bad_flags_exit_2(tmp_path: Path) -> None:
     (tmp_path / "snncc.toml").write_text("timesteps = 'many'\n")
     done = run_snncc(["validate", "--config", "snncc.toml"], tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip() == ("error: config snncc.toml: key 'timesteps' must be an "
                                    "integer, got a string 'many'")
+    done = run_snncc(["validate", "--config", "snncc.toml", "--no-such-flag"], tmp_path)
+    assert done.returncode == 2, done.stderr  # a usage error is never "a gate failed" (1)
+    assert "No such option: --no-such-flag" in done.stderr and "Traceback" not in done.stderr
 
 
 def workflow_commands() -> dict[str, str]:
