@@ -11,7 +11,8 @@ A gate compares one measured value with one limit. Kinds, by gate name:
   against the ANN reference (onnxruntime); ``total`` is the first rung minus the deployed SNN.
 - ``agreement:<target>``: a further target (``targets = ["sim", "lava"]``) must take the same
   final decision as the first target on at least ``min_agreement`` of the samples (a fraction,
-  or percent above 1; ``1.0`` demands every decision, as bit-exact backends give).
+  or percent above 1; ``1.0`` demands every decision, as bit-exact backends give). With a single
+  target the gate is reported as ``agreement``, skipped.
 - ``fits:<chip>``: the partition analysis (:mod:`snncc.passes.partition`) finds that the deployed
   graph fits ``chip`` (value: cores used, limit: the chip's cores). When that analysis is not part
   of this snncc, the gate is *skipped* (never passed silently): reports show it as skipped.

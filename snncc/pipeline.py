@@ -550,6 +550,9 @@ def _check_gates(report: ValidationReport, gates: GateSpec, graph: ir.Graph, res
     if gates.min_agreement is not None:
         report.gates += [agreement_gate(run.target, report.target, run.agreement,
                                         gates.min_agreement) for run in report.target_runs]
+        if not report.target_runs:
+            report.gates.append(Gate("agreement", True, None, None, "skipped: one target only "
+                                     "(set targets = [...] to compare backends)", skipped=True))
     if gates.max_drop:
         ladder = [(stage.name, stage.accuracy) for stage in report.stages]
         if ladder and report.target != "sim":

@@ -212,3 +212,10 @@ def test_lava_agrees_with_the_reference_simulator() -> None:
                                   "quantize": {"target": "loihi"}},
                          gates=GateSpec(min_agreement=1.0))
     assert report.passed and report.target_runs[0].agreement == 1.0
+
+
+def test_agreement_gate_is_skipped_with_one_target() -> None:
+    report, _ = validate(DIGITS, timesteps=4, limit=30, gates=GateSpec(min_agreement=1.0))
+    (gate,) = report.gates
+    assert gate.name == "agreement" and gate.skipped and report.passed
+    check_schema(report.to_dict())
