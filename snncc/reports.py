@@ -101,7 +101,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines += ["| | gate | value | limit | result |", "|---|---|---:|---:|---|"]
         for gate in report["gates"]:
             lines.append(f"| {STATUS_MARK[gate['status']]} | `{gate['name']}` | "
-                         f"{_number(gate['value'])} | {_number(gate['limit'])} | "
+                         f"{gate_amount(gate['name'], gate['value'])} | "
+                         f"{gate_amount(gate['name'], gate['limit'])} | "
                          f"{_escape(gate['message'])} |")
         lines.append("")
     else:
@@ -159,6 +160,22 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines.append(f"<sub>snncc {report['snncc_version']}, report schema `{report['schema']}`, "
                  f"model sha256 `{report['model_sha256'][:12]}`</sub>")
     return "\n".join(lines) + "\n"
+
+
+def gate_amount(name: str, value: float | None) -> str:
+    """A gate's value or limit in its unit: % for accuracies, pp for drops, % growth, cores."""
+    if value is None:
+        return "n/a"
+    kind = name.split(":", 1)[0]
+    if kind in ("min-accuracy", "agreement"):
+        return f"{value:.2%}"
+    if kind in ("max-drop", "baseline-accuracy"):
+        return f"{value:+.2f} pp" if kind == "baseline-accuracy" else f"{value:.2f} pp"
+    if kind in ("baseline-spikes", "baseline-synops"):
+        return f"{value:+.1f} %"
+    if kind == "fits":
+        return f"{value:.0f} cores"
+    return _number(value)
 
 
 def checkpoints(timesteps: int) -> list[int]:

@@ -115,6 +115,8 @@ def test_markdown_names_the_failing_gate(failing: dict) -> None:
     assert text.startswith("## snncc validate: digits_mlp.onnx FAILED")
     assert "**1 gate(s) failed: min-accuracy**" in text
     assert "| FAIL | `min-accuracy` |" in text and "| PASS | `max-drop:snn` |" in text
+    assert f"| {failing['snn_accuracy']:.2%} | 99.00% |" in text  # values in their units
+    assert "| 50.00 pp |" in text
     assert "### Accuracy ladder" in text and "| convert | float |" in text
     assert f"| SNN accuracy at T=8 | {failing['snn_accuracy']:.2%} |" in text
     assert "- baseline " in text
@@ -219,3 +221,15 @@ def test_agreement_gate_is_skipped_with_one_target() -> None:
     (gate,) = report.gates
     assert gate.name == "agreement" and gate.skipped and report.passed
     check_schema(report.to_dict())
+
+
+def test_gate_amounts_are_shown_in_their_units() -> None:
+    from snncc.reports import gate_amount
+
+    assert gate_amount("min-accuracy", 0.98765) == "98.77%"
+    assert gate_amount("agreement:lava", 1.0) == "100.00%"
+    assert gate_amount("max-drop:quantize", 0.25) == "0.25 pp"
+    assert gate_amount("baseline-accuracy", -0.5) == "-0.50 pp"
+    assert gate_amount("baseline-spikes", 12.34) == "+12.3 %"
+    assert gate_amount("fits:loihi2", 3.0) == "3 cores"
+    assert gate_amount("fits:loihi2", None) == "n/a"
