@@ -351,6 +351,14 @@ def validate(
         if not hasattr(backends[each], "run"):
             raise SnnccError(f"target {each!r} cannot run networks; validate with sim or lava")
     backend = backends[target]
+    known = {"snn", "total"} | (set(passes) if stages else set())
+    if stages and target != "sim":
+        known.add(target)
+    unknown = [stage for stage in gates.max_drop if stage not in known]
+    if unknown:  # fail before the long steps, not after them
+        raise SnnccError(f"max drop: no stage {unknown[0]!r} in this run; available: "
+                         f"{', '.join(sorted(known))}"
+                         + ("" if stages else " (per-pass stages need --stages)"))
     test = load_dataset(name, "test", data_dir).take(limit)
 
     timings = {"load": time.perf_counter() - started}
