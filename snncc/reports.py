@@ -2,8 +2,9 @@
 
 Every format is rendered from the same dictionary, :meth:`snncc.pipeline.ValidationReport.to_dict`
 (JSON schema ``snncc/schemas/validate-report.schema.json``), so a stored JSON report renders the
-same as a fresh run. Files are written atomically (:mod:`snncc.util`); parent directories of
-report files are created. Formats are described in ``docs/reports.md``.
+same as a fresh run. Files are written atomically (:mod:`snncc.util`) into existing directories;
+the plots directory is created when its parent exists. Formats are described in
+``docs/reports.md``.
 """
 
 from __future__ import annotations
@@ -208,7 +209,7 @@ def write_plots(report: dict[str, Any], directory: str | Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     directory = Path(directory)
-    _make_parent(directory / "x")
+    _make_directory(directory)
     written = []
 
     figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
@@ -286,35 +287,41 @@ def write_reports(report: dict[str, Any], *, json_path: str | Path | None = None
     for path, render in ((json_path, to_json), (junit_path, to_junit),
                          (markdown_path, to_markdown)):
         if path is not None:
-            _make_parent(Path(path))
             written.append(atomic_write_text(path, render(report)))
     if plots_dir is not None:
         written += write_plots(report, plots_dir)
     return written
 
 
-def _make_parent(path: Path) -> None:
-    parent = path.parent
-    if parent.exists() and not parent.is_dir():
-        raise SnnccError(f"cannot write {path}: {parent} is not a directory")
+def _make_directory(directory: Path) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise SnnccError(f"cannot write plots into {directory}: it is a file")
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(exist_ok=True)
+    except FileNotFoundError:
+        raise SnnccError(f"cannot write plots into {directory}: directory {directory.parent} "
+                         "does not exist") from None
     except OSError as error:
-        raise SnnccError(f"cannot write {path}: cannot create {parent} ({error.strerror})") \
-            from None
+        raise SnnccError(f"cannot write plots into {directory}: {error.strerror}") from None
 
 
 def check_outputs(outputs: dict[str, str | Path]) -> None:
-    """Fail before any work when a report path cannot be written (wrong kind, no permission)."""
+    """Fail before any work when a report path cannot be written.
+
+    Report files need an existing, writable directory; the plots directory may be missing when
+    its parent exists (it is created).
+    """
     for kind, path in outputs.items():
         path = Path(path)
         if kind != "plots" and path.is_dir():
             raise SnnccError(f"cannot write the {kind} report to {path}: it is a directory")
         if kind == "plots" and path.exists() and not path.is_dir():
             raise SnnccError(f"cannot write plots into {path}: it is a file")
-        ancestor = path.parent
-        while not ancestor.exists() and ancestor != ancestor.parent:
-            ancestor = ancestor.parent
-        if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
-            raise SnnccError(f"cannot write the {kind} report {path}: {ancestor} is not a "
-                             "writable directory")
+        folder = path if kind == "plots" and path.is_dir() else path.parent
+        folder = folder if str(folder) else Path(".")
+        if not folder.is_dir():
+            raise SnnccError(f"cannot write the {kind} report {path}: directory {folder} does "
+                             "not exist")
+        if not os.access(folder, os.W_OK):
+            raise SnnccError(f"cannot write the {kind} report {path}: directory {folder} is not "
+                             "writable")

@@ -41,6 +41,7 @@ def write_config(tmp_path: Path, text: str) -> Path:
 def test_config_run_passes_and_writes_every_report(tmp_path: Path) -> None:
     config = write_config(tmp_path, "[gates]\nmin_accuracy = 0.5\n[outputs]\n"
                                     'json = "out/r.json"\nmarkdown = "out/s.md"\n')
+    (tmp_path / "out").mkdir()
     result = invoke("--config", str(config), "--junit", str(tmp_path / "cwd-relative.xml"))
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "out" / "r.json").read_text())  # relative to the config
@@ -160,6 +161,15 @@ def workflow_commands() -> dict[str, str]:
     return {name: found[0].strip() for name, found in lines.items()}
 
 
+def workflow_setup() -> list[str]:
+    """GitHub workflow ``run`` lines between installing snncc and the gate (e.g. mkdir)."""
+    steps = yaml.safe_load((CI / "github-actions.yml").read_text())["jobs"]["validate"]["steps"]
+    runs = [step["run"] for step in steps if "run" in step]
+    install = next(i for i, run in enumerate(runs) if "pip install" in run)
+    gate = next(i for i, run in enumerate(runs) if "snncc validate" in run)
+    return runs[install + 1:gate]
+
+
 def test_example_ci_files_upload_reports_and_run_one_gate_command() -> None:
     commands = workflow_commands()
     assert commands["github"] == commands["gitlab"]
@@ -170,6 +180,8 @@ def test_example_ci_files_upload_reports_and_run_one_gate_command() -> None:
     assert gitlab["artifacts"]["when"] == "always"
     assert gitlab["artifacts"]["reports"]["junit"] == "reports/junit.xml"
     assert gitlab["image"] == "python:3.10"
+    assert workflow_setup() == ["mkdir -p reports"]
+    assert gitlab["script"][-2] == "mkdir -p reports"
 
 
 def test_example_ci_command_runs_as_the_workflow_writes_it(tmp_path: Path) -> None:
@@ -177,6 +189,8 @@ def test_example_ci_command_runs_as_the_workflow_writes_it(tmp_path: Path) -> No
     words = shlex.split(workflow_commands()["github"])
     assert words[:2] == ["snncc", "validate"]
     (tmp_path / "examples").symlink_to(REPO / "examples")
+    for line in workflow_setup():  # the steps before the gate that prepare the checkout
+        subprocess.run(["bash", "-c", line], cwd=tmp_path, check=True)
     done = run_snncc(words[1:], tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "\x1b[" not in done.stderr  # no progress bars in CI logs
