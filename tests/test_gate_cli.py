@@ -197,7 +197,7 @@ def test_example_ci_command_runs_as_the_workflow_writes_it(tmp_path: Path) -> No
     report = json.loads((tmp_path / "reports" / "validate.json").read_text())
     assert report["status"] == "passed" and report["dataset"] == "digits"
     assert {g["name"] for g in report["gates"]} >= {"min-accuracy", "max-drop:snn",
-                                                    "baseline-accuracy"}
+                                                    "fits:loihi2", "baseline-accuracy"}
     suite = next(iter(JUnitXml.fromfile(str(tmp_path / "reports" / "junit.xml"))))
     assert suite.tests == len(report["gates"]) and suite.failures == 0
     assert (tmp_path / "reports" / "summary.md").read_text().count("PASS") == len(report["gates"])
@@ -210,3 +210,13 @@ def test_failing_gate_exits_1_from_the_command_line(tmp_path: Path) -> None:
                       "99"], tmp_path)
     assert done.returncode == 1, done.stderr
     assert "validation failed: 1 gate(s) failed: min-accuracy" in " ".join(done.stdout.split())
+
+
+def test_chip_that_is_too_small_fails_the_fit_gate(tmp_path: Path) -> None:
+    config = write_config(tmp_path, '[gates]\nfits = ["loihi2"]\nmax_cores = 1\n')
+    result = invoke("--config", str(config), "--json", str(tmp_path / "r.json"))
+    assert result.exit_code == 1, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["failed_gates"] == ["fits:loihi2"]
+    (fit,) = report["fits"]
+    assert not fit["fits"] and fit["cores_used"] > 1 and fit["violations"]
