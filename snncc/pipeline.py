@@ -444,9 +444,10 @@ def _run_backend(backend: Any, target: str, graph: ir.Graph, inputs: np.ndarray,
                  labels: np.ndarray) -> Any:
     import inspect
 
-    with progress(f"simulating ({target}, T={timesteps})", len(inputs)) as advance:
-        extra = {"progress": advance} if "progress" in inspect.signature(
-            backend.run).parameters else {}
+    reports_progress = "progress" in inspect.signature(backend.run).parameters
+    total = len(inputs) if reports_progress else None  # else an indeterminate bar
+    with progress(f"simulating ({target}, T={timesteps})", total) as advance:
+        extra = {"progress": advance} if reports_progress else {}
         return backend.run(graph, inputs, timesteps, labels=labels, **extra)
 
 
