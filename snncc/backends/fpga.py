@@ -565,8 +565,9 @@ def build_bundle(graph: ir.Graph, *, fpga_part: str = "zynq-7020", strict: bool 
             "mean": input_node.mean.tolist(), "std": input_node.std.tolist(),
             "t_max": input_node.t_max, "seed": input_node.seed,
             "value_bits": input_bits if direct else 1,
-            "events": ("signed integer values (raw samples, nonzero only)" if direct
-                       else "spikes"),
+            "events": ("the sample's nonzero raw integers as signed values, sent once during "
+                       "step 0 (the first layer keeps that current for every step)" if direct
+                       else "the nonzero spikes of every step"),
         },
         "readout": {"node": layers[-1].name, "mode": layers[-1].neuron.mode,
                     "classes": layers[-1].outputs},
@@ -682,6 +683,7 @@ def render_network(layers: list[BundleLayer]) -> str:
             "TH_BITS": bits("threshold"), "BIAS_BITS": bits("bias"), "VINIT_BITS": bits("v_init"),
             "HAS_BIAS": int("bias" in memories), "HAS_VINIT": int("v_init" in memories),
             "NEURON": code, "RESET_ZERO": reset_zero, "FIRE_ONCE": fire_once,
+            "STATIC_INPUT": int(index == 0 and not layer.spike_input),
         }
         strings = {"WEIGHT_FILE": path("weights"), "THRESHOLD_FILE": path("threshold"),
                    "BIAS_FILE": path("bias"), "VINIT_FILE": path("v_init")}
@@ -805,7 +807,9 @@ How a core consumes it (hdl/snn_if_layer.v, one instance per layer, chained in h
   largest v among simultaneous crossings, lowest index on ties). Exact currents are
   current_bits wide (manifest); the state is 24 bits.
 Input: the host encodes each sample with the coding in manifest.json ('input') and streams the
-nonzero inputs of every step as events; direct coding sends the raw integers as signed values.
+nonzero inputs of every step as events. Direct coding (the input is the same at every step) sends
+the raw integers as signed values once, during step 0, and empty later steps: the first layer
+keeps that current for the whole sample.
 
 Simulate (Icarus Verilog), from this directory:
   iverilog -g2005 -I hdl -o /tmp/tb.vvp hdl/tb_network.v hdl/snn_network.v hdl/snn_if_layer.v

@@ -11,6 +11,7 @@ mode, so tests compare them element for element.
 
 from __future__ import annotations
 
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -45,10 +46,15 @@ class HdlResult:
     rasters: dict[str, np.ndarray] = field(default_factory=dict)  # IF layer -> (T, N, *shape)
     cycles: np.ndarray | None = None  # (N,) clock cycles per sample
     seconds: float = 0.0  # wall time of the vvp run
+    cpu_seconds: float = 0.0  # CPU time of the vvp run (robust on a shared machine)
 
     @property
     def seconds_per_sample(self) -> float:
         return self.seconds / max(1, self.predictions.shape[1])
+
+    @property
+    def cpu_seconds_per_sample(self) -> float:
+        return self.cpu_seconds / max(1, self.predictions.shape[1])
 
 
 def iverilog_missing() -> str | None:
@@ -69,7 +75,11 @@ def _input_node(manifest: dict) -> ir.Input:
 
 def encode_events(manifest: dict, raw_inputs: np.ndarray, timesteps: int,
                   seed: int | None = None) -> np.ndarray:
-    """What the network input sees at each step: ``(T, N, inputs)`` int64 (spikes or values)."""
+    """The input events of each step, ``(T, N, inputs)`` int64: spikes, or direct values at step 0.
+
+    Spike codings give what the network input sees at each step. Direct coding's input is the
+    same at every step, so its values are sent during step 0 only (see ``manifest["input"]``).
+    """
     node = _input_node(manifest)
     raw = np.asarray(raw_inputs)
     if raw.shape[1:] != tuple(node.shape):
@@ -85,7 +95,10 @@ def encode_events(manifest: dict, raw_inputs: np.ndarray, timesteps: int,
         if values.size and (values.min() < low or values.max() > high):
             raise SnnccError(f"input values {values.min()}..{values.max()} do not fit the "
                              f"bundle's {bits}-bit signed inputs ({low}..{high})")
-        return np.broadcast_to(values, (timesteps,) + values.shape)
+        # Direct input is constant: the engine takes it once, at step 0, and keeps the current.
+        events = np.zeros((timesteps,) + values.shape, np.int64)
+        events[0] = values
+        return events
     x = node.preprocess(raw)
     if node.coding == "rate":
         uniforms = coding.rate_uniforms(np.arange(count), node.shape, timesteps,
@@ -151,6 +164,7 @@ def simulate_hdl(bundle_dir: str | Path, raw_inputs: np.ndarray, timesteps: int 
         events_path, trace_path = work / "events.txt", work / "trace.txt"
         _write_events(events_path, events)
         started = time.perf_counter()
+        cpu_started = _children_cpu_seconds()
         try:
             run = subprocess.run(["vvp", "-n", str(image), f"+in={events_path}",
                                   f"+out={trace_path}"], cwd=bundle_dir, capture_output=True,
@@ -158,13 +172,21 @@ def simulate_hdl(bundle_dir: str | Path, raw_inputs: np.ndarray, timesteps: int 
         except subprocess.TimeoutExpired:
             raise SnnccError(f"HDL simulation exceeded {timeout_s:.0f} s") from None
         seconds = time.perf_counter() - started
+        cpu_seconds = _children_cpu_seconds() - cpu_started
         problems = [line for line in run.stdout.splitlines() + run.stderr.splitlines()
                     if "ERROR" in line.upper() or "cannot" in line or "WARNING" in line.upper()]
         if run.returncode != 0 or problems:
             detail = problems[0] if problems else (run.stderr or run.stdout).strip()[:200]
             raise SnnccError(f"vvp failed on {bundle_dir}: {detail}")
         text = trace_path.read_text() if trace_path.exists() else ""
-    return _parse_trace(text, manifest, timesteps, count, seconds)
+    result = _parse_trace(text, manifest, timesteps, count, seconds)
+    result.cpu_seconds = cpu_seconds
+    return result
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _parse_trace(text: str, manifest: dict, timesteps: int, count: int,

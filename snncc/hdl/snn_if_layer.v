@@ -20,7 +20,10 @@
 // (out_valid, out_addr) (readouts compute the running argmax instead) and finally out_last.
 // The next layer consumes out_* as its input events, so layer k sees layer k-1's spikes of the
 // same step (the IR's no-delay step semantics). `start` begins a sample: v = v_init,
-// x = bias, fired flags and the decision are cleared.
+// x = bias, fired flags and the decision are cleared. With STATIC_INPUT (direct-coded input,
+// which is the same at every step) the host sends the sample's values once, during step 0, and
+// the layer keeps the resulting current for every later step instead of recomputing it.
+// The accumulators use blocking assignments: they are read only inside this block.
 //
 // Weight memory word i (one line of the .mem file) holds the weights from input i to every
 // neuron: bits [j*W_BITS +: W_BITS] = W[j][i]. BINARY=1 (W_BITS=1): bit 1 = +1, bit 0 = -1;
@@ -43,6 +46,7 @@ module snn_if_layer #(
     parameter integer NEURON = 0,        // 0: IF, 1: readout potential, 2: readout first spike
     parameter integer RESET_ZERO = 0,
     parameter integer FIRE_ONCE = 0,
+    parameter integer STATIC_INPUT = 0,  // 1: inputs arrive at step 0 only; the current is kept
     parameter WEIGHT_FILE = "weights.mem",
     parameter THRESHOLD_FILE = "threshold.mem",
     parameter BIAS_FILE = "bias.mem",
@@ -123,7 +127,7 @@ module snn_if_layer #(
         if (start) begin
             for (j = 0; j < N_OUT; j = j + 1) begin
                 v[j]       <= (HAS_VINIT != 0) ? vinit_mem[j] : 0;
-                current[j] <= (HAS_BIAS != 0) ? bias_mem[j] : 0;
+                current[j] = (HAS_BIAS != 0) ? bias_mem[j] : 0;
             end
             fired         <= 0;
             spikes        <= 0;
@@ -138,10 +142,10 @@ module snn_if_layer #(
             value = (SPIKE_INPUT != 0) ? 1 : s1_value;
             for (j = 0; j < N_OUT; j = j + 1) begin
                 if (BINARY != 0) begin
-                    current[j] <= word[j] ? current[j] + value : current[j] - value;
+                    current[j] = word[j] ? current[j] + value : current[j] - value;
                 end else begin
                     weight = word[j*W_BITS +: W_BITS];
-                    current[j] <= current[j] + weight * value;
+                    current[j] = current[j] + weight * value;
                 end
             end
         end else if (s1_last) begin
@@ -158,7 +162,7 @@ module snn_if_layer #(
                     if (spike) fired[j] <= 1'b1;
                 end
                 v[j]       <= v_new;
-                current[j] <= (HAS_BIAS != 0) ? bias_mem[j] : 0;
+                if (STATIC_INPUT == 0) current[j] = (HAS_BIAS != 0) ? bias_mem[j] : 0;
             end
             scanning   <= 1'b1;
             scan_index <= 0;
