@@ -1,0 +1,465 @@
+"""The FPGA bundle: packing, file formats, manifest, errors, and Icarus Verilog against the simulator."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from snncc import ir
+from snncc.backends import fpga, fpga_hdl
+from snncc.errors import ResourceError, SnnccError, UnsupportedError
+from snncc.simulator import run_ann, simulate
+
+IVERILOG_MISSING = fpga_hdl.iverilog_missing()
+requires_iverilog = pytest.mark.skipif(IVERILOG_MISSING is not None,
+                                       reason=IVERILOG_MISSING or "")
+ZERO = np.zeros(1, np.int64)
+
+
+# ------------------------------------------------------------------------------- test networks
+
+
+def binary_mlp(seed: int = 0) -> ir.Graph:
+    """Direct-coded 16-12-4 network, ±1 weights, integer bias, per-neuron thresholds."""
+    rng = np.random.default_rng(seed)
+    graph = ir.Graph({"source": "tests"})
+    graph.chain(
+        ("input", ir.Input(shape=(16,), coding="direct")),
+        ("fc1", ir.Dense(weight=rng.choice([-1, 1], (12, 16)), bias=rng.integers(-20, 20, 12))),
+        ("if1", ir.IF(threshold=rng.integers(60, 200, 12), v_init=ZERO)),
+        ("fc2", ir.Dense(weight=rng.choice([-1, 1], (4, 12)))),
+        ("readout", ir.Readout(mode="potential", threshold=ZERO)),
+    )
+    return graph
+
+
+def multibit_rate_net(seed: int = 1) -> ir.Graph:
+    """Rate-coded (2,4,4) input, 8-bit and 3-bit weights, bias, v_init, reset zero, first spike."""
+    rng = np.random.default_rng(seed)
+    graph = ir.Graph({"source": "tests", "timesteps": 10})
+    graph.chain(
+        ("input", ir.Input(shape=(2, 4, 4), coding="rate", scale=1 / 255, seed=3)),
+        ("flatten", ir.Flatten()),
+        ("fc1", ir.Dense(weight=rng.integers(-128, 128, (10, 32)), bias=rng.integers(-50, 50, 10))),
+        ("if1", ir.IF(threshold=np.int64(300), v_init=rng.integers(-100, 100, 10), reset="zero")),
+        ("fc2", ir.Dense(weight=rng.integers(-4, 4, (5, 10)))),
+        ("readout", ir.Readout(mode="first_spike", threshold=rng.integers(3, 9, 5))),
+    )
+    return graph
+
+
+def conv_net(seed: int = 2) -> ir.Graph:
+    """Latency-coded 1x6x6 images: conv(pad 1) -> IF -> sum pool -> conv(stride 2) -> IF -> dense."""
+    rng = np.random.default_rng(seed)
+    graph = ir.Graph({"source": "tests"})
+    graph.chain(
+        ("input", ir.Input(shape=(1, 6, 6), coding="latency", scale=1 / 255, t_max=6)),
+        ("conv1", ir.Conv2d(weight=rng.integers(-2, 3, (3, 1, 3, 3)), bias=rng.integers(-1, 2, 3),
+                            padding=1)),
+        ("if1", ir.IF(threshold=np.array([2, 3, 2]), v_init=ZERO)),
+        ("pool1", ir.SumPool2d(kernel=2, stride=2)),
+        ("conv2", ir.Conv2d(weight=rng.integers(-2, 3, (4, 3, 2, 2)), stride=2, padding=(0, 0, 1, 1))),
+        ("if2", ir.IF(threshold=np.int64(2), v_init=ZERO, fire_once=True, reset="zero")),
+        ("flatten", ir.Flatten()),
+        ("fc", ir.Dense(weight=rng.integers(-3, 4, (3, 16)), bias=np.array([1, 0, -1]))),
+        ("readout", ir.Readout(mode="potential", threshold=ZERO)),
+    )
+    return graph
+
+
+def saturating_net() -> ir.Graph:
+    """Rate input straight into IF neurons, then currents that drive the 24-bit state to both rails."""
+    big = 2**23 - 1
+    graph = ir.Graph({"source": "tests"})
+    graph.chain(
+        ("input", ir.Input(shape=(3,), coding="rate", scale=1 / 255)),
+        ("if0", ir.IF(threshold=np.int64(1), v_init=ZERO)),
+        ("fc1", ir.Dense(weight=np.array([[127, 127, 127], [-128, -128, -128], [1, -1, 1]]),
+                         bias=np.array([big, -big - 1, 0]))),
+        ("if1", ir.IF(threshold=np.array([big, 5, 1]), v_init=np.array([big, -big - 1, 0]))),
+        ("fc2", ir.Dense(weight=np.array([[100, -100, 1], [-100, 100, -1]]),
+                         bias=np.array([big, -big]))),
+        ("readout", ir.Readout(mode="potential", threshold=ZERO)),
+    )
+    return graph
+
+
+def raw_inputs(graph: ir.Graph, count: int, seed: int = 0, high: int = 256) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, high, (count,) + graph.input.shape)
+
+
+def assert_hdl_equals_simulator(graph: ir.Graph, bundle: Path, inputs: np.ndarray,
+                                timesteps: int) -> fpga_hdl.HdlResult:
+    reference = simulate(graph, inputs, timesteps, mode="integer", record=True)
+    hardware = fpga_hdl.simulate_hdl(bundle, inputs, timesteps)
+    np.testing.assert_array_equal(hardware.predictions, reference.predictions)
+    np.testing.assert_array_equal(hardware.readout_state, reference.readout_state)
+    if reference.decision_time is None:
+        assert hardware.decision_time is None
+    else:
+        np.testing.assert_array_equal(hardware.decision_time, reference.decision_time)
+    spiking = [n for n in graph.of_type(ir.IF)]
+    assert sorted(hardware.rasters) == sorted(spiking)
+    for name in spiking:
+        np.testing.assert_array_equal(hardware.rasters[name], reference.rasters[name],
+                                      err_msg=f"spikes of {name}")
+    return hardware
+
+
+# ------------------------------------------------------------------------------------- packing
+
+
+@pytest.mark.parametrize("bits", [2, 3, 5, 8, 13, 16])
+def test_pack_unpack_round_trip_twos_complement(bits: int) -> None:
+    rng = np.random.default_rng(bits)
+    values = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), (7, 11))
+    values[0, 0], values[0, 1] = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    memory = fpga.pack_memory("m", values, bits)
+    assert memory.word_bits == 11 * bits
+    assert all(0 <= w < (1 << memory.word_bits) for w in memory.words)
+    np.testing.assert_array_equal(fpga.unpack_words(memory.words, 11, bits), values)
+
+
+def test_pack_binary_is_one_bit_per_synapse() -> None:
+    values = np.array([[1, -1, -1, 1, 1], [-1, -1, -1, -1, 1]])
+    memory = fpga.pack_memory("m", values, 1, binary=True)
+    assert memory.words == [0b11001, 0b10000]
+    np.testing.assert_array_equal(fpga.unpack_words(memory.words, 5, 1, binary=True), values)
+
+
+def test_pack_rejects_values_outside_the_width() -> None:
+    with pytest.raises(SnnccError, match="do not fit 4-bit"):
+        fpga.pack_memory("m", np.array([[8]]), 4)
+    with pytest.raises(SnnccError, match="binary packing"):
+        fpga.pack_memory("m", np.array([[1, 0]]), 1, binary=True)
+
+
+def test_signed_bits() -> None:
+    assert fpga.signed_bits(np.array([1, -1])) == 2
+    assert fpga.signed_bits(np.array([127, -128])) == 8
+    assert fpga.signed_bits(np.array([128])) == 9
+    assert fpga.signed_bits(np.array([2**23 - 1, -(2**23)])) == 24
+
+
+# ------------------------------------------------------------------------------------- formats
+
+
+def _words_from_mem(text: str) -> list[int]:
+    return [int(line, 16) for line in text.splitlines() if line and not line.startswith("//")]
+
+
+def _words_from_coe(text: str) -> list[int]:
+    body = [line for line in text.splitlines() if line and not line.startswith(";")]
+    assert body[0] == "memory_initialization_radix=16;"
+    assert body[1] == "memory_initialization_vector="
+    assert body[-1].endswith(";") and all(line.endswith(",") for line in body[2:-1])
+    return [int(line.rstrip(",;"), 16) for line in body[2:]]
+
+
+def _words_from_header(text: str, name: str) -> tuple[list[int], dict[str, int]]:
+    defines = {k: int(v) for k, v in re.findall(rf"#define {name.upper()}_(\w+) (\d+)", text)}
+    rows = re.findall(r"\{([^{}]*)\}", text.split(f"{name}[")[1])
+    words = []
+    for row in rows:
+        limbs = [int(v.rstrip("u"), 16) for v in re.findall(r"0x[0-9a-f]+u", row)]
+        words.append(sum(limb << (32 * i) for i, limb in enumerate(limbs)))
+    return words, defines
+
+
+def _words_from_npy(path: Path) -> list[int]:
+    limbs = np.load(path)
+    assert limbs.dtype == np.dtype("<u4")
+    return [sum(int(v) << (32 * i) for i, v in enumerate(row)) for row in limbs]
+
+
+@pytest.mark.parametrize("factory", [binary_mlp, multibit_rate_net, conv_net])
+def test_every_format_holds_the_same_words_and_the_ir_values(factory, tmp_path: Path) -> None:
+    graph = factory()
+    fpga.emit(graph, tmp_path, timesteps=8)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    layers = fpga.lower_graph(graph)
+    for layer, entry in zip(layers, manifest["layers"], strict=True):
+        expected = {"weights": layer.weight.T}
+        if isinstance(layer.neuron, ir.IF):
+            expected["threshold"] = ir.broadcast_per_neuron(layer.neuron.threshold,
+                                                            layer.output_shape).reshape(-1, 1)
+            v_init = ir.broadcast_per_neuron(layer.neuron.v_init, layer.output_shape)
+            if np.any(v_init):
+                expected["v_init"] = v_init.reshape(-1, 1)
+        elif layer.neuron.mode == "first_spike":
+            expected["threshold"] = ir.broadcast_per_neuron(layer.neuron.threshold,
+                                                            layer.output_shape).reshape(-1, 1)
+        if layer.bias is not None:
+            expected["bias"] = layer.bias.reshape(-1, 1)
+        assert sorted(entry["memories"]) == sorted(expected)
+        for role, values in expected.items():
+            info = entry["memories"][role]
+            files = {fmt: tmp_path / f["path"] for fmt, f in info["files"].items()}
+            name = files["h"].stem
+            mem_words = _words_from_mem(files["mem"].read_text())
+            header_words, defines = _words_from_header(files["h"].read_text(), name)
+            assert mem_words == _words_from_coe(files["coe"].read_text())
+            assert mem_words == header_words == _words_from_npy(files["npy"])
+            assert defines["DEPTH"] == info["depth"] == len(mem_words)
+            assert defines["WORD_BITS"] == info["word_bits"] == info["lanes"] * info["lane_bits"]
+            width = len(next(line for line in files["mem"].read_text().splitlines()
+                             if not line.startswith("//")))
+            assert width == -(-info["word_bits"] // 4)
+            unpacked = fpga.unpack_words(mem_words, info["lanes"], info["lane_bits"],
+                                         binary=info["packing"] == "binary")
+            np.testing.assert_array_equal(unpacked, values)
+
+
+def test_dense_graph_weights_are_the_ir_matrix(tmp_path: Path) -> None:
+    graph = multibit_rate_net()
+    (fc1, fc2) = [graph.nodes[n].weight for n in ("fc1", "fc2")]
+    layers = fpga.lower_graph(graph)
+    np.testing.assert_array_equal(layers[0].weight, fc1)
+    np.testing.assert_array_equal(layers[1].weight, fc2)
+
+
+def test_binarized_layers_pack_one_bit_per_synapse(tmp_path: Path) -> None:
+    fpga.emit(binary_mlp(), tmp_path, timesteps=4)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    for entry in manifest["layers"]:
+        assert entry["weight_packing"] == "binary" and entry["weight_bits"] == 1
+        assert entry["memories"]["weights"]["word_bits"] == entry["outputs"]
+    assert manifest["size"]["bits_per_synapse"] == 1.0
+
+
+def test_conv_lowering_equals_the_linear_nodes() -> None:
+    """The Toeplitz matrix of conv -> sum pool -> conv equals running those nodes (run_ann)."""
+    graph = conv_net()
+    chain = ir.Graph()
+    chain.add("input", ir.Input(shape=(3, 6, 6)))
+    previous = "input"
+    for name in ("pool1", "conv2", "flatten"):
+        chain.add(name, graph.nodes[name], [previous])
+        previous = name
+    matrix, offset = fpga.lower_linear_chain(chain, ["pool1", "conv2", "flatten"], (3, 6, 6), "t")
+    x = np.random.default_rng(0).integers(0, 2, (20, 3, 6, 6))
+    np.testing.assert_array_equal(x.reshape(20, -1) @ matrix.T + offset, run_ann(chain, x))
+
+
+# ------------------------------------------------------------------------------------ manifest
+
+
+def test_manifest_describes_layers_and_hashes_every_file(tmp_path: Path) -> None:
+    graph = multibit_rate_net()
+    written = fpga.emit(graph, tmp_path, timesteps=10, source_hash="abc123",
+                        options={"input_bits": 9})
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    on_disk = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert sorted(str(p.relative_to(tmp_path)) for p in written) == on_disk
+    assert sorted(manifest["files"]) == [p for p in on_disk if p != "manifest.json"]
+    for relative, info in manifest["files"].items():
+        data = (tmp_path / relative).read_bytes()
+        assert info == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    assert manifest["format"] == fpga.BUNDLE_FORMAT and manifest["format_version"] == 1
+    assert manifest["source_hash"] == "abc123" and len(manifest["graph_sha256"]) == 64
+    assert manifest["compile_options"] == {"fpga_part": "zynq-7020", "strict": False,
+                                           "timesteps": 10, "input_bits": 9}
+    hidden, readout = manifest["layers"]
+    assert hidden["neuron"] == {"type": "IF", "reset": "zero", "single_spike": False,
+                                "coding": "spikes"}
+    assert readout["neuron"]["mode"] == "first_spike" and readout["neuron"]["single_spike"]
+    assert hidden["weight_bits"] == 8 and readout["weight_bits"] == 3
+    assert hidden["timesteps"] == 10 and hidden["inputs"] == 32 and hidden["outputs"] == 10
+    assert manifest["input"]["coding"] == "rate" and manifest["input"]["seed"] == 3
+    used, capacity = manifest["resources"]["bram36"]
+    assert capacity == 140 and used == sum(manifest["resources"]["bram36_per_layer"].values())
+    assert used == sum(layer["bram36"] for layer in manifest["layers"])
+    assert "lowered" in manifest["conv_lowering"]
+    readme = (tmp_path / "README.txt").read_text()
+    assert "Toeplitz" in readme and "$readmemh" in readme
+
+
+def test_bram_estimate_uses_the_shared_resource_model(tmp_path: Path) -> None:
+    from snncc.resources import fpga_bram36
+
+    fpga.emit(binary_mlp(), tmp_path, timesteps=4)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    for entry in manifest["layers"]:
+        weights = entry["memories"]["weights"]
+        assert entry["bram36"] == fpga_bram36(weights["depth"], weights["word_bits"])
+
+
+def test_emit_is_deterministic(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    fpga.emit(conv_net(), first, timesteps=6)
+    fpga.emit(conv_net(), second, timesteps=6)
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    assert all((first / f).read_bytes() == (second / f).read_bytes() for f in files)
+
+
+def test_read_manifest_detects_a_changed_file(tmp_path: Path) -> None:
+    fpga.emit(binary_mlp(), tmp_path, timesteps=4)
+    fpga.read_manifest(tmp_path)
+    memory = tmp_path / "mem" / "if1_weights.mem"
+    memory.write_text(memory.read_text().replace("0", "1", 1))
+    with pytest.raises(SnnccError, match="if1_weights.mem does not match its sha256"):
+        fpga.read_manifest(tmp_path)
+
+
+# -------------------------------------------------------------------------------------- errors
+
+
+def _assert_rejected(graph: ir.Graph, tmp_path: Path, error: type, pattern: str,
+                     **kwargs) -> None:
+    out = tmp_path / "bundle"
+    with pytest.raises(error, match=pattern) as info:
+        fpga.emit(graph, out, **kwargs)
+    assert "\n" not in str(info.value)
+    assert not out.exists(), "no partial bundle may be left behind"
+
+
+def test_unsupported_layer_kind_is_named(tmp_path: Path) -> None:
+    graph = conv_net()
+    graph.replace("pool1", ir.MaxPool2d(kernel=2, stride=2))
+    _assert_rejected(graph, tmp_path, UnsupportedError, r"layer 'pool1' \(MaxPool2d\) is not "
+                     r"supported by the FPGA engine; supported: Dense")
+
+
+def test_branching_graph_is_rejected(tmp_path: Path) -> None:
+    graph = ir.Graph()
+    graph.add("input", ir.Input(shape=(4,), coding="rate"))
+    graph.add("a", ir.Dense(weight=np.eye(4, dtype=np.int64)), ["input"])
+    graph.add("b", ir.Dense(weight=np.eye(4, dtype=np.int64)), ["input"])
+    graph.add("sum", ir.Add(), ["a", "b"])
+    graph.add("readout", ir.Readout(threshold=ZERO), ["sum"])
+    _assert_rejected(graph, tmp_path, UnsupportedError, r"'a' \(Dense\): node 'input' feeds 2")
+
+
+def test_float_graph_needs_fold_first(tmp_path: Path) -> None:
+    graph = binary_mlp()
+    graph.replace("if1", ir.IF(threshold=np.array([1.5]), v_init=ZERO))
+    _assert_rejected(graph, tmp_path, SnnccError, r"needs an integer graph \(run fold/quantize "
+                     r"first\): node 'if1' \(IF\) has non-integer parameters")
+
+
+def test_weights_wider_than_the_packing_are_named(tmp_path: Path) -> None:
+    _assert_rejected(multibit_rate_net(), tmp_path, UnsupportedError,
+                     r"layer 'if1': weights -12\d..12\d need 8 bits, beyond the 4-bit packing",
+                     options={"weight_bits": 4})
+    graph = binary_mlp()
+    graph.replace("fc1", ir.Dense(weight=np.full((12, 16), 40000)))
+    _assert_rejected(graph, tmp_path, UnsupportedError, r"layer 'if1': weights 40000..40000 need "
+                     r"17 bits, beyond the 16-bit packing")
+
+
+def test_thresholds_beyond_the_state_width_are_named(tmp_path: Path) -> None:
+    graph = binary_mlp()
+    graph.replace("if1", ir.IF(threshold=np.array([2**23]), v_init=ZERO))
+    _assert_rejected(graph, tmp_path, UnsupportedError,
+                     r"layer 'if1': threshold 8388608 needs 25 bits, beyond the 24-bit")
+
+
+def test_strict_bram_limit_names_the_layer_and_the_limit(tmp_path: Path) -> None:
+    part = tmp_path / "tiny-fpga.yaml"
+    part.write_text("name: tiny-fpga\nkind: fpga\ncores_per_chip: 1\ncore:\n  bram36: 1\n")
+    graph = binary_mlp()
+    graph.replace("fc1", ir.Dense(weight=np.ones((12, 5000), np.int64)))
+    graph.replace("input", ir.Input(shape=(5000,), coding="direct"))
+    _assert_rejected(graph, tmp_path, ResourceError, r"needs 4 BRAM36, exceeding tiny-fpga's 1 by "
+                     r"3 \(largest: layer 'if1' with 3\)", fpga_part=str(part), strict=True)
+    fpga.emit(graph, tmp_path / "loose", fpga_part=str(part), strict=False)
+    manifest = json.loads((tmp_path / "loose" / "manifest.json").read_text())
+    assert manifest["resources"]["bram36"] == [4, 1] and manifest["resources"]["fits"] is False
+
+
+def test_unknown_option_and_part_are_rejected(tmp_path: Path) -> None:
+    _assert_rejected(binary_mlp(), tmp_path, SnnccError, "unknown fpga option", options={"x": 1})
+    _assert_rejected(binary_mlp(), tmp_path, SnnccError, "unknown chip 'nope'", fpga_part="nope")
+    _assert_rejected(binary_mlp(), tmp_path, SnnccError, "not an FPGA profile", fpga_part="loihi")
+
+
+def test_a_failed_write_leaves_no_partial_files(tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "npy").write_text("a file where the npy/ folder must go")
+    with pytest.raises(SnnccError, match="cannot write the FPGA bundle"):
+        fpga.emit(binary_mlp(), out, timesteps=4)
+    assert sorted(p.name for p in out.iterdir()) == ["npy"]
+
+
+def test_iverilog_missing_gives_a_reason(monkeypatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert "install the Debian package 'iverilog'" in fpga_hdl.iverilog_missing()
+
+
+def test_simulate_hdl_checks_inputs(tmp_path: Path) -> None:
+    fpga.emit(binary_mlp(), tmp_path, timesteps=4)
+    with pytest.raises(SnnccError, match="do not fit the bundle's 9-bit signed inputs"):
+        fpga_hdl.simulate_hdl(tmp_path, np.full((1, 16), 300), 4)
+    with pytest.raises(SnnccError, match="do not match the bundle input"):
+        fpga_hdl.simulate_hdl(tmp_path, np.zeros((1, 15), np.int64), 4)
+
+
+# ------------------------------------------------------------------------- HDL vs simulator
+
+
+@pytest.mark.hdl
+@requires_iverilog
+@pytest.mark.parametrize("factory, timesteps, high", [
+    (binary_mlp, 8, 30),
+    (multibit_rate_net, 10, 256),
+    (conv_net, 7, 256),
+    (saturating_net, 6, 256),
+])
+def test_hdl_spikes_equal_the_integer_simulator(factory, timesteps: int, high: int,
+                                                tmp_path: Path) -> None:
+    graph = factory()
+    fpga.emit(graph, tmp_path, timesteps=timesteps)
+    inputs = raw_inputs(graph, 6, high=high)
+    hardware = assert_hdl_equals_simulator(graph, tmp_path, inputs, timesteps)
+    assert sum(int(r.sum()) for r in hardware.rasters.values()) > 0, "the test needs spikes"
+    assert np.all(hardware.cycles > 0)
+
+
+@pytest.mark.hdl
+@requires_iverilog
+def test_hdl_saturates_like_the_simulator(tmp_path: Path) -> None:
+    graph = saturating_net()
+    fpga.emit(graph, tmp_path, timesteps=6)
+    inputs = raw_inputs(graph, 4)
+    hardware = fpga_hdl.simulate_hdl(tmp_path, inputs, 6)
+    assert set(hardware.readout_state[:, 0]) <= {ir.STATE_MAX}
+    assert set(hardware.readout_state[:, 1]) <= {ir.STATE_MIN}
+
+
+# ----------------------------------------------------------------------------- MNIST (slow)
+
+
+@pytest.fixture(scope="module")
+def mnist(data_dir: Path):
+    from snncc.datasets import load_dataset
+
+    train = load_dataset("mnist", "train", data_dir).take(2000)
+    test = load_dataset("mnist", "test", data_dir).take(50)
+    return train, test
+
+
+@pytest.mark.slow
+@pytest.mark.hdl
+@requires_iverilog
+@pytest.mark.parametrize("network", ["binarized_mlp", "bstdg"])
+def test_hdl_equals_simulator_on_50_mnist_samples(network: str, mnist, models_dir: Path,
+                                                  tmp_path: Path) -> None:
+    from fpga_models import binarized_mlp, bstdg_network
+
+    train, test = mnist
+    timesteps = 16
+    if network == "binarized_mlp":
+        graph = binarized_mlp(models_dir, train.images)
+    else:
+        graph = bstdg_network(models_dir, train.images, t_max=timesteps)
+    fpga.emit(graph, tmp_path, timesteps=timesteps)
+    hardware = assert_hdl_equals_simulator(graph, tmp_path, test.images, timesteps)
+    assert hardware.predictions.shape == (timesteps, 50)
+    assert (hardware.predictions[-1] == test.labels).mean() > 0.6
