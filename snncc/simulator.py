@@ -43,6 +43,7 @@ class SimResult:
     readout_state: np.ndarray  # (N, classes) final accumulators / potentials
     decision_time: np.ndarray | None = None  # (N,) first output spike step (T if none)
     rasters: dict[str, np.ndarray] = field(default_factory=dict)  # node -> (T, N, *shape) uint8
+    neuron_counts: dict[str, np.ndarray] = field(default_factory=dict)  # node -> (N, *shape)
 
     @property
     def accuracy_curve(self) -> np.ndarray:
@@ -80,6 +81,8 @@ class SimResult:
             decision_time=None if first.decision_time is None
             else cat([p.decision_time for p in parts]),
             rasters={k: cat([p.rasters[k] for p in parts], axis=1) for k in first.rasters},
+            neuron_counts={k: cat([p.neuron_counts[k] for p in parts])
+                           for k in first.neuron_counts},
         )
 
 
@@ -102,31 +105,60 @@ def _windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
     return view[:, :, :: stride[0], :: stride[1], :: dilation[0], :: dilation[1]]
 
 
-def conv2d(x: np.ndarray, node: ir.Conv2d, weight: np.ndarray | None = None) -> np.ndarray:
-    """Grouped 2-D cross-correlation without bias (im2col + BLAS)."""
-    weight = node.weight if weight is None else weight
-    windows = _windows(_pad(x, node.padding), weight.shape[2:], node.stride, node.dilation)
+def conv2d(x: np.ndarray, node: ir.Conv2d, kernels: list[np.ndarray] | None = None) -> np.ndarray:
+    """Grouped 2-D cross-correlation without bias (im2col + BLAS).
+
+    ``kernels`` are the per-group ``(C_in/G * kH * kW, C_out/G)`` matrices (see
+    :func:`conv_kernels`), prepared once when the same layer runs many times.
+    """
+    kernels = conv_kernels(node, node.weight.dtype) if kernels is None else kernels
+    windows = _windows(_pad(x, node.padding), node.weight.shape[2:], node.stride, node.dilation)
     batch, _, out_h, out_w = windows.shape[:4]
-    out_channels = weight.shape[0]
-    group_out = out_channels // node.groups
-    group_in = weight.shape[1]
+    group_in = node.weight.shape[1]
     outputs = []
-    for group in range(node.groups):
+    for group, kernel in enumerate(kernels):
         patch = windows[:, group * group_in:(group + 1) * group_in]
         columns = patch.transpose(0, 2, 3, 1, 4, 5).reshape(batch * out_h * out_w, -1)
-        kernel = weight[group * group_out:(group + 1) * group_out].reshape(group_out, -1)
-        outputs.append(columns @ kernel.T)
-    result = np.concatenate(outputs, axis=1) if node.groups > 1 else outputs[0]
-    return result.reshape(batch, out_h, out_w, out_channels).transpose(0, 3, 1, 2)
+        outputs.append(columns @ kernel)
+    result = np.concatenate(outputs, axis=1) if len(kernels) > 1 else outputs[0]
+    return result.reshape(batch, out_h, out_w, -1).transpose(0, 3, 1, 2)
+
+
+def conv_kernels(node: ir.Conv2d, dtype: type) -> list[np.ndarray]:
+    group_out = node.weight.shape[0] // node.groups
+    return [
+        np.ascontiguousarray(
+            node.weight[g * group_out:(g + 1) * group_out].reshape(group_out, -1).T, dtype=dtype
+        )
+        for g in range(node.groups)
+    ]
+
+
+def _pool(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+          padding: tuple[int, int, int, int], combine: np.ufunc, pad_value: float) -> np.ndarray:
+    """Window reduction as a loop over kernel offsets of strided views (fast, any geometry)."""
+    padded = _pad(x, padding, pad_value)
+    out_h = (padded.shape[2] - kernel[0]) // stride[0] + 1
+    out_w = (padded.shape[3] - kernel[1]) // stride[1] + 1
+    result = None
+    for u in range(kernel[0]):
+        for v in range(kernel[1]):
+            piece = padded[:, :, u:u + stride[0] * (out_h - 1) + 1:stride[0],
+                           v:v + stride[1] * (out_w - 1) + 1:stride[1]]
+            if result is None:
+                result = piece.copy()
+            else:
+                combine(result, piece, out=result)
+    return result
 
 
 def sum_pool(x: np.ndarray, node: ir.SumPool2d) -> np.ndarray:
-    return _windows(_pad(x, node.padding), node.kernel, node.stride).sum(axis=(4, 5))
+    return _pool(x, node.kernel, node.stride, node.padding, np.add, 0)
 
 
 def max_pool(x: np.ndarray, node: ir.MaxPool2d) -> np.ndarray:
     lowest = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
-    return _windows(_pad(x, node.padding, lowest), node.kernel, node.stride).max(axis=(4, 5))
+    return _pool(x, node.kernel, node.stride, node.padding, np.maximum, lowest)
 
 
 def _channel(values: np.ndarray, ndim: int) -> np.ndarray:
@@ -134,19 +166,10 @@ def _channel(values: np.ndarray, ndim: int) -> np.ndarray:
     return values.reshape((1, -1) + (1,) * (ndim - 2))
 
 
-def _stateless(node: ir.Node, inputs: list[np.ndarray], *, dtype=None) -> np.ndarray:
-    """One evaluation of a stateless node (shared by ANN and SNN modes)."""
-    if isinstance(node, ir.Dense):
-        weight = node.weight if dtype is None else node.weight.astype(dtype)
-        out = inputs[0] @ weight.T
-        return out if node.bias is None else out + (node.bias if dtype is None
-                                                     else node.bias.astype(dtype))
-    if isinstance(node, ir.Conv2d):
-        weight = node.weight if dtype is None else node.weight.astype(dtype)
-        out = conv2d(inputs[0], node, weight)
-        if node.bias is not None:
-            out = out + _channel(node.bias if dtype is None else node.bias.astype(dtype), 4)
-        return out
+def _stateless(node: ir.Node, inputs: list[np.ndarray]) -> np.ndarray:
+    """One evaluation of a stateless node (ANN mode and SNN layout/pooling nodes)."""
+    if isinstance(node, ir.SYNAPTIC):
+        return _Synapse(node, np.float64)(inputs[0])
     if isinstance(node, ir.SumPool2d):
         out = sum_pool(inputs[0], node)
         return out if node.scale == 1.0 else out * node.scale
@@ -171,6 +194,30 @@ def _stateless(node: ir.Node, inputs: list[np.ndarray], *, dtype=None) -> np.nda
     raise SnnccError(f"the simulator has no rule for {type(node).__name__}")
 
 
+class _Synapse:
+    """A Dense/Conv2d layer with its weights prepared once in one compute dtype."""
+
+    def __init__(self, node: ir.Node, dtype: type) -> None:
+        self.node = node
+        self.dtype = dtype
+        if isinstance(node, ir.Dense):
+            self.matrix = np.ascontiguousarray(node.weight.T, dtype=dtype)
+            self.bias = None if node.bias is None else node.bias.astype(dtype)
+        else:
+            self.kernels = conv_kernels(node, dtype)  # type: ignore[arg-type]
+            self.bias = None if node.bias is None else node.bias.astype(dtype).reshape(1, -1, 1, 1)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = x.astype(self.dtype, copy=False)
+        if isinstance(self.node, ir.Dense):
+            out = x @ self.matrix
+        else:
+            out = conv2d(x, self.node, self.kernels)  # type: ignore[arg-type]
+        if self.bias is not None:
+            out += self.bias
+        return out
+
+
 # ------------------------------------------------------------------------------------- ANN mode
 
 
@@ -188,7 +235,7 @@ def run_ann(graph: ir.Graph, raw_inputs: np.ndarray, batch_size: int = 512,
             outputs: list[str] | None = None) -> np.ndarray | dict[str, np.ndarray]:
     """Evaluate the graph once as an ANN; returns the output node's values ``(N, ...)`` (float64).
 
-    ReLU/Clip are functions, IF nodes act as ``clip(x, 0, threshold)``, MaxPool2d is max, Readout
+    ReLU/Clip are functions, IF nodes act as ``clip(x / threshold, 0, 1)``, MaxPool2d is max, Readout
     is the identity and the input coding is ignored (preprocessed values go in). With ``outputs``
     (node names) it returns those nodes' values instead, as a dict.
     """
@@ -209,7 +256,7 @@ def run_ann(graph: ir.Graph, raw_inputs: np.ndarray, batch_size: int = 512,
                 values[name] = node.preprocess(raw_inputs[start:start + batch_size])
             elif isinstance(node, ir.IF):
                 threshold = ir.broadcast_per_neuron(node.threshold, inputs[0].shape[1:])
-                values[name] = np.clip(inputs[0], 0, threshold)
+                values[name] = np.clip(inputs[0] / threshold, 0.0, 1.0)
             elif isinstance(node, ir.MaxPool2d):
                 values[name] = max_pool(inputs[0], node)
             elif isinstance(node, ir.Readout):
@@ -252,7 +299,11 @@ class _Plan:
             self.spiking.insert(0, graph.input_name)
         self.fanout = {n: _fanout(graph.nodes[n], self.shapes[self.sources[n][0]])
                        for n in self.order if isinstance(graph.nodes[n], ir.SYNAPTIC)}
-        self.dtypes = self._exact_dtypes(max_input) if self.integer else {}
+        dtypes = self._exact_dtypes(max_input) if self.integer else {}
+        self.synapses = {
+            name: _Synapse(graph.nodes[name], dtypes.get(name, np.float32))
+            for name in self.order if isinstance(graph.nodes[name], ir.SYNAPTIC)
+        }
 
     def _exact_dtypes(self, max_input: float) -> dict[str, type]:
         """Pick float32/float64 per synaptic node so BLAS sums are exact integers."""
@@ -323,9 +374,10 @@ def _saturate(v: np.ndarray) -> np.ndarray:
 
 
 def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, timesteps: int,
-                    labels: np.ndarray | None, record: bool, seed: int) -> SimResult:
+                    labels: np.ndarray | None, record: bool, seed: int,
+                    count_neurons: bool) -> SimResult:
     graph, integer = plan.graph, plan.integer
-    state_dtype = np.int64 if integer else np.float64
+    state_dtype = np.int64 if integer else np.float32
     batch = len(raw)
     input_node = graph.input
 
@@ -372,6 +424,8 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
     synops = np.zeros(batch)
     rasters = {name: np.zeros((timesteps, batch) + plan.shapes[name], np.uint8)
                for name in plan.spiking} if record else {}
+    neuron_counts = {name: np.zeros((batch,) + plan.shapes[name], np.int64)
+                     for name in plan.spiking} if count_neurons else {}
     static_values: dict[str, np.ndarray] = {}
     static_events: dict[str, np.ndarray] = {}  # a static layer still fires its synapses every step
 
@@ -396,10 +450,10 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
             elif isinstance(node, ir.Readout):
                 _readout_step(node, state[name], inputs[0], integer, t)
                 out = inputs[0]
-            elif integer and isinstance(node, ir.SYNAPTIC):
-                dtype = plan.dtypes[name]
-                out = _stateless(node, [inputs[0].astype(dtype)], dtype=dtype)
-                out = (np.rint(out) if dtype is np.float64 else out).astype(np.int64)
+            elif isinstance(node, ir.SYNAPTIC):
+                out = plan.synapses[name](inputs[0])
+                if integer:
+                    out = (np.rint(out) if out.dtype == np.float64 else out).astype(np.int64)
             else:
                 out = _stateless(node, inputs)
                 if integer:
@@ -417,6 +471,8 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
                 counts[name] += out.reshape(batch, -1).sum(axis=1).astype(np.int64)
                 if record:
                     rasters[name][t] = out
+                if count_neurons:
+                    neuron_counts[name] += out.astype(np.int64, copy=False)
         for events in static_events.values():
             synops += events
         readout = state[graph.output_name]
@@ -438,6 +494,8 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
         readout_state=readout["v"].copy(),
         decision_time=readout["time"].copy() if readout_node.mode == "first_spike" else None,
         rasters={(f"input:{n}" if n == graph.input_name else n): r for n, r in rasters.items()},
+        neuron_counts={(f"input:{n}" if n == graph.input_name else n): c
+                       for n, c in neuron_counts.items()},
     )
 
 
@@ -452,7 +510,7 @@ def _if_step(node: ir.IF, state: dict[str, np.ndarray], current: np.ndarray,
         spikes &= ~state["fired"]
         state["fired"] |= spikes
     if node.reset == "subtract":
-        v -= spikes * state["threshold"]
+        np.subtract(v, state["threshold"], out=v, where=spikes)
     else:
         v[spikes] = 0
     return spikes.astype(v.dtype)
@@ -485,12 +543,14 @@ def simulate(
     batch_size: int = 256,
     seed: int | None = None,
     progress: Callable[[int], None] | None = None,
+    count_neurons: bool = False,
 ) -> SimResult:
     """Run the SNN for ``timesteps`` steps on ``raw_inputs`` ``(N, *input_shape)``.
 
     ``mode="integer"`` requires an integer graph (see :meth:`snncc.ir.Graph.check_integer`) and
     integer raw inputs. ``seed`` overrides the Input node's seed for rate coding. ``progress`` is
-    called with the number of samples finished after each batch.
+    called with the number of samples finished after each batch. ``record`` keeps every spiking
+    node's raster; ``count_neurons`` keeps per-neuron spike totals (``neuron_counts``).
     """
     if timesteps < 1:
         raise SnnccError(f"timesteps must be >= 1, got {timesteps}")
@@ -508,7 +568,7 @@ def simulate(
         stop = min(start + batch_size, len(raw_inputs))
         parts.append(_simulate_batch(
             plan, raw_inputs[start:stop], np.arange(start, stop), timesteps,
-            None if labels is None else labels[start:stop], record, seed,
+            None if labels is None else labels[start:stop], record, seed, count_neurons,
         ))
         if progress is not None:
             progress(stop - start)
