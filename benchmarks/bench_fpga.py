@@ -40,7 +40,7 @@ SHARED = REPO.parent / "shared"
 PARTS = ("zynq-7010", "zynq-7020", "artix7-35t")
 
 
-def pipeline_model(onnx_name: str, passes: list[str], options: dict, data_dir: Path,
+def pipeline_model(onnx_path: Path, passes: list[str], options: dict, data_dir: Path,
                    timesteps: int) -> Callable[[], ir.Graph]:
     def build() -> ir.Graph:
         from snncc.pipeline import load_model, prepare
@@ -48,7 +48,7 @@ def pipeline_model(onnx_name: str, passes: list[str], options: dict, data_dir: P
         missing = [p for p in passes if p not in REGISTRY]
         if missing:
             raise SnnccError(f"passes {', '.join(missing)} are not registered on this branch")
-        graph = load_model(SHARED / "models" / onnx_name, None, None)
+        graph = load_model(onnx_path, None, None)
         graph, _ = prepare(graph, passes, dataset="mnist", data_dir=str(data_dir),
                            timesteps=timesteps, options=options)
         return graph
@@ -87,13 +87,13 @@ def main() -> None:
         "BSTDG-style (hand-built)": lambda: bstdg_network(args.models_dir, train.images,
                                                           t_max=timesteps),
         "mnist_mlp binarize=all": pipeline_model(
-            "mnist_mlp.onnx", ["convert", "binarize", "fold", "quantize"],
+            args.models_dir / "mnist_mlp.onnx", ["convert", "binarize", "fold", "quantize"],
             {"binarize": {"layers": "all"}}, args.data_dir, timesteps),
         "mnist_mlp binarize=hidden": pipeline_model(
-            "mnist_mlp.onnx", ["convert", "binarize", "fold", "quantize"], {}, args.data_dir,
+            args.models_dir / "mnist_mlp.onnx", ["convert", "binarize", "fold", "quantize"], {}, args.data_dir,
             timesteps),
         "mnist_cnn_bn 8-bit": pipeline_model(
-            "mnist_cnn_bn.onnx", ["convert", "fold", "quantize"], {}, args.data_dir, timesteps),
+            args.models_dir / "mnist_cnn_bn.onnx", ["convert", "fold", "quantize"], {}, args.data_dir, timesteps),
     }
     capacities = {part: load_chip(part).core_limit("bram36") for part in PARTS}
     print(f"MNIST, T={timesteps}, {args.samples} test samples; BRAM36 capacity: "

@@ -304,7 +304,7 @@ def _apply_linear(node: ir.Node, batch: np.ndarray, with_bias: bool, where: str)
             out = out + node.bias.astype(np.int64)
         return out
     if isinstance(node, ir.Conv2d):
-        out = simulator.conv2d(batch, node, node.weight.astype(np.int64)).astype(np.int64)
+        out = simulator.conv2d(batch, node, simulator.conv_kernels(node, np.int64)).astype(np.int64)
         if with_bias and node.bias is not None:
             out = out + node.bias.astype(np.int64).reshape(1, -1, 1, 1)
         return out
