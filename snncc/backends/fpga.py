@@ -326,8 +326,8 @@ def lower_linear_chain(graph: ir.Graph, names: list[str], input_shape: tuple[int
     outputs = math.prod(shapes[names[-1]]) if names else inputs
     if inputs * outputs > MAX_LOWERED_ENTRIES:
         raise UnsupportedError(
-            f"layer {where!r}: the lowered dense matrix {outputs}x{inputs} exceeds "
-            f"{MAX_LOWERED_ENTRIES} entries"
+            f"layer {where!r}: the FPGA engine stores convolutions as dense (Toeplitz) matrices "
+            f"and this one is {outputs}x{inputs}, beyond the {MAX_LOWERED_ENTRIES:,}-entry limit"
         )
     basis = np.eye(inputs, dtype=np.int64).reshape((inputs,) + tuple(input_shape))
     offset = np.zeros((1,) + tuple(input_shape), dtype=np.int64)

@@ -336,6 +336,13 @@ def test_branching_graph_is_rejected(tmp_path: Path) -> None:
     _assert_rejected(graph, tmp_path, UnsupportedError, r"'a' \(Dense\): node 'input' feeds 2")
 
 
+def test_oversized_conv_lowering_is_named(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(fpga, "MAX_LOWERED_ENTRIES", 1000)
+    _assert_rejected(conv_net(), tmp_path, UnsupportedError, r"layer 'if1': the FPGA engine stores "
+                     r"convolutions as dense \(Toeplitz\) matrices and this one is 108x36, beyond "
+                     r"the 1,000-entry limit")
+
+
 def test_float_graph_needs_fold_first(tmp_path: Path) -> None:
     graph = binary_mlp()
     graph.replace("if1", ir.IF(threshold=np.array([1.5]), v_init=ZERO))
