@@ -470,3 +470,49 @@ def test_hdl_equals_simulator_on_50_mnist_samples(network: str, mnist, models_di
     hardware = assert_hdl_equals_simulator(graph, tmp_path, test.images, timesteps)
     assert hardware.predictions.shape == (timesteps, 50)
     assert (hardware.predictions[-1] == test.labels).mean() > 0.6
+
+
+@pytest.mark.slow
+@pytest.mark.hdl
+@requires_iverilog
+@pytest.mark.parametrize("binarized", ["all", "hidden"])
+def test_hdl_equals_simulator_on_the_compiled_mnist_mlp(binarized: str, mnist, models_dir: Path,
+                                                        data_dir: Path, tmp_path: Path) -> None:
+    """mnist_mlp.onnx through convert, binarize, fold and quantize (when those passes exist)."""
+    from snncc.passes import REGISTRY
+
+    missing = [p for p in ("binarize", "fold", "quantize") if p not in REGISTRY]
+    if missing:
+        pytest.skip(f"passes {', '.join(missing)} are not registered yet")
+    from snncc.pipeline import load_model, prepare
+
+    timesteps = 16
+    graph = load_model(models_dir / "mnist_mlp.onnx", None, None)
+    graph, _ = prepare(graph, ["convert", "binarize", "fold", "quantize"], dataset="mnist",
+                       data_dir=str(data_dir), timesteps=timesteps,
+                       options={"binarize": {"layers": binarized}})
+    fpga.emit(graph, tmp_path, timesteps=timesteps)
+    manifest = fpga.read_manifest(tmp_path)
+    packings = [layer["weight_packing"] for layer in manifest["layers"]]
+    assert packings[1] == "binary" and (binarized == "hidden" or set(packings) == {"binary"})
+    _, test = mnist
+    assert_hdl_equals_simulator(graph, tmp_path, test.images.reshape(-1, 1, 28, 28), timesteps)
+
+
+@pytest.mark.hdl
+@requires_iverilog
+def test_hdl_equals_simulator_on_a_loaded_bstdg_file(tmp_path: Path) -> None:
+    """A BSTDG file (ternary and binary layers) read by the BSTDG frontend, when it exists."""
+    bstdg = pytest.importorskip("snncc.frontend.bstdg", reason="the BSTDG loader is not merged yet")
+    rng = np.random.default_rng(5)
+    hidden = rng.choice([-1, 1], (12, 20))
+    output = rng.choice([-1, 0, 1], (4, 12))
+    model = bstdg.BSTDGModel(weights=[hidden, output], thresholds=[np.array([3]), np.array([2])],
+                             t_max=8, input_shape=(1, 4, 5))
+    path = bstdg.write_bstdg(model, tmp_path / "net.bstdg.h5")
+    graph = bstdg.load_bstdg(path)
+    fpga.emit(graph, tmp_path / "bundle", timesteps=8)
+    packings = [layer["weight_packing"] for layer in
+                fpga.read_manifest(tmp_path / "bundle")["layers"]]
+    assert packings == ["binary", "twos_complement"]
+    assert_hdl_equals_simulator(graph, tmp_path / "bundle", raw_inputs(graph, 8), 8)
