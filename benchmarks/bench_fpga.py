@@ -20,8 +20,6 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "backends"))
@@ -53,18 +51,6 @@ def pipeline_model(onnx_path: Path, passes: list[str], options: dict, data_dir: 
                            timesteps=timesteps, options=options)
         return graph
     return build
-
-
-def agreement(graph: ir.Graph, hardware: fpga_hdl.HdlResult, reference) -> np.ndarray:
-    """Per sample: every spike, every per-step prediction and the readout state are equal."""
-    same = np.all(hardware.predictions == reference.predictions, axis=0)
-    same &= np.all(hardware.readout_state == reference.readout_state, axis=1)
-    if reference.decision_time is not None:
-        same &= hardware.decision_time == reference.decision_time
-    for name in graph.of_type(ir.IF):
-        hw, ref = hardware.rasters[name], reference.rasters[name]
-        same &= np.all((hw == ref).reshape(hw.shape[0], hw.shape[1], -1), axis=(0, 2))
-    return same
 
 
 def main() -> None:
@@ -130,7 +116,7 @@ def main() -> None:
                                  timesteps, mode="integer", labels=test.labels, record=True)
             hardware = fpga_hdl.simulate_hdl(bundle, test.images.reshape(
                 (len(test),) + graph.input.shape), timesteps)
-            agree = agreement(graph, hardware, reference)
+            agree = fpga_hdl.agreeing_samples(graph, hardware, reference)
             print(f"{row} {agree.sum():>4}/{len(agree):<4} {reference.accuracy:>7.3f} "
                   f"{hardware.seconds_per_sample:>9.3f} {hardware.cpu_seconds_per_sample:>9.3f} "
                   f"{hardware.cycles.mean():>8.0f}")

@@ -429,7 +429,7 @@ def _current_bits(layer: BundleLayer, input_max: int) -> int:
     return signed_bits(np.array([int(bound.max(initial=0))]))
 
 
-def _graph_hash(graph: ir.Graph) -> str:
+def graph_sha256(graph: ir.Graph) -> str:
     """sha256 over the graph's structure and arrays (stable across saves, unlike the zip)."""
     digest = hashlib.sha256()
     for name in graph.topological_order():
@@ -553,7 +553,7 @@ def build_bundle(graph: ir.Graph, *, fpga_part: str = "zynq-7020", strict: bool 
         "format_version": BUNDLE_VERSION,
         "snncc_version": snncc.__version__,
         "source_hash": source_hash,
-        "graph_sha256": _graph_hash(graph),
+        "graph_sha256": graph_sha256(graph),
         "compile_options": {"fpga_part": fpga_part, "strict": strict, "timesteps": timesteps,
                             **options},
         "timesteps": timesteps,

@@ -30,6 +30,7 @@ from snncc.backends.fpga import (
     read_manifest,
 )
 from snncc.errors import SnnccError
+from snncc.simulator import SimResult
 
 #: Seconds one vvp run may take before it is stopped.
 DEFAULT_TIMEOUT_S = 1800
@@ -225,3 +226,20 @@ def _parse_trace(text: str, manifest: dict, timesteps: int, count: int,
         decision_time=decision if readout["mode"] == "first_spike" else None,
         rasters=rasters, cycles=cycles, seconds=seconds,
     )
+
+
+def agreeing_samples(graph: ir.Graph, hardware: HdlResult, reference: SimResult) -> np.ndarray:
+    """Per sample: True when every IF spike, every per-step prediction, the final readout state
+    and (first-spike readouts) the decision step of the HDL run equal the reference simulator's.
+    """
+    same = np.all(hardware.predictions == reference.predictions, axis=0)
+    same &= np.all(hardware.readout_state == reference.readout_state, axis=1)
+    if reference.decision_time is not None:
+        same &= hardware.decision_time == reference.decision_time
+    for name in graph.of_type(ir.IF):
+        if name not in hardware.rasters or name not in reference.rasters:
+            raise SnnccError(f"layer {name!r} has no spike record in both runs")
+        ours, theirs = hardware.rasters[name], reference.rasters[name]
+        steps, count = theirs.shape[:2]
+        same &= np.all((ours == theirs).reshape(steps, count, -1), axis=(0, 2))
+    return same

@@ -516,3 +516,77 @@ def test_hdl_equals_simulator_on_a_loaded_bstdg_file(tmp_path: Path) -> None:
                 fpga.read_manifest(tmp_path / "bundle")["layers"]]
     assert packings == ["binary", "twos_complement"]
     assert_hdl_equals_simulator(graph, tmp_path / "bundle", raw_inputs(graph, 8), 8)
+
+
+# ----------------------------------------------------------------------------------------- CLI
+
+
+def _digits_bundle(tmp_path: Path) -> Path:
+    """A single-spike digits network compiled for --target fpga through the pipeline."""
+    from snncc.pipeline import compile_model
+
+    rng = np.random.default_rng(7)
+    graph = ir.Graph({"source": "tests", "dataset": "digits"})
+    graph.chain(
+        ("input", ir.Input(shape=(1, 8, 8), coding="latency", scale=1 / 255, t_max=8)),
+        ("flatten", ir.Flatten()),
+        ("fc1", ir.Dense(weight=rng.choice([-1, 1], (24, 64)))),
+        ("if1", ir.IF(threshold=np.int64(3), v_init=ZERO, reset="zero", fire_once=True)),
+        ("fc2", ir.Dense(weight=rng.choice([-1, 1], (10, 24)))),
+        ("readout", ir.Readout(mode="first_spike", threshold=np.array([2], np.int64))),
+    )
+    model = graph.save(tmp_path / "digits.snn.npz")
+    out = tmp_path / "bundle"
+    compile_model(model, out, target="fpga", passes=[], timesteps=8,
+                  target_options={"fpga_part": "zynq-7010", "strict": True})
+    return out
+
+
+@pytest.mark.hdl
+@requires_iverilog
+def test_hdl_check_command_agrees_and_catches_a_changed_weight(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from snncc.commands.fpga import register
+
+    app = typer.Typer()
+    register(app)
+    app.command("unused")(lambda: None)  # keep hdl-check a named sub-command
+    bundle = _digits_bundle(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["hdl-check", str(bundle), "--limit", "6"])
+    assert result.exit_code == 0, result.output
+    assert "6/6 digits test samples agree" in result.output
+
+    # Flip one input's weights in the hidden layer (and re-sign the manifest): the check must fail.
+    manifest_path = bundle / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    memory = bundle / "mem" / "if1_weights.mem"
+    lines = memory.read_text().splitlines()
+    first_word = next(i for i, line in enumerate(lines) if not line.startswith("//"))
+    index = first_word + 3 * 8 + 3  # pixel (3, 3), lit in these samples
+    lines[index] = format(int(lines[index], 16) ^ ((1 << 24) - 1), f"0{len(lines[index])}x")
+    memory.write_text("\n".join(lines) + "\n")
+    manifest["files"]["mem/if1_weights.mem"]["sha256"] = hashlib.sha256(
+        memory.read_bytes()).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+    result = runner.invoke(app, ["hdl-check", str(bundle), "--limit", "6"])
+    assert result.exit_code == 1, result.output
+    assert "mismatch" in result.output
+
+
+def test_hdl_check_refuses_a_graph_the_bundle_was_not_built_from(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from snncc.commands.fpga import register
+
+    app = typer.Typer()
+    register(app)
+    app.command("unused")(lambda: None)
+    bundle = _digits_bundle(tmp_path)
+    other = binary_mlp().save(tmp_path / "other.snn.npz")
+    result = CliRunner().invoke(app, ["hdl-check", str(bundle), "--graph", str(other)])
+    assert result.exit_code != 0
+    assert "is not the graph" in str(result.exception)
