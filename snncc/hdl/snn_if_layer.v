@@ -167,9 +167,9 @@ module snn_if_layer #(
             scanning   <= 1'b1;
             scan_index <= 0;
         end else if (scanning) begin
+            out_addr <= scan_index[OUT_ADDR_BITS-1:0];
             if (NEURON == 0) begin
                 out_valid <= spikes[scan_index[OUT_ADDR_BITS-1:0]];
-                out_addr  <= scan_index[OUT_ADDR_BITS-1:0];
             end else begin
                 // Running argmax over (crossing now, v), earliest index on ties.
                 cand_v = v[scan_index[OUT_ADDR_BITS-1:0]];

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -438,6 +440,24 @@ def test_hdl_saturates_like_the_simulator(tmp_path: Path) -> None:
     hardware = fpga_hdl.simulate_hdl(tmp_path, inputs, 6)
     assert set(hardware.readout_state[:, 0]) <= {ir.STATE_MAX}
     assert set(hardware.readout_state[:, 1]) <= {ir.STATE_MIN}
+
+
+@pytest.mark.hdl
+@pytest.mark.skipif(shutil.which("yosys") is None,
+                    reason="yosys is not installed (optional synthesis check; Debian package 'yosys')")
+@pytest.mark.parametrize("factory", [multibit_rate_net, conv_net])
+def test_generated_verilog_elaborates_for_synthesis(factory, tmp_path: Path) -> None:
+    """yosys elaborates the engine with the bundle's parameters and memories and finds no
+    undriven or multiply driven signals."""
+    fpga.emit(factory(), tmp_path, timesteps=6)
+    script = ("read_verilog -defer hdl/snn_if_layer.v hdl/snn_network.v; "
+              "hierarchy -check -top snn_network; proc; opt -fast; check -assert")
+    run = subprocess.run(["yosys", "-q", "-p", script], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    problems = [line for line in (run.stdout + run.stderr).splitlines()
+                if "ERROR" in line or "no driver" in line or "multiple drivers" in line.lower()]
+    assert not problems
 
 
 # ----------------------------------------------------------------------------- MNIST (slow)
