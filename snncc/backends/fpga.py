@@ -329,13 +329,26 @@ def lower_linear_chain(graph: ir.Graph, names: list[str], input_shape: tuple[int
             f"layer {where!r}: the FPGA engine stores convolutions as dense (Toeplitz) matrices "
             f"and this one is {outputs}x{inputs}, beyond the {MAX_LOWERED_ENTRIES:,}-entry limit"
         )
-    basis = np.eye(inputs, dtype=np.int64).reshape((inputs,) + tuple(input_shape))
-    offset = np.zeros((1,) + tuple(input_shape), dtype=np.int64)
+    # The image of every basis vector, (inputs, *shape); None while it is still the identity
+    # (row-major reshapes keep it so, and a Dense on the identity is its own weight matrix).
+    basis: np.ndarray | None = None
+    shape = tuple(input_shape)
+    offset = np.zeros((1,) + shape, dtype=np.int64)
     for name in names:
         node = graph.nodes[name]
-        basis = _apply_linear(node, basis, False, where)
+        if basis is None and isinstance(node, (ir.Flatten, ir.Reshape)):
+            pass
+        elif basis is None and isinstance(node, ir.Dense):
+            basis = node.weight.astype(np.int64).T
+        else:
+            if basis is None:
+                basis = np.eye(inputs, dtype=np.int64)
+            basis = _apply_linear(node, basis.reshape((inputs,) + shape), False, where)
         offset = _apply_linear(node, offset, True, where)
-    matrix = basis.reshape(inputs, -1).T.copy()
+        shape = tuple(offset.shape[1:])
+    if basis is None:
+        basis = np.eye(inputs, dtype=np.int64)
+    matrix = np.ascontiguousarray(basis.reshape(inputs, -1).T)
     return matrix, offset.reshape(-1)
 
 

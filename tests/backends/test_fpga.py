@@ -248,6 +248,23 @@ def test_conv_lowering_equals_the_linear_nodes() -> None:
     np.testing.assert_array_equal(x.reshape(20, -1) @ matrix.T + offset, run_ann(chain, x))
 
 
+@pytest.mark.parametrize("layout", [
+    [],
+    [("flatten", ir.Flatten())],
+    [("reshape", ir.Reshape(shape=(4, 6))), ("flatten", ir.Flatten())],
+    [("transpose", ir.Transpose(perm=(2, 0, 1))), ("flatten", ir.Flatten())],
+])
+def test_layout_then_dense_lowering_equals_the_nodes(layout) -> None:
+    rng = np.random.default_rng(4)
+    chain = ir.Graph()
+    chain.chain(("input", ir.Input(shape=(2, 3, 4) if layout else (24,))), *layout,
+                ("fc", ir.Dense(weight=rng.integers(-9, 9, (5, 24)), bias=np.arange(5))))
+    names = [name for name, _ in layout] + ["fc"]
+    matrix, offset = fpga.lower_linear_chain(chain, names, chain.input.shape, "t")
+    x = rng.integers(-3, 4, (10,) + chain.input.shape)
+    np.testing.assert_array_equal(x.reshape(10, -1) @ matrix.T + offset, run_ann(chain, x))
+
+
 # ------------------------------------------------------------------------------------ manifest
 
 
@@ -445,7 +462,7 @@ def test_hdl_saturates_like_the_simulator(tmp_path: Path) -> None:
 @pytest.mark.hdl
 @pytest.mark.skipif(shutil.which("yosys") is None,
                     reason="yosys is not installed (optional synthesis check; Debian package 'yosys')")
-@pytest.mark.parametrize("factory", [multibit_rate_net, conv_net])
+@pytest.mark.parametrize("factory", [multibit_rate_net])
 def test_generated_verilog_elaborates_for_synthesis(factory, tmp_path: Path) -> None:
     """yosys elaborates the engine with the bundle's parameters and memories and finds no
     undriven or multiply driven signals."""
