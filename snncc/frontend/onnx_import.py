@@ -197,7 +197,7 @@ def _parse_model(path: Path, raw: bytes) -> onnx.ModelProto:
     try:
         if any(onnx.external_data_helper.uses_external_data(t) for t in model.graph.initializer):
             onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
-    except (OSError, ValueError) as error:
+    except Exception as error:  # OSError, ValueError, onnx's ValidationError
         raise SnnccError(f"{path}: cannot load external weight data ({_first_line(error)})") from None
     try:
         onnx.checker.check_model(model)
@@ -343,8 +343,8 @@ class _Importer:
                     f"{self.where(node)}: {description} does not broadcast to the data shape "
                     f"(axis {axis + 1}: {size} vs {data_size})"
                 )
-        if values.size == 1:
-            return values.reshape(1), 0
+        if values.size == 1 or np.all(values == values.flat[0]):
+            return values.reshape(-1)[:1], 0
         if all(size == 1 for size in values.shape[1:]):
             return values.reshape(-1), 0
         if all(size == 1 for size in values.shape[:-1]):
@@ -580,7 +580,8 @@ class _Importer:
 
     def _check_output_shape(self, value_info: onnx.ValueInfoProto) -> None:
         dims = value_info.type.tensor_type.shape.dim
-        declared = [d.dim_value if d.HasField("dim_value") else None for d in dims][1:]
+        declared = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                    for d in dims][1:]
         actual = self.graph.infer_shapes()[self.graph.output_name]
         if declared and None not in declared and tuple(declared) != tuple(actual):
             raise SnnccError(

@@ -223,6 +223,15 @@ def test_sub_mul_div_constants(tmp_path: Path) -> None:
     assert _types(graph) == ["Input", "Conv2d", "ReLU"]
 
 
+def test_constant_of_shape_zeros_added(tmp_path: Path) -> None:
+    """``x + zeros_like(x)`` built from Shape/ConstantOfShape: a uniform constant is a scalar."""
+    b = ModelBuilder((2, 3, 3), opset=13)
+    zeros = b.op("ConstantOfShape", [b.op("Shape", ["x"])],
+                 value=onnx.numpy_helper.from_array(np.array([0.5], dtype=np.float32)))
+    graph = _compare(tmp_path, b, b.op("Relu", [b.op("Add", ["x", zeros])]))
+    assert _types(graph) == ["Input", "ReLU"]
+
+
 def test_residual_add_of_two_tensors(tmp_path: Path) -> None:
     b = ModelBuilder((2, 6, 6), opset=13)
     a = b.op("Relu", [b.op("Conv", ["x", b.random(2, 2, 3, 3), b.random(2)], kernel_shape=[3, 3],
@@ -616,6 +625,19 @@ def test_preprocessing_from_sidecar_and_override(tmp_path: Path) -> None:
     assert graph.input.scale == 1.0 and graph.input.std.tolist() == [1.0, 2.0, 4.0]
     assert graph.input.mean.tolist() == [0.1, 0.2, 0.3]
     assert graph.metadata["preprocess_source"] == "sidecar+argument"
+
+
+def test_external_weight_data(tmp_path: Path) -> None:
+    builder, output = _small_cnn(13)
+    path = tmp_path / "ext.onnx"
+    onnx.save(builder.build(output), str(path), save_as_external_data=True,
+              all_tensors_to_one_file=True, location="ext.weights", size_threshold=0)
+    graph = load_onnx(path)
+    x = _inputs((2, 8, 8))
+    np.testing.assert_allclose(run_ann(graph, x), run_ort(path, x), rtol=1e-4, atol=1e-5)
+    (tmp_path / "ext.weights").unlink()
+    with pytest.raises(SnnccError, match="external weight data"):
+        load_onnx(path)
 
 
 def test_metadata_provenance(tmp_path: Path) -> None:
