@@ -2,7 +2,7 @@
 
 **What the engine runs.** A chain of layers; each layer is ONE dense integer weight matrix (plus
 an optional bias) feeding integrate-and-fire neurons (:class:`~snncc.ir.IF`) or the readout
-(:class:`~snncc.ir.Readout`). The engine (``snncc/hdl/snn_if_layer.v``) consumes dense layers
+(:class:`~snncc.ir.Readout`). The engine (``snncc/hdl/if_layer.v``) consumes dense layers
 only, so every run of stateless linear nodes between two neuron stages — ``Dense``, ``Conv2d``,
 ``SumPool2d`` (scale 1), ``Flatten``, ``Reshape``, ``Transpose`` — is *lowered* to one equivalent
 dense (Toeplitz) matrix ``A`` and offset ``c``, with ``y = A @ x + c`` for the row-major flattened
@@ -66,7 +66,7 @@ LIMB_BITS = 32
 MAX_LOWERED_ENTRIES = 1 << 26
 
 HDL_DIR = Path(__file__).resolve().parents[1] / "hdl"
-ENGINE_FILE = "snn_if_layer.v"
+ENGINE_FILE = "if_layer.v"
 TESTBENCH_FILE = "tb_network.v"
 NETWORK_FILE = "snn_network.v"
 CONFIG_FILE = "network_config.vh"
@@ -807,7 +807,7 @@ LANE_BITS-bit two's complement.
   NAME_bias       one word per neuron: the constant current added every step (absent = 0).
   NAME_v_init     one word per neuron: the potential at the start of a sample (absent = 0).
 
-How a core consumes it (hdl/snn_if_layer.v, one instance per layer, chained in hdl/snn_network.v):
+How a core consumes it (hdl/if_layer.v, one instance per layer, chained in hdl/snn_network.v):
   per step t, for each input event (address i, value x; x = 1 for spikes):
       read weight word i; current[j] += W[j][i] * x for all neurons j in parallel
   at the end of the step (the in_last marker), for every neuron j:
@@ -825,7 +825,7 @@ the raw integers as signed values once, during step 0, and empty later steps: th
 keeps that current for the whole sample.
 
 Simulate (Icarus Verilog), from this directory:
-  iverilog -g2005 -I hdl -o /tmp/tb.vvp hdl/tb_network.v hdl/snn_network.v hdl/snn_if_layer.v
+  iverilog -g2005 -I hdl -o /tmp/tb.vvp hdl/tb_network.v hdl/snn_network.v hdl/if_layer.v
   vvp /tmp/tb.vvp +in=EVENTS.txt +out=TRACE.txt      (formats: see hdl/tb_network.v)
 or from Python: snncc.backends.fpga_hdl.simulate_hdl(bundle_dir, raw_inputs, timesteps).
 """

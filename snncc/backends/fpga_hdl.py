@@ -2,7 +2,7 @@
 
 :func:`simulate_hdl` encodes the samples with the bundle's input coding (the shared encoders of
 :mod:`snncc.coding`, exactly as the reference simulator does), writes them as per-step event lists,
-compiles ``hdl/tb_network.v`` + ``hdl/snn_network.v`` + ``hdl/snn_if_layer.v`` with ``iverilog``
+compiles ``hdl/tb_network.v`` + ``hdl/snn_network.v`` + ``hdl/if_layer.v`` with ``iverilog``
 into a temporary directory and runs ``vvp`` from the bundle root. The result holds every IF
 layer's spike raster, the readout's prediction after every step, its final potentials and the
 first-spike decision step — the quantities :func:`snncc.simulator.simulate` reports in integer

@@ -2,7 +2,7 @@
 //
 // Part of the snncc FPGA bundle; driven by snncc.backends.fpga_hdl.simulate_hdl. Run from the
 // bundle root (the weight memories are read from paths relative to it):
-//   iverilog -g2005 -I hdl -o tb.vvp hdl/tb_network.v hdl/snn_network.v hdl/snn_if_layer.v
+//   iverilog -g2005 -I hdl -o tb.vvp hdl/tb_network.v hdl/snn_network.v hdl/if_layer.v
 //   vvp tb.vvp +in=events.txt +out=trace.txt
 //
 // Input file (decimal, whitespace separated): "SAMPLES STEPS", then for every sample and step

@@ -467,7 +467,7 @@ def test_generated_verilog_elaborates_for_synthesis(factory, tmp_path: Path) -> 
     """yosys elaborates the engine with the bundle's parameters and memories and finds no
     undriven or multiply driven signals."""
     fpga.emit(factory(), tmp_path, timesteps=6)
-    script = ("read_verilog -defer hdl/snn_if_layer.v hdl/snn_network.v; "
+    script = ("read_verilog -defer hdl/if_layer.v hdl/snn_network.v; "
               "hierarchy -check -top snn_network; proc; opt -fast; check -assert")
     run = subprocess.run(["yosys", "-q", "-p", script], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300)

@@ -1,4 +1,4 @@
-// snn_if_layer: one layer of integrate-and-fire neurons fed by a dense weight memory.
+// if_layer.v (module snn_if_layer): one layer of integrate-and-fire neurons fed by a dense weight memory.
 //
 // Part of the snncc FPGA bundle (see the bundle's README.txt). Synthesizable Verilog-2005.
 //
