@@ -555,7 +555,7 @@ def build_bundle(graph: ir.Graph, *, fpga_part: str = "zynq-7020", strict: bool 
     files[f"hdl/{ENGINE_FILE}"] = (HDL_DIR / ENGINE_FILE).read_bytes()
     files[f"hdl/{TESTBENCH_FILE}"] = (HDL_DIR / TESTBENCH_FILE).read_bytes()
     files[f"hdl/{NETWORK_FILE}"] = render_network(layers).encode()
-    files[f"hdl/{CONFIG_FILE}"] = render_config(layers, input_bits).encode()
+    files[f"hdl/{CONFIG_FILE}"] = render_config(layers).encode()
 
     total_bits = sum(m.depth * m.word_bits for layer in layers for m in layer.memories.values())
     synapses = sum(layer.weight.size for layer in layers)
@@ -754,7 +754,7 @@ def _step_cycle_limit(layers: list[BundleLayer]) -> int:
     return 4 * sum(layer.inputs + layer.outputs + 8 for layer in layers)
 
 
-def render_config(layers: list[BundleLayer], input_bits: int) -> str:
+def render_config(layers: list[BundleLayer]) -> str:
     """``network_config.vh``: the sizes the testbench needs."""
     first, readout = layers[0], layers[-1]
     spiking = sum(1 for layer in layers if layer.kind == "if")
