@@ -75,7 +75,8 @@ def conv_net(seed: int = 2) -> ir.Graph:
 
 
 def saturating_net() -> ir.Graph:
-    """Rate input straight into IF neurons, then currents that drive the 24-bit state to both rails."""
+    """Rate input straight into IF neurons (an identity layer), currents that drive the 24-bit
+    state to both rails, and single-spike neurons with reset by subtraction."""
     big = 2**23 - 1
     graph = ir.Graph({"source": "tests"})
     graph.chain(
@@ -83,10 +84,26 @@ def saturating_net() -> ir.Graph:
         ("if0", ir.IF(threshold=np.int64(1), v_init=ZERO)),
         ("fc1", ir.Dense(weight=np.array([[127, 127, 127], [-128, -128, -128], [1, -1, 1]]),
                          bias=np.array([big, -big - 1, 0]))),
-        ("if1", ir.IF(threshold=np.array([big, 5, 1]), v_init=np.array([big, -big - 1, 0]))),
+        ("if1", ir.IF(threshold=np.array([big, 5, 1]), v_init=np.array([big, -big - 1, 0]),
+                      fire_once=True)),
         ("fc2", ir.Dense(weight=np.array([[100, -100, 1], [-100, 100, -1]]),
                          bias=np.array([big, -big]))),
         ("readout", ir.Readout(mode="potential", threshold=ZERO)),
+    )
+    return graph
+
+
+def tie_net() -> ir.Graph:
+    """Readout neurons with identical inputs: ties must go to the lowest index, as in the IR."""
+    rng = np.random.default_rng(6)
+    row, other = rng.choice([-1, 1], 8), rng.choice([-1, 1], 8)
+    graph = ir.Graph({"source": "tests"})
+    graph.chain(
+        ("input", ir.Input(shape=(6,), coding="rate", scale=1 / 255)),
+        ("fc1", ir.Dense(weight=rng.choice([-1, 1], (8, 6)))),
+        ("if1", ir.IF(threshold=np.int64(1), v_init=ZERO)),
+        ("fc2", ir.Dense(weight=np.stack([other, row, row, other, row]))),
+        ("readout", ir.Readout(mode="first_spike", threshold=np.array([3, 2, 2, 3, 2]))),
     )
     return graph
 
@@ -437,6 +454,7 @@ def test_simulate_hdl_checks_inputs(tmp_path: Path) -> None:
     (multibit_rate_net, 10, 256),
     (conv_net, 7, 256),
     (saturating_net, 6, 256),
+    (tie_net, 8, 256),
 ])
 def test_hdl_spikes_equal_the_integer_simulator(factory, timesteps: int, high: int,
                                                 tmp_path: Path) -> None:
