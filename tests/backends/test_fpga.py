@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import re
 import shutil
@@ -498,6 +499,15 @@ def test_generated_verilog_elaborates_for_synthesis(factory, tmp_path: Path) -> 
 # ----------------------------------------------------------------------------- MNIST (slow)
 
 
+def _load_fpga_models():
+    """tests/backends/fpga_models.py, imported by path (works whatever pytest's import mode)."""
+    path = Path(__file__).with_name("fpga_models.py")
+    spec = importlib.util.spec_from_file_location("fpga_models", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def mnist(data_dir: Path):
     from snncc.datasets import load_dataset
@@ -513,14 +523,13 @@ def mnist(data_dir: Path):
 @pytest.mark.parametrize("network", ["binarized_mlp", "bstdg"])
 def test_hdl_equals_simulator_on_50_mnist_samples(network: str, mnist, models_dir: Path,
                                                   tmp_path: Path) -> None:
-    from fpga_models import binarized_mlp, bstdg_network
-
+    models = _load_fpga_models()
     train, test = mnist
     timesteps = 16
     if network == "binarized_mlp":
-        graph = binarized_mlp(models_dir, train.images)
+        graph = models.binarized_mlp(models_dir, train.images)
     else:
-        graph = bstdg_network(models_dir, train.images, t_max=timesteps)
+        graph = models.bstdg_network(models_dir, train.images, t_max=timesteps)
     fpga.emit(graph, tmp_path, timesteps=timesteps)
     hardware = assert_hdl_equals_simulator(graph, tmp_path, test.images, timesteps)
     assert hardware.predictions.shape == (timesteps, 50)
