@@ -76,11 +76,12 @@ def fpga_bram36(depth: int, word_bits: int, memories: int = 1) -> int:
 # ------------------------------------------------------------------------------------ weight bits
 
 
-def weight_bits(weight: np.ndarray, bits: int | None = None, *, layer: str = "?") -> int:
+def weight_bits(weight: np.ndarray, bits: int | None = None, *, default: int | None = None,
+                layer: str = "?") -> int:
     """Bits to store one nonzero weight of ``weight`` (see module docstring); ``bits`` overrides.
 
-    Raises :class:`SnnccError` naming ``layer`` when the weights are not integer-valued and no
-    ``bits`` is given.
+    Float (not integer-valued) weights take ``default`` (the deployment precision); without it
+    :class:`SnnccError` names ``layer``.
     """
     if bits is not None:
         if int(bits) < 1:
@@ -91,6 +92,8 @@ def weight_bits(weight: np.ndarray, bits: int | None = None, *, layer: str = "?"
     if nonzero.size == 0:
         return 1
     if values.dtype.kind == "f" and not np.all(np.isfinite(nonzero) & (nonzero == np.round(nonzero))):
+        if default is not None:
+            return int(default)
         raise SnnccError(
             f"layer {layer!r} has float weights; quantize it or give a weight bit width"
         )
@@ -183,6 +186,8 @@ class Layer:
     ``spike_node``: the node whose spikes this layer receives (key into spike rates);
     ``kernel_input``: ``(channels, kH, kW)`` the layer reads as a convolution (a Dense after a
     Flatten of ``(C, H, W)`` reads ``(C, H, W)``; a plain Dense reads ``(in, 1, 1)``).
+    ``stage_inputs``: neurons of ``spike_node`` (the inputs of the layer's stage, before any
+    pooling); ``fpga_lane_bits``: see :func:`fpga_weight_memory`.
     """
 
     name: str
@@ -204,6 +209,8 @@ class Layer:
     sparse_weight_memory_bytes: int
     state_memory_bytes: int
     kernel_input: tuple[int, int, int]
+    stage_inputs: int = 0
+    fpga_lane_bits: int = 8
     consumers: tuple[str, ...] = field(default=())
 
     @property
@@ -229,19 +236,25 @@ _NEURON_TYPES = (ir.IF, ir.Readout, ir.ReLU, ir.Clip)
 _SPIKE_SOURCES = (ir.IF, ir.MaxPool2d, ir.Input, ir.ReLU, ir.Clip)
 
 
+def conv_hits(size: int, kernel: int, stride: int, pad_before: int, dilation: int,
+              out_start: int, out_stop: int) -> np.ndarray:
+    """Along one axis: ``hits[y, u] = 1`` when an output in ``[out_start, out_stop)`` reads real
+    input position ``y`` through tap ``u`` (``y = i * stride + u * dilation - pad_before``)."""
+    hits = np.zeros((size, kernel), dtype=np.int64)
+    outputs = np.arange(out_start, out_stop)
+    for tap in range(kernel):
+        positions = outputs * stride + tap * dilation - pad_before
+        valid = positions[(positions >= 0) & (positions < size)]
+        np.add.at(hits[:, tap], valid, 1)
+    return hits
+
+
 def conv_tap_counts(size: int, kernel: int, stride: int, pad_before: int, dilation: int,
                     out_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Along one axis: per tap ``u``, how many outputs read a real (unpadded) input through it,
     and per input position, how many (output, tap) pairs read it."""
-    per_tap = np.zeros(kernel, dtype=np.int64)
-    per_input = np.zeros(size, dtype=np.int64)
-    outputs = np.arange(out_size)
-    for tap in range(kernel):
-        positions = outputs * stride + tap * dilation - pad_before
-        valid = positions[(positions >= 0) & (positions < size)]
-        per_tap[tap] = valid.size
-        np.add.at(per_input, valid, 1)
-    return per_tap, per_input
+    hits = conv_hits(size, kernel, stride, pad_before, dilation, 0, out_size)
+    return hits.sum(axis=0), hits.sum(axis=1)
 
 
 def conv_synapse_counts(node: ir.Conv2d, input_shape: tuple[int, ...],
@@ -324,8 +337,12 @@ def _kernel_input(graph: ir.Graph, name: str, shapes: dict[str, tuple[int, ...]]
 
 
 def analyze_layer(graph: ir.Graph, name: str, *, bits: int | None = None,
+                  default_bits: int | None = None,
                   shapes: dict[str, tuple[int, ...]] | None = None) -> Layer:
-    """Resource figures of the layer whose synaptic node is ``name`` (see :class:`Layer`)."""
+    """Resource figures of the layer whose synaptic node is ``name`` (see :class:`Layer`).
+
+    ``bits`` forces the weight width; ``default_bits`` applies to float weights only.
+    """
     shapes = shapes if shapes is not None else graph.infer_shapes()
     node = graph.nodes[name]
     if not isinstance(node, ir.SYNAPTIC):
@@ -353,10 +370,16 @@ def analyze_layer(graph: ir.Graph, name: str, *, bits: int | None = None,
         _, hits_w = conv_tap_counts(width, weight.shape[3], node.stride[1], node.padding[1],
                                     node.dilation[1], output_shape[2])
         fan_out = int(weight.shape[0] // node.groups * hits_h.max() * hits_w.max())
-    layer_bits = weight_bits(weight, bits, layer=name)
+    layer_bits = weight_bits(weight, bits, default=default_bits, layer=name)
     nonzero_parameters = int(nonzero_weight.sum())
     index_bits = max(int(math.ceil(math.log2(max(per_neuron, 2)))), 1)
     sources, spike_node = _walk_back(graph, name)
+    if np.all(np.abs(weight) == 1):
+        lane_bits = 1
+    elif weight.dtype.kind == "f" and not np.all(weight == np.round(weight)):
+        lane_bits = layer_bits
+    else:
+        lane_bits = signed_bits(weight) if bits is None else layer_bits
     consumers = tuple(
         layer for layer in graph.of_type(*ir.SYNAPTIC)
         if name in _walk_back(graph, layer)[0]
@@ -370,31 +393,49 @@ def analyze_layer(graph: ir.Graph, name: str, *, bits: int | None = None,
         weight_memory_bytes=math.ceil(weight.size * layer_bits / 8),
         sparse_weight_memory_bytes=math.ceil(nonzero_parameters * (layer_bits + index_bits) / 8),
         state_memory_bytes=math.ceil(neurons * STATE_BITS / 8),
-        kernel_input=_kernel_input(graph, name, shapes), consumers=consumers,
+        kernel_input=_kernel_input(graph, name, shapes),
+        stage_inputs=int(np.prod(shapes[spike_node])), fpga_lane_bits=lane_bits,
+        consumers=consumers,
     )
 
 
-def analyze_layers(graph: ir.Graph, *, bits: int | None = None) -> list[Layer]:
+def analyze_layers(graph: ir.Graph, *, bits: int | None = None,
+                   default_bits: int | None = None) -> list[Layer]:
     """:class:`Layer` figures for every synaptic node, in topological order."""
     shapes = graph.infer_shapes()
-    return [analyze_layer(graph, name, bits=bits, shapes=shapes)
+    return [analyze_layer(graph, name, bits=bits, default_bits=default_bits, shapes=shapes)
             for name in graph.of_type(*ir.SYNAPTIC)]
 
 
-def layer_fpga_bram36(layer: Layer, *, sparse: bool = False) -> dict[str, int]:
-    """BRAM36 blocks of one layer on an FPGA: weights and neuron state.
+def signed_bits(values: np.ndarray) -> int:
+    """Fewest two's-complement bits holding every value (at least 2: a sign and one more bit)."""
+    values = np.asarray(values, dtype=np.int64)
+    if values.size == 0:
+        return 2
+    low, high = int(values.min()), int(values.max())
+    return max(2, high.bit_length() + 1, (-low - 1).bit_length() + 1 if low < 0 else 0)
 
-    Weights: one memory of ``parameters`` words of ``weight_bits`` (or, ``sparse``, of
-    ``nonzero_parameters`` words of ``weight_bits + index_bits``); state: ``neurons`` words of
-    ``STATE_BITS``. Returns ``{"weights": n, "state": n}``.
+
+def fpga_weight_memory(layer: Layer) -> tuple[int, int]:
+    """``(depth, word_bits)`` of a layer's weight memory in the FPGA bundle's layout.
+
+    The bundle (``snncc.backends.fpga``) lowers a layer to a dense matrix (convolutions and sum
+    pooling as Toeplitz matrices) and stores word ``i`` = stage input ``i`` with lane ``j`` = the
+    weight to neuron ``j``: depth = the layer's stage inputs (neurons of its spike source),
+    word = ``neurons x lane_bits``; lanes are 1 bit for ±1 layers, else the signed width
+    (:func:`signed_bits`), 8 for float weights. Approximation: a sum pool folded into the stage
+    can widen the lanes beyond the synaptic node's own weights.
     """
-    if sparse:
-        index_bits = max(int(math.ceil(math.log2(max(layer.parameters // max(layer.neurons, 1),
-                                                          2)))), 1)
-        weights = fpga_bram36(layer.nonzero_parameters, layer.weight_bits + index_bits)
-    else:
-        weights = fpga_bram36(layer.parameters, layer.weight_bits)
-    return {"weights": weights, "state": fpga_bram36(layer.neurons, STATE_BITS)}
+    return layer.stage_inputs, layer.neurons * layer.fpga_lane_bits
+
+
+def layer_fpga_bram36(layer: Layer) -> int:
+    """BRAM36 blocks of one layer's weight memory on an FPGA (:func:`fpga_weight_memory`).
+
+    Neuron parameters (thresholds, initial potentials, biases) are not counted, as in the
+    bundle's own BRAM figure.
+    """
+    return fpga_bram36(*fpga_weight_memory(layer))
 
 
 # ----------------------------------------------------------------------------------- chip profiles
@@ -613,3 +654,120 @@ def dynapcnn_neuron_memory(out_channels: int, out_h: int, out_w: int) -> int:
     output feature map).
     """
     return out_channels * 2 ** (ceil_log2(out_h) + ceil_log2(out_w))
+
+
+# ------------------------------------------------------------------------------ blocks on cores
+
+
+@dataclass(frozen=True)
+class Block:
+    """One piece of a layer placed on one core.
+
+    ``channels`` is the output-channel range (conv) or output-neuron range (dense), half open;
+    ``rows``/``cols`` the output rows/columns of a conv tile (``(0, 1)`` for dense layers).
+    """
+
+    layer: str
+    index: int
+    channels: tuple[int, int]
+    rows: tuple[int, int] = (0, 1)
+    cols: tuple[int, int] = (0, 1)
+
+    @property
+    def neurons(self) -> int:
+        return ((self.channels[1] - self.channels[0]) * (self.rows[1] - self.rows[0])
+                * (self.cols[1] - self.cols[0]))
+
+    @property
+    def label(self) -> str:
+        return f"{self.layer}[{self.index}]"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "index": self.index, "channels": list(self.channels),
+                "rows": list(self.rows), "cols": list(self.cols), "neurons": self.neurons}
+
+
+def whole_block(layer: Layer) -> Block:
+    """The block covering a whole layer."""
+    if layer.kind == "conv":
+        channels, height, width = layer.output_shape
+        return Block(layer.name, 0, (0, channels), (0, height), (0, width))
+    return Block(layer.name, 0, (0, layer.neurons))
+
+
+def axon_weight_counts(node: ir.Dense | ir.Conv2d, layer: Layer, block: Block
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Per input neuron (axon) of the layer: weights it reaches inside ``block``.
+
+    Returns ``(dense, nonzero)`` arrays over the layer's input neurons (flattened); ``dense``
+    counts every connection, ``nonzero`` only nonzero weights. Exact, padding excluded.
+    """
+    low, high = block.channels
+    if isinstance(node, ir.Dense):
+        rows = node.weight[low:high]
+        dense = np.full(rows.shape[1], high - low, dtype=np.int64)
+        return dense, (rows != 0).sum(axis=0).astype(np.int64)
+    in_channels, height, width = layer.input_shape
+    kernel_h, kernel_w = node.weight.shape[2:]
+    hits_h = conv_hits(height, kernel_h, node.stride[0], node.padding[0], node.dilation[0],
+                       *block.rows)
+    hits_w = conv_hits(width, kernel_w, node.stride[1], node.padding[1], node.dilation[1],
+                       *block.cols)
+    per_group_out = node.weight.shape[0] // node.groups
+    per_group_in = node.weight.shape[1]
+    dense_taps = np.zeros((in_channels, kernel_h, kernel_w), dtype=np.int64)
+    nonzero_taps = np.zeros((in_channels, kernel_h, kernel_w), dtype=np.int64)
+    for group in range(node.groups):
+        first = max(low, group * per_group_out)
+        last = min(high, (group + 1) * per_group_out)
+        if first >= last:
+            continue
+        inputs = slice(group * per_group_in, (group + 1) * per_group_in)
+        dense_taps[inputs] += last - first
+        nonzero_taps[inputs] += (node.weight[first:last] != 0).sum(axis=0)
+    dense = np.einsum("yu,xv,cuv->cyx", hits_h, hits_w, dense_taps)
+    nonzero = np.einsum("yu,xv,cuv->cyx", hits_h, hits_w, nonzero_taps)
+    return dense.reshape(-1), nonzero.reshape(-1)
+
+
+def block_usage(node: ir.Dense | ir.Conv2d, layer: Layer, block: Block, chip: ChipProfile,
+                reach: int = 1) -> dict[str, int]:
+    """What ``block`` of ``layer`` uses of each per-core resource ``chip`` limits.
+
+    * ``neurons``: neurons of the block.
+    * ``input_axons``: input neurons with at least one nonzero weight into the block.
+    * ``output_axons``: ``neurons * reach``, ``reach`` = destination cores per neuron.
+    * ``synapses``: nonzero synapses into the block (conv unrolled).
+    * ``fan_in``: most nonzero synapses into one neuron of the block.
+    * ``synapse_memory_bits``: the chip's encoding — ``nengo-loihi`` (the cheaper of the dense
+      and sparse encodings, :func:`loihi_encoding_bits`) or ``count`` (nonzero synapses x
+      weight bits).
+    * ``kernel_memory`` / ``neuron_memory``: the DYNAP-CNN formulas for the block, reading a dense
+      layer as a convolution over :attr:`Layer.kernel_input` with a 1x1 output.
+    * ``bram36``: :func:`layer_fpga_bram36` (the FPGA bundle's weight memory layout).
+    """
+    used: dict[str, int] = {}
+    wanted = set(chip.core)
+    if wanted & {"input_axons", "synapses", "synapse_memory_bits"}:
+        dense_counts, nonzero_counts = axon_weight_counts(node, layer, block)
+        used["input_axons"] = int(np.count_nonzero(nonzero_counts))
+        used["synapses"] = int(nonzero_counts.sum())
+        if chip.synapse_encoding == "nengo-loihi":
+            used["synapse_memory_bits"] = loihi_encoding_bits(
+                dense_counts, nonzero_counts, layer.weight_bits, block.neurons)[0]
+        else:
+            used["synapse_memory_bits"] = used["synapses"] * layer.weight_bits
+    used["neurons"] = block.neurons
+    used["output_axons"] = block.neurons * max(reach, 1)
+    if "fan_in" in wanted:
+        rows = node.weight[block.channels[0]:block.channels[1]]
+        used["fan_in"] = int((rows != 0).reshape(rows.shape[0], -1).sum(axis=1).max())
+    if wanted & {"kernel_memory", "neuron_memory"}:
+        channels = block.channels[1] - block.channels[0]
+        in_channels, kernel_h, kernel_w = layer.kernel_input
+        used["kernel_memory"] = dynapcnn_kernel_memory(in_channels, kernel_h, kernel_w, channels)
+        used["neuron_memory"] = dynapcnn_neuron_memory(
+            channels, block.rows[1] - block.rows[0], block.cols[1] - block.cols[0])
+    if "bram36" in wanted:
+        used["bram36"] = layer_fpga_bram36(layer)
+    return {resource: used[resource] for resource in chip.core}

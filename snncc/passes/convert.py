@@ -2,13 +2,18 @@
 
 Rules (one application is enough; the pass is deterministic):
 
-1. Every activation becomes non-leaky IF neurons with reset by subtraction. ``ReLU`` gets the
-   threshold ``λ`` = the ``percentile`` (default 99.9; ``"max"`` for the maximum) of its activation
-   over the calibration samples, per layer or per channel (``per_channel``). ``Clip(0, c)`` (a
-   rate-norm activation ``clamp(x/θ, 0, 1)`` arrives from the frontend as ``Clip(0, 1)`` with 1/θ
-   folded into the weights) gets ``λ = c`` directly. A ``λ`` of 0 (a dead unit) becomes the layer's
-   largest ``λ`` (the unit never fires either way). Ding et al. 2021: ``clamp(x/λ, 0, 1)·λ`` is what
-   an IF neuron with threshold ``λ`` and reset by subtraction computes as its firing rate times ``λ``.
+1. Every activation becomes non-leaky IF neurons with reset by subtraction. ``ReLU`` gets a
+   threshold ``λ`` from its activations over the calibration samples, per layer (default) or per
+   channel (``per_channel``): ``threshold_method="mse"`` (default) picks, among the activation
+   percentiles 90 … 100, the ``λ`` minimising the mean squared error between the activation and what
+   ``T`` steps of an IF neuron deliver, ``λ/T · clip(floor(a·T/λ + v_init_fraction), 0, T)`` — the
+   clipping-versus-resolution trade-off at the deployment ``T``; ``"percentile"`` uses the
+   ``percentile`` option (default 99.9, rate-norm's robust normalisation; ``"max"`` for the maximum).
+   ``Clip(0, c)`` (a rate-norm activation ``clamp(x/θ, 0, 1)`` arrives from the frontend as
+   ``Clip(0, 1)`` with 1/θ folded into the weights) gets ``λ = c`` directly. A ``λ`` of 0 (a dead
+   unit) becomes the layer's largest ``λ`` (the unit never fires either way). Ding et al. 2021:
+   ``clamp(x/λ, 0, 1)·λ`` is what an IF neuron with threshold ``λ`` and reset by subtraction
+   computes as its firing rate times ``λ``.
 2. A spike stands for the value ``λ``: every Dense/Conv2d reading an IF layer (through pooling,
    Flatten or Add) gets its input weights multiplied by ``λ`` (per input channel or element).
    Branches meeting in an ``Add`` must carry equal ``λ`` (rule 1 then uses their maximum).
@@ -33,8 +38,9 @@ from snncc.errors import SnnccError, UnsupportedError
 from snncc.passes import PassContext, PassResult
 
 DEFAULTS = {
+    "threshold_method": "mse",
     "percentile": 99.9,
-    "per_channel": True,
+    "per_channel": False,
     "v_init_fraction": 0.5,
     "coding": "direct",
     "calibration_samples": 2000,
@@ -52,6 +58,9 @@ def convert(graph: ir.Graph, context: PassContext) -> PassResult:
         raise SnnccError(f"convert: unknown option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     if options["coding"] not in ("direct", "rate"):
         raise SnnccError(f"convert: coding must be direct or rate, got {options['coding']!r}")
+    if options["threshold_method"] not in ("percentile", "mse"):
+        raise SnnccError("convert: threshold_method must be percentile or mse, "
+                         f"got {options['threshold_method']!r}")
     percentile = options["percentile"]
     if percentile != "max" and not (0 < float(percentile) <= 100):
         raise SnnccError(f"convert: percentile must be in (0, 100] or 'max', got {percentile}")
@@ -71,7 +80,7 @@ def convert(graph: ir.Graph, context: PassContext) -> PassResult:
     calibration = context.calibration
     if calibration is not None:
         calibration = calibration[: int(options["calibration_samples"])]
-    thresholds = _thresholds(graph, activations, calibration, options, shapes)
+    thresholds = _thresholds(graph, activations, calibration, options, context.timesteps)
     _unify_add_branches(graph, thresholds)
 
     for name in activations:
@@ -96,7 +105,7 @@ def convert(graph: ir.Graph, context: PassContext) -> PassResult:
 
 
 def _thresholds(graph: ir.Graph, activations: list[str], calibration: np.ndarray | None,
-                options: dict, shapes: dict[str, ir.Shape]) -> dict[str, np.ndarray]:
+                options: dict, timesteps: int) -> dict[str, np.ndarray]:
     """Per activation: λ as a (1,) or (C,) array (rule 1)."""
     need_data = [n for n in activations if isinstance(graph.nodes[n], ir.ReLU)]
     values: dict[str, np.ndarray] = {}
@@ -115,15 +124,39 @@ def _thresholds(graph: ir.Graph, activations: list[str], calibration: np.ndarray
         activation = values[name]
         per_channel = bool(options["per_channel"]) and activation.ndim >= 2
         if per_channel:
-            by_channel = np.moveaxis(activation, 1, 0).reshape(activation.shape[1], -1)
-            threshold = _robust_max(by_channel, options["percentile"], axis=1)
+            rows = np.moveaxis(activation, 1, 0).reshape(activation.shape[1], -1)
         else:
-            threshold = np.array([_robust_max(activation.reshape(1, -1), options["percentile"],
-                                              axis=1)[0]])
+            rows = activation.reshape(1, -1)
+        if options["threshold_method"] == "mse":
+            threshold = _mse_threshold(rows, timesteps, float(options["v_init_fraction"]))
+        else:
+            threshold = _robust_max(rows, options["percentile"], axis=1)
         largest = threshold.max(initial=0.0)
         threshold = np.where(threshold > 0, threshold, largest if largest > 0 else 1.0)
         thresholds[name] = threshold.astype(np.float64)
     return thresholds
+
+
+def _mse_threshold(rows: np.ndarray, timesteps: int, v_init_fraction: float) -> np.ndarray:
+    """Per row, the λ minimising E[(q_T(a; λ) - a)^2] over candidate percentiles.
+
+    ``q_T`` is what T steps of an IF neuron with constant input ``a`` deliver: ``λ/T`` times the
+    spike count ``clip(floor(a·T/λ + v_init_fraction), 0, T)`` — clipping above λ traded against
+    the 1/T resolution below it.
+    """
+    candidates = np.percentile(rows, [90, 95, 97, 98, 99, 99.5, 99.7, 99.9, 99.95, 99.99, 100],
+                               axis=1).T  # (rows, candidates)
+    best = candidates[:, -1].copy()
+    best_error = np.full(len(rows), np.inf)
+    sample = rows if rows.shape[1] <= 200_000 else rows[:, :: rows.shape[1] // 200_000 + 1]
+    for column in range(candidates.shape[1]):
+        lam = np.maximum(candidates[:, column:column + 1], 1e-12)
+        counts = np.clip(np.floor(sample * timesteps / lam + v_init_fraction), 0, timesteps)
+        error = ((counts * lam / timesteps - sample) ** 2).mean(axis=1)
+        better = error < best_error
+        best[better] = candidates[better, column]
+        best_error[better] = error[better]
+    return best
 
 
 def _robust_max(values: np.ndarray, percentile: float | str, axis: int) -> np.ndarray:

@@ -1,0 +1,116 @@
+"""Fit reports for every shared model (and a BSTDG network) on every built-in chip.
+
+    PYTHONPATH=. python benchmarks/partition_all.py [--models-dir DIR] [--chips a,b]
+        [--sparsity 0.9] [--bstdg FILE.bstdg.h5 ...] [--markdown OUT.md]
+
+Each model is reported as imported (float weights counted at 8 bits) and, when the ``prune`` pass
+is registered, after magnitude pruning to ``--sparsity`` (no calibration data: no re-calibration;
+resource figures depend only on which synapses remain). Without a ``--bstdg`` file, a
+BSTDG-shaped network is built in the IR (784-600-10, ternary weights, single-spike IF layers,
+first-spike readout; random weights, since resource use depends only on shapes, widths and the
+nonzero pattern). Prints a Markdown matrix (rows: model/variant, columns: chips; cells: verdict,
+cores, chips) and the first violation of every cell that does not fit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from snncc import ir  # noqa: E402
+from snncc.passes import REGISTRY, PassContext, get_pass  # noqa: E402
+from snncc.passes.partition import partition  # noqa: E402
+from snncc.pipeline import load_model  # noqa: E402
+from snncc.resources import builtin_chips, load_chip  # noqa: E402
+
+
+def bstdg_shaped(hidden: int = 600, seed: int = 0) -> ir.Graph:
+    """Latency input -> Flatten -> Dense(±1) -> IF(fire_once) -> Dense(±1) -> Readout."""
+    rng = np.random.default_rng(seed)
+    graph = ir.Graph({"source": f"bstdg-shaped 784-{hidden}-10 (random ternary weights)"})
+    graph.chain(
+        ("input", ir.Input(shape=(1, 28, 28), coding="latency", scale=1 / 255, t_max=64)),
+        ("flatten", ir.Flatten()),
+        ("fc1", ir.Dense(weight=rng.choice(np.array([-1, 1], dtype=np.int8), (hidden, 784)))),
+        ("if1", ir.IF(threshold=np.array([40]), reset="zero", fire_once=True)),
+        ("fc2", ir.Dense(weight=rng.choice(np.array([-1, 1], dtype=np.int8), (10, hidden)))),
+        ("out", ir.Readout(mode="first_spike", threshold=np.array([20]))),
+    )
+    return graph
+
+
+def pruned(graph: ir.Graph, sparsity: float) -> ir.Graph | None:
+    if "prune" not in REGISTRY:
+        return None
+    context = PassContext(options={"prune": {"sparsity": sparsity, "recalibrate": False,
+                                             "layers": "all"}})
+    return get_pass("prune")(graph, context).graph
+
+
+def cell(report) -> str:
+    mark = "fits" if report.fits else "**no**"
+    return f"{mark} {report.cores_used}c/{report.chips_needed}ch"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", default=str(REPO.parent / "shared" / "models"))
+    parser.add_argument("--chips", default=",".join(builtin_chips()))
+    parser.add_argument("--sparsity", type=float, default=0.9)
+    parser.add_argument("--bstdg", nargs="*", default=[])
+    parser.add_argument("--markdown", default=None)
+    args = parser.parse_args()
+    chips = [load_chip(name) for name in args.chips.split(",")]
+
+    models: list[tuple[str, ir.Graph]] = []
+    for path in sorted(Path(args.models_dir).glob("*.onnx")):
+        models.append((path.stem, load_model(path)))
+    for path in args.bstdg:
+        models.append((Path(path).name, load_model(path)))
+    if not args.bstdg:
+        models.append(("bstdg-shaped 784-600-10", bstdg_shaped()))
+
+    variants: list[tuple[str, ir.Graph]] = []
+    notes = []
+    for name, graph in models:
+        variants.append((f"{name}", graph))
+        sparse = pruned(graph, args.sparsity)
+        if sparse is not None:
+            variants.append((f"{name} (pruned {args.sparsity:.0%})", sparse))
+    if "prune" not in REGISTRY:
+        notes.append("the prune pass is not registered on this branch: no after-pruning rows")
+
+    lines = ["| model | " + " | ".join(c.name for c in chips) + " |",
+             "| --- | " + " | ".join("---" for _ in chips) + " |"]
+    failures = []
+    started = time.perf_counter()
+    for name, graph in variants:
+        cells = []
+        for chip in chips:
+            report = partition(graph, chip)
+            cells.append(cell(report))
+            if not report.fits:
+                failures.append(f"- {name} on {chip.name}: {report.violations[0]}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    elapsed = time.perf_counter() - started
+    text = "\n".join(
+        ["cells: verdict, cores used / chips needed; float weights counted at 8 bits; "
+         "traffic not measured here (see `snncc partition --dataset`)", ""]
+        + lines + ["", "first violation per cell that does not fit:", ""] + failures
+        + [""] + [f"note: {n}" for n in notes]
+        + [f"({len(variants) * len(chips)} reports in {elapsed:.1f} s)"])
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
