@@ -116,15 +116,6 @@ class PackedMemory:
         return max(1, math.ceil(self.word_bits / LIMB_BITS))
 
 
-def signed_bits(values: np.ndarray) -> int:
-    """Fewest two's-complement bits holding every value (at least 2: a sign and one more bit)."""
-    values = np.asarray(values, dtype=np.int64)
-    if values.size == 0:
-        return 2
-    low, high = int(values.min()), int(values.max())
-    return max(2, high.bit_length() + 1, (-low - 1).bit_length() + 1 if low < 0 else 0)
-
-
 def pack_memory(name: str, values: np.ndarray, bits: int, *, binary: bool = False,
                 description: str = "") -> PackedMemory:
     """Pack ``values`` ``(depth, lanes)`` into words: lane ``k`` at bits ``[k*bits, (k+1)*bits)``.
@@ -404,7 +395,7 @@ def _neuron_values(values: np.ndarray, shape: tuple[int, ...], what: str) -> np.
 
 
 def _param_memory(layer: BundleLayer, what: str, values: np.ndarray) -> PackedMemory:
-    bits = signed_bits(values)
+    bits = resources.signed_bits(values)
     if bits > PARAM_BITS:
         worst = int(values[np.argmax(np.abs(values))])
         raise UnsupportedError(
@@ -422,7 +413,7 @@ def _weight_memory(layer: BundleLayer, forced_bits: int | None) -> PackedMemory:
     if weight.size and np.all(np.abs(weight) == 1):
         return pack_memory(f"{layer.ident}_weights", weight.T, 1, binary=True,
                            description=description)
-    needed = signed_bits(weight)
+    needed = resources.signed_bits(weight)
     limit = forced_bits if forced_bits is not None else MAX_WEIGHT_BITS
     if needed > limit:
         low, high = int(weight.min()), int(weight.max())
@@ -439,7 +430,7 @@ def _current_bits(layer: BundleLayer, input_max: int) -> int:
     bound = np.abs(layer.weight).sum(axis=1) * input_max
     if layer.bias is not None:
         bound = bound + np.abs(layer.bias)
-    return signed_bits(np.array([int(bound.max(initial=0))]))
+    return resources.signed_bits(np.array([int(bound.max(initial=0))]))
 
 
 def graph_sha256(graph: ir.Graph) -> str:

@@ -159,13 +159,6 @@ def test_pack_rejects_values_outside_the_width() -> None:
         fpga.pack_memory("m", np.array([[1, 0]]), 1, binary=True)
 
 
-def test_signed_bits() -> None:
-    assert fpga.signed_bits(np.array([1, -1])) == 2
-    assert fpga.signed_bits(np.array([127, -128])) == 8
-    assert fpga.signed_bits(np.array([128])) == 9
-    assert fpga.signed_bits(np.array([2**23 - 1, -(2**23)])) == 24
-
-
 # ------------------------------------------------------------------------------------- formats
 
 
@@ -324,6 +317,18 @@ def test_bram_estimate_uses_the_shared_resource_model(tmp_path: Path) -> None:
     for entry in manifest["layers"]:
         weights = entry["memories"]["weights"]
         assert entry["bram36"] == fpga_bram36(weights["depth"], weights["word_bits"])
+
+
+@pytest.mark.parametrize("factory", [binary_mlp, multibit_rate_net])
+def test_bram_estimate_equals_the_partition_model(factory, tmp_path: Path) -> None:
+    """The shared resource model (partition report) and the bundle count the same BRAM36."""
+    from snncc.resources import analyze_layers, layer_fpga_bram36
+
+    graph = factory()
+    fpga.emit(graph, tmp_path, timesteps=4)
+    per_layer = fpga.read_manifest(tmp_path)["resources"]["bram36_per_layer"]
+    predicted = {layer.neuron_node: layer_fpga_bram36(layer) for layer in analyze_layers(graph)}
+    assert predicted == per_layer
 
 
 def test_emit_is_deterministic(tmp_path: Path) -> None:
