@@ -525,16 +525,12 @@ def mnist(data_dir: Path):
 @pytest.mark.slow
 @pytest.mark.hdl
 @requires_iverilog
-@pytest.mark.parametrize("network", ["binarized_mlp", "bstdg"])
-def test_hdl_equals_simulator_on_50_mnist_samples(network: str, mnist, models_dir: Path,
-                                                  tmp_path: Path) -> None:
-    models = _load_fpga_models()
+def test_hdl_equals_simulator_on_50_mnist_samples_bstdg(mnist, models_dir: Path,
+                                                        tmp_path: Path) -> None:
+    """A BSTDG-style MNIST network (built by hand until a trained MNIST BSTDG file exists)."""
     train, test = mnist
     timesteps = 16
-    if network == "binarized_mlp":
-        graph = models.binarized_mlp(models_dir, train.images)
-    else:
-        graph = models.bstdg_network(models_dir, train.images, t_max=timesteps)
+    graph = _load_fpga_models().bstdg_network(models_dir, train.images, t_max=timesteps)
     fpga.emit(graph, tmp_path, timesteps=timesteps)
     hardware = assert_hdl_equals_simulator(graph, tmp_path, test.images, timesteps)
     assert hardware.predictions.shape == (timesteps, 50)
@@ -547,7 +543,8 @@ def test_hdl_equals_simulator_on_50_mnist_samples(network: str, mnist, models_di
 @pytest.mark.parametrize("binarized", ["all", "hidden"])
 def test_hdl_equals_simulator_on_the_compiled_mnist_mlp(binarized: str, mnist, models_dir: Path,
                                                         data_dir: Path, tmp_path: Path) -> None:
-    """mnist_mlp.onnx through convert, binarize, fold and quantize (when those passes exist)."""
+    """mnist_mlp.onnx through convert, binarize, fold and quantize, 50 test images: every layer
+    binarized (``all``) or the hidden one only (``hidden``: 8-bit first and last layers)."""
     from snncc.passes import REGISTRY
 
     missing = [p for p in ("binarize", "fold", "quantize") if p not in REGISTRY]
@@ -559,13 +556,16 @@ def test_hdl_equals_simulator_on_the_compiled_mnist_mlp(binarized: str, mnist, m
     graph = load_model(models_dir / "mnist_mlp.onnx", None, None)
     graph, _ = prepare(graph, ["convert", "binarize", "fold", "quantize"], dataset="mnist",
                        data_dir=str(data_dir), timesteps=timesteps,
-                       options={"binarize": {"layers": binarized}})
+                       options={"binarize": {"layers": binarized}}, calibration_count=500)
     fpga.emit(graph, tmp_path, timesteps=timesteps)
     manifest = fpga.read_manifest(tmp_path)
     packings = [layer["weight_packing"] for layer in manifest["layers"]]
     assert packings[1] == "binary" and (binarized == "hidden" or set(packings) == {"binary"})
     _, test = mnist
-    assert_hdl_equals_simulator(graph, tmp_path, test.images.reshape(-1, 1, 28, 28), timesteps)
+    hardware = assert_hdl_equals_simulator(graph, tmp_path, test.images.reshape(-1, 1, 28, 28),
+                                           timesteps)
+    assert hardware.predictions.shape == (timesteps, 50)
+    assert (hardware.predictions[-1] == test.labels).mean() > 0.8
 
 
 @pytest.mark.hdl
