@@ -428,6 +428,38 @@ def test_unknown_option_and_part_are_rejected(tmp_path: Path) -> None:
     _assert_rejected(binary_mlp(), tmp_path, SnnccError, "not an FPGA profile", fpga_part="loihi")
 
 
+def test_forced_weight_width_packs_every_multibit_layer(tmp_path: Path) -> None:
+    fpga.emit(multibit_rate_net(), tmp_path / "a", options={"weight_bits": 12})
+    fpga.emit(binary_mlp(), tmp_path / "b", options={"weight_bits": 12})
+    assert [layer["weight_bits"] for layer in
+            fpga.read_manifest(tmp_path / "a")["layers"]] == [12, 12]
+    assert [layer["weight_bits"] for layer in
+            fpga.read_manifest(tmp_path / "b")["layers"]] == [1, 1]
+
+
+def test_option_ranges_are_checked(tmp_path: Path) -> None:
+    _assert_rejected(binary_mlp(), tmp_path, SnnccError, r"weight_bits=17 is outside 2..16",
+                     options={"weight_bits": 17})
+    _assert_rejected(binary_mlp(), tmp_path, SnnccError, r"input_bits=1 is outside 2..32",
+                     options={"input_bits": 1})
+
+
+def test_currents_beyond_the_accumulator_are_named(tmp_path: Path) -> None:
+    graph = binary_mlp()
+    graph.replace("fc1", ir.Dense(weight=np.full((12, 16), 2**15 - 1)))
+    _assert_rejected(graph, tmp_path, UnsupportedError, r"layer 'if1': synaptic currents need "
+                     r"51 bits, beyond the 48-bit accumulator", options={"input_bits": 32})
+
+
+def test_read_manifest_rejects_foreign_directories(tmp_path: Path) -> None:
+    with pytest.raises(SnnccError, match="no manifest.json"):
+        fpga.read_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": fpga.BUNDLE_FORMAT,
+                                                        "format_version": 99}))
+    with pytest.raises(SnnccError, match="bundle format version 99 is not supported"):
+        fpga.read_manifest(tmp_path)
+
+
 def test_a_failed_write_leaves_no_partial_files(tmp_path: Path) -> None:
     out = tmp_path / "bundle"
     out.mkdir()
@@ -470,6 +502,19 @@ def test_hdl_spikes_equal_the_integer_simulator(factory, timesteps: int, high: i
     hardware = assert_hdl_equals_simulator(graph, tmp_path, inputs, timesteps)
     assert sum(int(r.sum()) for r in hardware.rasters.values()) > 0, "the test needs spikes"
     assert np.all(hardware.cycles > 0)
+
+
+@pytest.mark.hdl
+@requires_iverilog
+def test_hdl_rate_seed_override_matches_the_simulator(tmp_path: Path) -> None:
+    graph = multibit_rate_net()
+    fpga.emit(graph, tmp_path, timesteps=10)
+    inputs = raw_inputs(graph, 4)
+    hardware = fpga_hdl.simulate_hdl(tmp_path, inputs, 10, seed=11)
+    reference = simulate(graph, inputs, 10, mode="integer", record=True, seed=11)
+    default = simulate(graph, inputs, 10, mode="integer", record=True)
+    assert not np.array_equal(reference.rasters["if1"], default.rasters["if1"])
+    assert fpga_hdl.agreeing_samples(graph, hardware, reference).all()
 
 
 @pytest.mark.hdl
