@@ -94,6 +94,7 @@ class PackedMemory:
     binary: bool
     words: list[int]
     description: str = ""
+    shift: int = 0  # a lane holds value / 2**shift (the engine shifts it back)
 
     @property
     def depth(self) -> int:
@@ -117,7 +118,7 @@ class PackedMemory:
 
 
 def pack_memory(name: str, values: np.ndarray, bits: int, *, binary: bool = False,
-                description: str = "") -> PackedMemory:
+                description: str = "", shift: int = 0) -> PackedMemory:
     """Pack ``values`` ``(depth, lanes)`` into words: lane ``k`` at bits ``[k*bits, (k+1)*bits)``.
 
     ``binary``: ``bits`` must be 1 and every value ±1 (+1 -> bit 1, -1 -> bit 0). Otherwise each
@@ -148,7 +149,7 @@ def pack_memory(name: str, values: np.ndarray, bits: int, *, binary: bool = Fals
         offset = chunk_start * bits
         for row, part in enumerate(packed.tolist() if chunk.size else []):
             words[row] |= int(part) << offset
-    return PackedMemory(name, values, bits, binary, words, description)
+    return PackedMemory(name, values, bits, binary, words, description, shift)
 
 
 def unpack_words(words: list[int], lanes: int, bits: int, *, binary: bool = False) -> np.ndarray:
@@ -208,6 +209,7 @@ def render_header(memory: PackedMemory) -> str:
         f"#define {symbol}_LANES {memory.lanes}\n"
         f"#define {symbol}_LANE_BITS {memory.bits}\n"
         f"#define {symbol}_BINARY {int(memory.binary)}\n"
+        f"#define {symbol}_SHIFT {memory.shift}\n"
         f"#define {symbol}_LIMBS {memory.limbs}\n\n"
         f"static const uint32_t {memory.name}[{memory.depth}][{memory.limbs}] = {{\n{rows}\n}};\n\n"
         f"#endif /* {guard} */\n"
@@ -224,11 +226,15 @@ def render_npy(memory: PackedMemory) -> bytes:
 def _memory_header(memory: PackedMemory) -> list[str]:
     encoding = ("1 bit per lane: 1 = +1, 0 = -1" if memory.binary
                 else f"{memory.bits}-bit two's complement per lane")
-    return [
+    lines = [
         f"snncc {memory.name}: {memory.description}".rstrip(": "),
         f"{memory.depth} words x {memory.word_bits} bits; lane k = bits [k*{memory.bits} +: "
         f"{memory.bits}] (lane 0 = least significant); {encoding}",
     ]
+    if memory.shift:
+        lines.append(f"value = lane * 2**{memory.shift} (every value is a multiple of "
+                     f"2**{memory.shift}; the engine shifts the input event instead)")
+    return lines
 
 
 # ------------------------------------------------------------------------------------- lowering
@@ -406,23 +412,39 @@ def _param_memory(layer: BundleLayer, what: str, values: np.ndarray) -> PackedMe
                        description=f"{what} of layer '{layer.name}', one word per neuron")
 
 
+def weight_shift(weight: np.ndarray) -> int:
+    """Largest ``k`` with every weight a multiple of ``2**k`` (0 when all are zero).
+
+    Quantized layers are often ``mantissa * 2**exponent``; storing the mantissa and shifting the
+    input event by ``k`` in the engine is exact and saves ``k`` bits per synapse.
+    """
+    nonzero = np.abs(np.asarray(weight, dtype=np.int64))
+    nonzero = nonzero[nonzero != 0]
+    if nonzero.size == 0:
+        return 0
+    combined = int(np.bitwise_or.reduce(nonzero))
+    return (combined & -combined).bit_length() - 1
+
+
 def _weight_memory(layer: BundleLayer, forced_bits: int | None) -> PackedMemory:
-    weight = layer.weight
+    shift = weight_shift(layer.weight)
+    stored = layer.weight >> shift  # exact: every weight is a multiple of 2**shift
     description = (f"weights of layer '{layer.name}', word i = input i, lane j = weight to "
                    f"neuron j")
-    if weight.size and np.all(np.abs(weight) == 1):
-        return pack_memory(f"{layer.ident}_weights", weight.T, 1, binary=True,
-                           description=description)
-    needed = resources.signed_bits(weight)
+    name = f"{layer.ident}_weights"
+    if stored.size and np.all(np.abs(stored) == 1):
+        return pack_memory(name, stored.T, 1, binary=True, description=description, shift=shift)
+    needed = resources.signed_bits(stored)
     limit = forced_bits if forced_bits is not None else MAX_WEIGHT_BITS
     if needed > limit:
-        low, high = int(weight.min()), int(weight.max())
+        low, high = int(layer.weight.min()), int(layer.weight.max())
+        scaled = f" (stored / 2**{shift})" if shift else ""
         raise UnsupportedError(
-            f"layer {layer.name!r}: weights {low}..{high} need {needed} bits, beyond the "
-            f"{limit}-bit packing"
+            f"layer {layer.name!r}: weights {low}..{high}{scaled} need {needed} bits, beyond "
+            f"the {limit}-bit packing"
         )
-    return pack_memory(f"{layer.ident}_weights", weight.T, forced_bits or needed,
-                       description=description)
+    return pack_memory(name, stored.T, forced_bits or needed, description=description,
+                       shift=shift)
 
 
 def _current_bits(layer: BundleLayer, input_max: int) -> int:
@@ -538,6 +560,7 @@ def build_bundle(graph: ir.Graph, *, fpga_part: str = "zynq-7020", strict: bool 
                 "depth": memory.depth, "lanes": memory.lanes, "lane_bits": memory.bits,
                 "word_bits": memory.word_bits,
                 "packing": "binary" if memory.binary else "twos_complement",
+                "shift": memory.shift,
                 "files": {fmt: {"path": path, "sha256": _sha256(files[path])}
                           for fmt, path in paths.items()},
             }
@@ -616,6 +639,7 @@ def _layer_manifest(layer: BundleLayer, bram36: int, timesteps: int | None) -> d
         "neuron": model, "timesteps": timesteps,
         "weight_bits": layer.memories["weights"].bits,
         "weight_packing": "binary" if layer.memories["weights"].binary else "twos_complement",
+        "weight_shift": layer.memories["weights"].shift,
         "current_bits": layer.current_bits,
         "nonzero_weights": int(np.count_nonzero(layer.weight)),
         "bram36": bram36,
@@ -682,7 +706,8 @@ def render_network(layers: list[BundleLayer]) -> str:
 
         parameters = {
             "N_IN": layer.inputs, "N_OUT": layer.outputs, "W_BITS": weights.bits,
-            "BINARY": int(weights.binary), "SPIKE_INPUT": int(layer.spike_input),
+            "BINARY": int(weights.binary), "W_SHIFT": weights.shift,
+            "SPIKE_INPUT": int(layer.spike_input),
             "IN_BITS": layer.input_bits, "ACC_BITS": layer.current_bits,
             "TH_BITS": bits("threshold"), "BIAS_BITS": bits("bias"), "VINIT_BITS": bits("v_init"),
             "HAS_BIAS": int("bias" in memories), "HAS_VINIT": int("v_init" in memories),
@@ -794,6 +819,8 @@ Word layout: a word is LANES lanes of LANE_BITS bits; lane k sits in bits [k*LAN
 LANE_BITS-bit two's complement.
   NAME_weights    DEPTH = inputs (word i = presynaptic input i), LANES = outputs (lane j = W[j][i]).
                   Input i is the row-major flat index of the source layer's (C, H, W) output.
+                  When every weight is a multiple of 2**weight_shift (manifest), lanes hold
+                  W / 2**weight_shift and the engine shifts each input event left by weight_shift.
   NAME_threshold  one word per neuron (lane 0), two's complement.
   NAME_bias       one word per neuron: the constant current added every step (absent = 0).
   NAME_v_init     one word per neuron: the potential at the start of a sample (absent = 0).

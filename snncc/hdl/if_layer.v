@@ -27,7 +27,8 @@
 //
 // Weight memory word i (one line of the .mem file) holds the weights from input i to every
 // neuron: bits [j*W_BITS +: W_BITS] = W[j][i]. BINARY=1 (W_BITS=1): bit 1 = +1, bit 0 = -1;
-// otherwise W_BITS-bit two's complement. Parameter memories hold one signed word per neuron.
+// otherwise W_BITS-bit two's complement; the weight is the lane times 2**W_SHIFT (applied to the
+// event value). Parameter memories hold one signed word per neuron.
 `default_nettype none
 
 module snn_if_layer #(
@@ -35,6 +36,7 @@ module snn_if_layer #(
     parameter integer N_OUT = 4,
     parameter integer W_BITS = 1,
     parameter integer BINARY = 1,
+    parameter integer W_SHIFT = 0,       // stored lanes are W / 2**W_SHIFT (events are shifted)
     parameter integer SPIKE_INPUT = 1,   // 1: events are spikes (value 1); 0: signed IN_BITS values
     parameter integer IN_BITS = 1,
     parameter integer ACC_BITS = 16,     // exact synaptic current width (signed)
@@ -139,7 +141,7 @@ module snn_if_layer #(
             decision_step <= 0;
             step          <= 0;
         end else if (s1_valid) begin
-            value = (SPIKE_INPUT != 0) ? 1 : s1_value;
+            value = ((SPIKE_INPUT != 0) ? 1 : s1_value) <<< W_SHIFT;
             for (j = 0; j < N_OUT; j = j + 1) begin
                 if (BINARY != 0) begin
                     current[j] = word[j] ? current[j] + value : current[j] - value;

@@ -94,6 +94,20 @@ def saturating_net() -> ir.Graph:
     return graph
 
 
+def shifted_net(seed: int = 8) -> ir.Graph:
+    """Weights that are multiples of a power of two (as quantize's mantissa * 2**exponent)."""
+    rng = np.random.default_rng(seed)
+    graph = ir.Graph({"source": "tests"})
+    graph.chain(
+        ("input", ir.Input(shape=(10,), coding="direct")),
+        ("fc1", ir.Dense(weight=rng.integers(-8, 8, (6, 10)) * 256, bias=np.arange(6) * 100)),
+        ("if1", ir.IF(threshold=np.int64(30000), v_init=ZERO)),
+        ("fc2", ir.Dense(weight=rng.choice([-4, 4], (3, 6)))),
+        ("readout", ir.Readout(mode="potential", threshold=ZERO)),
+    )
+    return graph
+
+
 def tie_net() -> ir.Graph:
     """Readout neurons with identical inputs: ties must go to the lowest index, as in the IR."""
     rng = np.random.default_rng(6)
@@ -190,7 +204,7 @@ def _words_from_npy(path: Path) -> list[int]:
     return [sum(int(v) << (32 * i) for i, v in enumerate(row)) for row in limbs]
 
 
-@pytest.mark.parametrize("factory", [binary_mlp, multibit_rate_net, conv_net])
+@pytest.mark.parametrize("factory", [binary_mlp, multibit_rate_net, conv_net, shifted_net])
 def test_every_format_holds_the_same_words_and_the_ir_values(factory, tmp_path: Path) -> None:
     graph = factory()
     fpga.emit(graph, tmp_path, timesteps=8)
@@ -225,7 +239,8 @@ def test_every_format_holds_the_same_words_and_the_ir_values(factory, tmp_path: 
             assert width == -(-info["word_bits"] // 4)
             unpacked = fpga.unpack_words(mem_words, info["lanes"], info["lane_bits"],
                                          binary=info["packing"] == "binary")
-            np.testing.assert_array_equal(unpacked, values)
+            assert defines["SHIFT"] == info["shift"]
+            np.testing.assert_array_equal(unpacked << info["shift"], values)
 
 
 def test_dense_graph_weights_are_the_ir_matrix(tmp_path: Path) -> None:
@@ -234,6 +249,17 @@ def test_dense_graph_weights_are_the_ir_matrix(tmp_path: Path) -> None:
     layers = fpga.lower_graph(graph)
     np.testing.assert_array_equal(layers[0].weight, fc1)
     np.testing.assert_array_equal(layers[1].weight, fc2)
+
+
+def test_power_of_two_weights_store_the_mantissa(tmp_path: Path) -> None:
+    assert fpga.weight_shift(np.array([[0, 12, -40]])) == 2
+    assert fpga.weight_shift(np.array([[0, 0]])) == 0
+    assert fpga.weight_shift(np.array([[3, 256]])) == 0
+    fpga.emit(shifted_net(), tmp_path, timesteps=4)
+    layers = fpga.read_manifest(tmp_path)["layers"]
+    assert [layer["weight_shift"] for layer in layers] == [8, 2]
+    assert [layer["weight_bits"] for layer in layers] == [4, 1]
+    assert [layer["weight_packing"] for layer in layers] == ["twos_complement", "binary"]
 
 
 def test_binarized_layers_pack_one_bit_per_synapse(tmp_path: Path) -> None:
@@ -397,8 +423,8 @@ def test_weights_wider_than_the_packing_are_named(tmp_path: Path) -> None:
                      r"layer 'if1': weights -12\d..12\d need 8 bits, beyond the 4-bit packing",
                      options={"weight_bits": 4})
     graph = binary_mlp()
-    graph.replace("fc1", ir.Dense(weight=np.full((12, 16), 40000)))
-    _assert_rejected(graph, tmp_path, UnsupportedError, r"layer 'if1': weights 40000..40000 need "
+    graph.replace("fc1", ir.Dense(weight=np.full((12, 16), 40001)))
+    _assert_rejected(graph, tmp_path, UnsupportedError, r"layer 'if1': weights 40001..40001 need "
                      r"17 bits, beyond the 16-bit packing")
 
 
@@ -493,6 +519,7 @@ def test_simulate_hdl_checks_inputs(tmp_path: Path) -> None:
     (conv_net, 7, 256),
     (saturating_net, 6, 256),
     (tie_net, 8, 256),
+    (shifted_net, 8, 40),
 ])
 def test_hdl_spikes_equal_the_integer_simulator(factory, timesteps: int, high: int,
                                                 tmp_path: Path) -> None:
