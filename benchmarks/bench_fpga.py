@@ -3,9 +3,9 @@
     PYTHONPATH=. python benchmarks/bench_fpga.py [--samples 100] [--timesteps 16]
 
 Networks: the hand-built integer MNIST networks of ``tests/backends/fpga_models.py`` (a binarized
-MLP and a BSTDG-style single-spike network), plus ``mnist_mlp.onnx`` and ``mnist_cnn_bn.onnx``
-compiled by the pass pipeline (convert, binarize, fold, quantize) when those passes are
-registered. Each is emitted as a bundle, then the first ``--samples`` MNIST test images run through
+MLP and a BSTDG-style single-spike network), plus ``mnist_mlp.onnx`` (binarized: all layers or the
+hidden one; and the default 8-bit ``convert,fold,quantize``) and ``mnist_cnn_bn.onnx`` compiled by
+the pass pipeline. Each is emitted as a bundle, then the first ``--samples`` MNIST test images run through
 the bundle's Verilog in Icarus Verilog and through the reference simulator (integer mode); a sample
 agrees when every spike of every layer, every per-step prediction and the final readout state are
 equal. HDL time is the ``vvp`` run (wall and CPU) divided by the samples; cycles are the engine's
@@ -78,6 +78,9 @@ def main() -> None:
         "mnist_mlp binarize=hidden": pipeline_model(
             args.models_dir / "mnist_mlp.onnx", ["convert", "binarize", "fold", "quantize"], {}, args.data_dir,
             timesteps),
+        "mnist_mlp default 8-bit": pipeline_model(
+            args.models_dir / "mnist_mlp.onnx", ["convert", "fold", "quantize"], {},
+            args.data_dir, timesteps),
         "mnist_cnn_bn 8-bit": pipeline_model(
             args.models_dir / "mnist_cnn_bn.onnx", ["convert", "fold", "quantize"], {}, args.data_dir, timesteps),
     }
