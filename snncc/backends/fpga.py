@@ -19,7 +19,9 @@ neuron) ``i`` with lane ``j`` = ``A[j, i]`` (the weight to output neuron ``j``):
 when input ``i`` spikes gives every neuron's weight at once. A layer whose weights are all ±1
 packs 1 bit per synapse (bit 1 = +1, bit 0 = -1); any other layer packs ``bits``-bit two's
 complement with the fewest bits that hold every weight (at least 2, at most
-:data:`MAX_WEIGHT_BITS`, or exactly ``options["weight_bits"]``). Thresholds, biases and initial
+:data:`MAX_WEIGHT_BITS`, or exactly ``options["weight_bits"]``). When every weight is a multiple
+of ``2**k`` (:func:`weight_shift`; quantized layers are ``mantissa * 2**exponent``) the lanes hold
+``W / 2**k`` and the engine shifts each input event left by ``k``, which is exact. Thresholds, biases and initial
 potentials are memories of depth ``neurons`` with one lane, two's complement, at most
 :data:`PARAM_BITS` bits (they live in the 24-bit state).
 
