@@ -23,7 +23,12 @@ Rules (one application is enough; the pass is deterministic):
    layer's current, and the prediction is its argmax.
 5. ``coding``: ``"direct"`` (default, the preprocessed input as a constant current) or ``"rate"``
    (Bernoulli spikes with probability ``clip(x, 0, 1)``).
-6. Optional ``bias_correction`` (default on when calibration samples are given): layer by layer, the
+6. Max pooling stays a ``MaxPool2d`` node, whose SNN semantics (see :mod:`snncc.ir`) pass a spike
+   whenever the largest *cumulative* input count in the window grows: the output count is exactly
+   the max of the input counts, and for the constant currents of direct coding it is the plain max.
+   Unlike replacing max by average pooling it keeps the trained function; unlike gating by a
+   neuron's instantaneous spikes it never over- or under-counts.
+7. Optional ``bias_correction`` (default on when calibration samples are given): layer by layer, the
    SNN's mean output rate·λ over the calibration set at the deployment T is compared with the ANN's
    clipped activation per channel and the difference is added to that layer's bias (Li et al. 2021,
    "A free lunch from ANN"); ``bias_correction_rounds`` repeats it.
@@ -96,7 +101,7 @@ def convert(graph: ir.Graph, context: PassContext) -> PassResult:
     graph.input.coding = options["coding"]
 
     info: dict = {"thresholds": {n: t.tolist() for n, t in thresholds.items()}}
-    if options["bias_correction"] and calibration is not None and len(calibration):
+    if options["bias_correction"] and calibration is not None and len(calibration):  # rule 7
         info["bias_correction"] = bias_correct(
             graph, calibration, context.timesteps, int(options["bias_correction_rounds"])
         )
@@ -243,7 +248,7 @@ def _value_scale(graph: ir.Graph, name: str, thresholds: dict[str, np.ndarray],
 
 def bias_correct(graph: ir.Graph, calibration: np.ndarray, timesteps: int,
                  rounds: int = 1) -> dict[str, list[float]]:
-    """Rule 6, in place: shift each IF layer's bias so its mean rate·λ matches the ANN's.
+    """Rule 7, in place: shift each IF layer's bias so its mean rate·λ matches the ANN's.
 
     Layers are corrected in topological order, each after the ones before it (the error a layer
     sees includes its predecessors' corrected behaviour). Returns the mean |shift| per layer.
