@@ -345,7 +345,8 @@ def _register_commands() -> None:
     """Command groups that live beside their library code (each module has ``register(app)``)."""
     import importlib
 
-    for module in ("snncc.commands.train", "snncc.commands.partition", "snncc.commands.stages"):
+    for module in ("snncc.commands.train", "snncc.commands.partition", "snncc.commands.stages",
+                   "snncc.commands.fpga"):
         try:
             importlib.import_module(module).register(app)
         except ModuleNotFoundError as error:

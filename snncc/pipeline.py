@@ -653,7 +653,10 @@ def compile_model(
     graph.metadata.update({"timesteps": timesteps, "target": target})
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as staging:
-        files = list(backend.emit(graph, staging, **(target_options or {})))
+        target_options = dict(target_options or {})
+        if target == "fpga":
+            target_options.setdefault("source_hash", _sha256(model))
+        files = list(backend.emit(graph, staging, **target_options))
         if not (staging / "network.snn.npz").exists():
             graph.save(staging / "network.snn.npz")
         summary = {
