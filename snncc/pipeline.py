@@ -113,6 +113,21 @@ def default_passes(graph: ir.Graph, target: str) -> list[str]:
     return passes
 
 
+#: Pass options a target needs unless the user chose otherwise.
+TARGET_PASS_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "lava": {"quantize": {"target": "lava"}},
+}
+
+
+def with_target_defaults(target: str, options: dict[str, dict[str, Any]] | None
+                         ) -> dict[str, dict[str, Any]]:
+    """``options`` completed with ``target``'s defaults (explicit options win)."""
+    merged = {name: dict(values) for name, values in (options or {}).items()}
+    for name, defaults in TARGET_PASS_OPTIONS.get(target, {}).items():
+        merged[name] = {**defaults, **merged.get(name, {})}
+    return merged
+
+
 def dataset_name(graph: ir.Graph, requested: str | None) -> str | None:
     name = requested or graph.metadata.get("dataset")
     if name is not None and name not in DATASETS:
@@ -373,6 +388,7 @@ def validate(
     timings["reference"] = time.perf_counter() - started - sum(timings.values())
     ladder: list[StageResult] = []
     last_run = None
+    options = with_target_defaults(target, options)
     if stages:
         overridden = bool(preprocess) or layout is not None
         graph, pass_info, ladder, last_run = accuracy_ladder(
@@ -649,7 +665,7 @@ def compile_model(
     timesteps = resolve_timesteps(source, timesteps)
     passes = default_passes(source, target) if passes is None else passes
     graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
-                               timesteps=timesteps, options=options)
+                               timesteps=timesteps, options=with_target_defaults(target, options))
     graph.metadata.update({"timesteps": timesteps, "target": target})
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as staging:

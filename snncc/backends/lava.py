@@ -51,6 +51,7 @@ import importlib.util
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -720,7 +721,13 @@ def execute(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int,
         network = build(graph, timesteps, encoded[:, start:stop], batch=stop - start,
                         use_lif=use_lif)
         try:
-            network.source.run(condition=RunSteps(num_steps=network.steps), run_cfg=run_config)
+            with warnings.catch_warnings():
+                # lava's compiler imports every module beside a Process's module looking for
+                # ProcessModels and warns about the snncc modules that are not Lava code
+                warnings.filterwarnings("ignore", message="Cannot import module",
+                                        category=UserWarning)
+                network.source.run(condition=RunSteps(num_steps=network.steps),
+                                   run_cfg=run_config)
             for name, monitor in network.monitors.items():
                 node_plan = lava_plan.nodes[name]
                 rasters[name][:, start:stop] = _unwindow(
