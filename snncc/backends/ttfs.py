@@ -1,0 +1,305 @@
+"""Event-driven simulation of single-spike (time-to-first-spike) networks.
+
+A TTFS graph (see :func:`is_ttfs_graph`) is a chain ``Input(coding="latency") -> [layout] ->
+(Dense -> IF(fire_once))* -> Dense -> Readout(mode="first_spike")`` without biases. Each neuron
+spikes at most once, so a layer is fully described by its spike times, and one sample costs
+``input spikes x fan-out`` additions instead of ``timesteps x neurons``: the presynaptic spikes are
+sorted by time and the weight columns of each same-step group are added to the potentials; only
+after a whole group (one step of the step simulator) are thresholds compared. This is exactly the
+semantics of :func:`snncc.backends.sim.simulate` for such graphs (same spikes, same decisions, same
+decision times), and :mod:`snncc.train.bstdg` uses the same kernel for its forward pass.
+
+Spike times are integer steps in ``[0, timesteps)``; inside this module a neuron that never spikes
+has the time ``timesteps`` (the "fires at t_max" convention); in results it is ``coding.NEVER``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+from snncc import coding, ir
+from snncc.backends.sim import SimResult
+from snncc.errors import SnnccError
+
+
+@dataclass
+class TTFSResult(SimResult):
+    """A :class:`SimResult` plus every spiking node's spike times ``(N, *shape)`` (NEVER = -1)."""
+
+    spike_times: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def mean_decision_time(self) -> float:
+        """Mean step of the first output spike (``timesteps`` for samples with none)."""
+        return float(np.mean(self.decision_time))
+
+
+@dataclass
+class TTFSLayer:
+    """One synaptic stage of a TTFS chain: the Dense node and the neurons it feeds."""
+
+    dense: str
+    neurons: str
+    weight: np.ndarray  # (out, in)
+    threshold: np.ndarray  # (out,)
+    readout: bool
+
+
+# ------------------------------------------------------------------------------------ kernels
+
+
+@numba.njit(cache=True, nogil=True)
+def _fire_kernel(pre_times, weight_t, threshold, horizon, saturate, state_min, state_max,
+                 out_times, out_v_fire, out_v, curve):  # pragma: no cover - compiled
+    """Per sample: add weight columns in spike-time order, compare after each same-step group.
+
+    ``pre_times`` (N, D) int64, ``horizon`` meaning no spike; ``weight_t`` (D, H); ``out_times``
+    (N, H) preset to ``horizon``; ``out_v`` (N, H) preset to zero holds the final potentials;
+    ``out_v_fire`` the potential at the spike. ``curve`` (N, horizon) or (N, 0): when non-empty,
+    the first-spike readout decision after every step.
+    """
+    samples, inputs = pre_times.shape
+    neurons = weight_t.shape[1]
+    with_curve = curve.shape[1] > 0
+    for n in range(samples):
+        row = pre_times[n]
+        order = np.argsort(row)
+        v = out_v[n]
+        times = out_times[n]
+        v_fire = out_v_fire[n]
+        winner = -1
+        prediction = 0
+        last_step = 0
+        k = 0
+        while k < inputs:
+            step = row[order[k]]
+            if step >= horizon:
+                break
+            while k < inputs and row[order[k]] == step:
+                column = weight_t[order[k]]
+                for j in range(neurons):
+                    v[j] += column[j]
+                k += 1
+            if saturate:
+                for j in range(neurons):
+                    if v[j] > state_max:
+                        v[j] = state_max
+                    elif v[j] < state_min:
+                        v[j] = state_min
+            best = -1
+            for j in range(neurons):
+                if times[j] == horizon and v[j] >= threshold[j]:
+                    times[j] = step
+                    v_fire[j] = v[j]
+                    if best < 0 or v[j] > v[best]:
+                        best = j
+            if with_curve:
+                for t in range(last_step, step):
+                    curve[n, t] = prediction
+                if winner < 0:
+                    if best >= 0:
+                        winner = best
+                        prediction = best
+                    else:
+                        prediction = 0
+                        for j in range(1, neurons):
+                            if v[j] > v[prediction]:
+                                prediction = j
+                last_step = step
+        if with_curve:
+            for t in range(last_step, horizon):
+                curve[n, t] = prediction
+
+
+def fire_times(pre_times: np.ndarray, weight: np.ndarray, threshold: np.ndarray, horizon: int,
+               integer: bool = True, with_curve: bool = False
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """First spike step of each neuron of a single-spike layer, event-driven.
+
+    ``pre_times`` ``(N, D)``: presynaptic spike steps, ``horizon`` (or anything outside
+    ``[0, horizon)``) for none. ``weight`` ``(H, D)``, ``threshold`` ``(H,)``. Neurons integrate
+    ``v(t) = sum of w[j, i] over spikes i with t_i <= t`` and spike at the first step with
+    ``v >= threshold``; integer mode adds exactly and saturates ``v`` to ``ir.STATE_BITS`` after each
+    step. Returns ``(times (N, H) with horizon = never, v at the spike, final v, curve)`` where
+    ``curve`` (only with ``with_curve``) is the first-spike readout decision after every step
+    ``(N, horizon)``: the neuron that crossed first (largest ``v``, then lowest index, on ties),
+    before that ``argmax v``.
+    """
+    pre_times = np.asarray(pre_times, dtype=np.int64)
+    pre_times = np.where((pre_times < 0) | (pre_times >= horizon), horizon, pre_times)
+    neurons = weight.shape[0]
+    if integer:
+        weight_t = np.ascontiguousarray(weight.T)
+        if weight_t.dtype.kind not in "iub":
+            raise SnnccError("integer TTFS simulation needs integer weights")
+        if weight_t.dtype.kind == "b":
+            weight_t = weight_t.astype(np.int8)
+        state_dtype = np.int64
+    else:
+        weight_t = np.ascontiguousarray(weight.T, dtype=np.float64)
+        state_dtype = np.float64
+    threshold = np.ascontiguousarray(np.broadcast_to(threshold, (neurons,)), dtype=state_dtype)
+    samples = len(pre_times)
+    times = np.full((samples, neurons), horizon, np.int64)
+    v_fire = np.zeros((samples, neurons), state_dtype)
+    v_final = np.zeros((samples, neurons), state_dtype)
+    curve = np.zeros((samples, horizon if with_curve else 0), np.int64)
+    _fire_kernel(np.ascontiguousarray(pre_times), weight_t, threshold, int(horizon), integer,
+                 ir.STATE_MIN, ir.STATE_MAX, times, v_fire, v_final, curve)
+    return times, v_fire, v_final, (curve if with_curve else None)
+
+
+def first_spike_decision(times: np.ndarray, v_fire: np.ndarray, v_final: np.ndarray,
+                         horizon: int) -> np.ndarray:
+    """The first-spike readout's final decision (see :class:`snncc.ir.Readout`).
+
+    The earliest spiking neuron; ties broken by the larger potential at that step, then the lower
+    index; samples where nothing spiked take ``argmax`` of the final potential.
+    """
+    first = times.min(axis=1)
+    spiked = first < horizon
+    lowest = np.iinfo(np.int64).min if v_fire.dtype.kind in "iu" else -np.inf
+    candidates = np.where(times == first[:, None], v_fire, lowest)
+    return np.where(spiked, np.argmax(candidates, axis=1), np.argmax(v_final, axis=1))
+
+
+# ------------------------------------------------------------------------------- graph chains
+
+
+def ttfs_chain(graph: ir.Graph) -> list[TTFSLayer] | None:
+    """The synaptic stages of a TTFS graph in order, or ``None`` when the graph is not one."""
+    try:
+        graph.validate()
+    except SnnccError:
+        return None
+    input_node = graph.input
+    if input_node.coding != "latency":
+        return None
+    layers: list[TTFSLayer] = []
+    name = graph.input_name
+    dense: str | None = None
+    while True:
+        consumers = graph.consumers(name)
+        if not consumers:
+            break
+        if len(consumers) != 1:
+            return None
+        name = consumers[0]
+        node = graph.nodes[name]
+        if isinstance(node, (ir.Flatten, ir.Reshape)) and not layers and dense is None:
+            continue
+        if isinstance(node, ir.Dense) and dense is None and node.bias is None:
+            dense = name
+        elif isinstance(node, ir.IF) and dense is not None:
+            if not node.fire_once or np.any(node.v_init != 0):
+                return None
+            layers.append(_layer(graph, dense, name, node.threshold, readout=False))
+            dense = None
+        elif isinstance(node, ir.Readout) and dense is not None and node.mode == "first_spike":
+            if not np.all(node.threshold > 0):
+                return None
+            layers.append(_layer(graph, dense, name, node.threshold, readout=True))
+            dense = None
+        else:
+            return None
+    if not layers or not layers[-1].readout:
+        return None
+    return layers
+
+
+def _layer(graph: ir.Graph, dense: str, neurons: str, threshold: np.ndarray,
+           readout: bool) -> TTFSLayer:
+    weight = graph.nodes[dense].weight  # type: ignore[attr-defined]
+    return TTFSLayer(dense, neurons, weight,
+                     np.asarray(ir.broadcast_per_neuron(threshold, (weight.shape[0],))), readout)
+
+
+def is_ttfs_graph(graph: ir.Graph) -> bool:
+    """True when the graph is a single-spike chain this event-driven simulator runs exactly."""
+    return ttfs_chain(graph) is not None
+
+
+def input_spike_times(graph: ir.Graph, raw_inputs: np.ndarray) -> np.ndarray:
+    """Latency spike steps of the flattened input ``(N, D)`` (``coding.NEVER`` = no spike)."""
+    input_node = graph.input
+    raw_inputs = np.asarray(raw_inputs)
+    if raw_inputs.shape[1:] != tuple(input_node.shape):
+        raise SnnccError(f"inputs of shape {raw_inputs.shape[1:]} do not match the model input "
+                         f"{tuple(input_node.shape)}")
+    t_max = input_node.t_max
+    if t_max is None:
+        raise SnnccError("a TTFS graph's latency input needs t_max")
+    times = coding.latency_spike_times(input_node.preprocess(raw_inputs), t_max)
+    return times.reshape(len(raw_inputs), -1)
+
+
+def simulate_ttfs(graph: ir.Graph, raw_inputs: np.ndarray, labels: np.ndarray | None = None,
+                  mode: str = "integer", record: bool = False,
+                  timesteps: int | None = None) -> TTFSResult:
+    """Simulate a TTFS graph event-driven; equals ``sim.simulate(graph, x, timesteps, mode)``.
+
+    ``timesteps`` defaults to the input's ``t_max``; input or hidden spikes at steps
+    ``>= timesteps`` do not happen. Per sample the work is the number of spikes times their
+    fan-out. ``record`` adds rasters ``(T, N, *shape)`` like the step simulator (memory grows with
+    ``T x N x neurons``: use it on small sets).
+    """
+    chain = ttfs_chain(graph)
+    if chain is None:
+        raise SnnccError("graph is not a single-spike (TTFS) chain: Input(latency) -> Dense -> "
+                         "IF(fire_once) ... -> Dense -> Readout(first_spike), no biases")
+    if mode not in ("float", "integer"):
+        raise SnnccError(f"unknown simulation mode {mode!r}; choose float or integer")
+    integer = mode == "integer"
+    raw_inputs = np.asarray(raw_inputs)
+    if integer:
+        graph.check_integer()
+        if raw_inputs.dtype.kind not in "iub" and not np.array_equal(raw_inputs,
+                                                                      np.rint(raw_inputs)):
+            raise SnnccError("integer mode needs integer input samples")
+    if len(raw_inputs) == 0:
+        raise SnnccError("no input samples to simulate")
+    horizon = int(timesteps or graph.input.t_max)
+    if horizon < 1:
+        raise SnnccError(f"timesteps must be >= 1, got {horizon}")
+    samples = len(raw_inputs)
+    shapes = graph.infer_shapes()
+    times = input_spike_times(graph, raw_inputs)
+    times = np.where((times < 0) | (times >= horizon), horizon, times)
+    input_key = f"input:{graph.input_name}"
+    spike_times = {input_key: times.reshape((samples,) + tuple(graph.input.shape))}
+    spike_counts = {input_key: (times < horizon).sum(axis=1)}
+    synops = np.zeros(samples)
+    for layer in chain:
+        fanout = (layer.weight != 0).sum(axis=0).astype(np.float64)
+        synops += (times < horizon) @ fanout
+        times, v_fire, v_final, curve = fire_times(times, layer.weight, layer.threshold, horizon,
+                                                   integer, with_curve=layer.readout)
+        if not layer.readout:
+            spike_times[layer.neurons] = times.reshape((samples,) + shapes[layer.neurons])
+            spike_counts[layer.neurons] = (times < horizon).sum(axis=1)
+    rasters = {}
+    if record:
+        for name, node_times in spike_times.items():
+            raster = np.zeros((horizon,) + node_times.shape, np.uint8)
+            flat = node_times.reshape(samples, -1)
+            sample_index, neuron_index = np.nonzero(flat < horizon)
+            raster.reshape(horizon, samples, -1)[flat[sample_index, neuron_index], sample_index,
+                                                 neuron_index] = 1
+            rasters[name] = raster
+    decision_time = times.min(axis=1)
+    return TTFSResult(
+        timesteps=horizon,
+        mode=mode,
+        predictions=np.ascontiguousarray(curve.T),
+        labels=None if labels is None else np.asarray(labels),
+        spike_counts=spike_counts,
+        synops=synops,
+        readout_state=v_final,
+        decision_time=decision_time,
+        rasters=rasters,
+        spike_times={name: np.where(t < horizon, t, coding.NEVER)
+                     for name, t in spike_times.items()},
+    )
