@@ -56,6 +56,7 @@ import numpy as np
 from snncc import coding
 from snncc.backends.ttfs import fire_times, first_spike_decision
 from snncc.errors import SnnccError
+from snncc.frontend.bstdg import BSTDGModel, write_bstdg
 from snncc.util import atomic_path, progress
 
 CHECKPOINT_FORMAT = "snncc-bstdg-checkpoint"
@@ -78,6 +79,7 @@ class BSTDGConfig:
     output_threshold: float = 10.0
     init_scale: float = 0.1
     dead_push: float = 0.05
+    normalize: bool = False
     seed: int = 0
     target_sparsity: float = 0.0
 
@@ -309,6 +311,8 @@ def train_step(network: BSTDGNetwork, optimizer: _Adam, config: BSTDGConfig,
     times, v_fire, v_final = network.forward(input_times)
     predictions = first_spike_decision(times[-1], v_fire, v_final, t_max)
     delta = output_error(times[-1], labels, t_max, config.margin * t_max)
+    if config.normalize:
+        delta = delta / np.maximum(np.linalg.norm(delta, axis=1, keepdims=True), 1e-12)
     signs = network.binary_weights()
     batch = len(labels)
     weight_grads: list[np.ndarray] = [np.empty(0)] * len(signs)
@@ -321,6 +325,8 @@ def train_step(network: BSTDGNetwork, optimizer: _Adam, config: BSTDGConfig,
         threshold_grads[layer] = delta.sum() / batch
         if layer > 0:
             delta = timing_backprop(times[layer], times[layer + 1], delta, signs[layer])
+            if config.normalize:
+                delta = delta / np.maximum(np.linalg.norm(delta, axis=1, keepdims=True), 1e-12)
     params = network.weights + [network.thresholds]
     rates = [rate] * len(signs) + [config.threshold_learning_rate * rate / config.learning_rate]
     optimizer.update(params, weight_grads + [threshold_grads], rates)
@@ -456,3 +462,63 @@ def load_checkpoint(path: str | os.PathLike[str], config: BSTDGConfig
     optimizer = _Adam([m[0] for m in moments], [m[1] for m in moments], int(state["optimizer_step"]))
     history = [EpochRecord(**record) for record in state["history"]]
     return network, optimizer, history
+
+
+# ------------------------------------------------------------------------------- whole runs
+
+
+def to_model(result: TrainResult, dataset: str | None = None) -> BSTDGModel:
+    """The deployable file contents of a trained network (integer weights and thresholds)."""
+    import snncc
+
+    network, config = result.network, result.config
+    last = result.history[-1] if result.history else None
+    metadata: dict[str, Any] = {
+        "producer": f"snncc {snncc.__version__} bstdg",
+        "dataset": dataset or "",
+        "epochs": len(result.history),
+        "seed": config.seed,
+        "train_accuracy": last.train_accuracy if last else float("nan"),
+        "test_accuracy": (last.test_accuracy if last and last.test_accuracy is not None
+                          else float("nan")),
+        "hyperparameters": config.to_json(),
+        "trained_thresholds": [float(t) for t in network.thresholds],
+        "history": [dataclasses.asdict(r) for r in result.history],
+    }
+    return BSTDGModel(
+        weights=network.binary_weights(),
+        thresholds=[np.array([t]) for t in network.integer_thresholds()],
+        t_max=network.t_max,
+        input_shape=network.input_shape,
+        input_scale=network.scale,
+        metadata=metadata,
+    )
+
+
+def checkpoint_path(output: str | os.PathLike[str]) -> Path:
+    """Where a run writing ``output`` keeps its checkpoint: ``<output>.ckpt.npz``."""
+    return Path(f"{output}.ckpt.npz")
+
+
+def train_dataset(config: BSTDGConfig, dataset: str, output: str | os.PathLike[str],
+                  data_dir: str | os.PathLike[str] | None = None, resume: bool = False,
+                  limit: int | None = None,
+                  on_epoch: Callable[[EpochRecord], None] | None = None) -> TrainResult:
+    """Train on a named dataset's train split, test on its test split, write ``output``.
+
+    The checkpoint ``<output>.ckpt.npz`` is updated after every epoch and removed once the
+    network file has been written. ``limit`` keeps only the first samples of each split.
+    """
+    from snncc.datasets import load_dataset
+
+    output = Path(output)
+    if output.parent and not output.parent.exists():
+        raise SnnccError(f"cannot write {output}: directory {output.parent} does not exist")
+    train_set = load_dataset(dataset, "train", data_dir).take(limit)
+    test_set = load_dataset(dataset, "test", data_dir).take(limit)
+    checkpoint = checkpoint_path(output)
+    result = train(config, train_set.images, train_set.labels, test_set.images, test_set.labels,
+                   checkpoint=checkpoint, resume=resume, on_epoch=on_epoch)
+    write_bstdg(to_model(result, dataset), output)
+    checkpoint.unlink(missing_ok=True)
+    return result
