@@ -508,7 +508,8 @@ class IF(Node):
     crossings are ignored; ``v`` keeps integrating). ``threshold`` and ``v_init`` hold one value
     (whole layer), one per channel (axis 0 of the shape) or one per neuron; thresholds are > 0.
     In integer mode both must be integer arrays. The output is the spike tensor ``s(t)``.
-    In ANN mode an IF node acts as ``clip(x, 0, threshold)`` (the rate it approximates, times θ).
+    In ANN mode an IF node acts as ``clip(x / threshold, 0, 1)``: the firing rate it approximates
+    (Ding et al. 2021), so a converted graph evaluated as an ANN is the clipped ANN it came from.
     """
 
     threshold: np.ndarray = field(default_factory=lambda: np.ones(1))

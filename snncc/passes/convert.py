@@ -1,0 +1,247 @@
+"""ANN -> rate-coded SNN conversion with threshold balancing (rate-norm style).
+
+Rules (one application is enough; the pass is deterministic):
+
+1. Every activation becomes non-leaky IF neurons with reset by subtraction. ``ReLU`` gets the
+   threshold ``λ`` = the ``percentile`` (default 99.9; ``"max"`` for the maximum) of its activation
+   over the calibration samples, per layer or per channel (``per_channel``). ``Clip(0, c)`` (a
+   rate-norm activation ``clamp(x/θ, 0, 1)`` arrives from the frontend as ``Clip(0, 1)`` with 1/θ
+   folded into the weights) gets ``λ = c`` directly. A ``λ`` of 0 (a dead unit) becomes the layer's
+   largest ``λ`` (the unit never fires either way). Ding et al. 2021: ``clamp(x/λ, 0, 1)·λ`` is what
+   an IF neuron with threshold ``λ`` and reset by subtraction computes as its firing rate times ``λ``.
+2. A spike stands for the value ``λ``: every Dense/Conv2d reading an IF layer (through pooling,
+   Flatten or Add) gets its input weights multiplied by ``λ`` (per input channel or element).
+   Branches meeting in an ``Add`` must carry equal ``λ`` (rule 1 then uses their maximum).
+3. Membranes start at ``v_init = v_init_fraction · λ`` (default 0.5: rounding instead of flooring
+   the activation, which removes the systematic under-estimate at small T; Bu et al. 2022).
+4. The graph output gets a non-spiking ``Readout(mode="potential")``: it accumulates the last
+   layer's current, and the prediction is its argmax.
+5. ``coding``: ``"direct"`` (default, the preprocessed input as a constant current) or ``"rate"``
+   (Bernoulli spikes with probability ``clip(x, 0, 1)``).
+6. Optional ``bias_correction`` (default on when calibration samples are given): layer by layer, the
+   SNN's mean output rate·λ over the calibration set at the deployment T is compared with the ANN's
+   clipped activation per channel and the difference is added to that layer's bias (Li et al. 2021,
+   "A free lunch from ANN"); ``bias_correction_rounds`` repeats it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from snncc import ir
+from snncc.errors import SnnccError, UnsupportedError
+from snncc.passes import PassContext, PassResult
+
+DEFAULTS = {
+    "percentile": 99.9,
+    "per_channel": True,
+    "v_init_fraction": 0.5,
+    "coding": "direct",
+    "calibration_samples": 2000,
+    "bias_correction": True,
+    "bias_correction_rounds": 1,
+}
+_PASS_THROUGH = (ir.SumPool2d, ir.MaxPool2d, ir.Flatten, ir.Reshape, ir.Transpose)
+
+
+def convert(graph: ir.Graph, context: PassContext) -> PassResult:
+    """Convert a float ANN graph (ReLU/Clip activations) into a float SNN graph."""
+    options = {**DEFAULTS, **context.options_for("convert")}
+    unknown = set(options) - set(DEFAULTS)
+    if unknown:
+        raise SnnccError(f"convert: unknown option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    if options["coding"] not in ("direct", "rate"):
+        raise SnnccError(f"convert: coding must be direct or rate, got {options['coding']!r}")
+    percentile = options["percentile"]
+    if percentile != "max" and not (0 < float(percentile) <= 100):
+        raise SnnccError(f"convert: percentile must be in (0, 100] or 'max', got {percentile}")
+    if any(isinstance(n, (ir.IF, ir.Readout)) for n in graph.nodes.values()):
+        raise SnnccError("convert: the graph is already a spiking network")
+    graph = graph.copy()
+    shapes = graph.validate()
+    activations = graph.of_type(ir.ReLU, ir.Clip)
+    for name in activations:
+        node = graph.nodes[name]
+        if isinstance(node, ir.Clip) and (node.low != 0.0 or node.high <= 0):
+            raise UnsupportedError(
+                f"convert: activation {name!r} Clip({node.low}, {node.high}) has no IF equivalent "
+                "(only Clip(0, c) with c > 0 and ReLU)"
+            )
+
+    calibration = context.calibration
+    if calibration is not None:
+        calibration = calibration[: int(options["calibration_samples"])]
+    thresholds = _thresholds(graph, activations, calibration, options, shapes)
+    _unify_add_branches(graph, thresholds)
+
+    for name in activations:
+        threshold = thresholds[name]
+        graph.replace(name, ir.IF(
+            threshold=threshold,
+            v_init=threshold * float(options["v_init_fraction"]),
+            reset="subtract",
+        ))
+    _scale_consumers(graph, thresholds, shapes)
+    output = graph.output_name
+    graph.add("readout", ir.Readout(mode="potential"), [output])
+    graph.input.coding = options["coding"]
+
+    info: dict = {"thresholds": {n: t.tolist() for n, t in thresholds.items()}}
+    if options["bias_correction"] and calibration is not None and len(calibration):
+        info["bias_correction"] = bias_correct(
+            graph, calibration, context.timesteps, int(options["bias_correction_rounds"])
+        )
+    graph.metadata["timesteps"] = context.timesteps
+    return PassResult(graph, changed=True, info=info)
+
+
+def _thresholds(graph: ir.Graph, activations: list[str], calibration: np.ndarray | None,
+                options: dict, shapes: dict[str, ir.Shape]) -> dict[str, np.ndarray]:
+    """Per activation: λ as a (1,) or (C,) array (rule 1)."""
+    need_data = [n for n in activations if isinstance(graph.nodes[n], ir.ReLU)]
+    values: dict[str, np.ndarray] = {}
+    if need_data:
+        if calibration is None or len(calibration) == 0:
+            raise SnnccError("convert: ReLU thresholds need calibration samples (give a dataset)")
+        from snncc.simulator import run_ann
+
+        values = run_ann(graph, calibration, outputs=need_data)  # type: ignore[assignment]
+    thresholds = {}
+    for name in activations:
+        node = graph.nodes[name]
+        if isinstance(node, ir.Clip):
+            thresholds[name] = np.array([float(node.high)])
+            continue
+        activation = values[name]
+        per_channel = bool(options["per_channel"]) and activation.ndim >= 2
+        if per_channel:
+            by_channel = np.moveaxis(activation, 1, 0).reshape(activation.shape[1], -1)
+            threshold = _robust_max(by_channel, options["percentile"], axis=1)
+        else:
+            threshold = np.array([_robust_max(activation.reshape(1, -1), options["percentile"],
+                                              axis=1)[0]])
+        largest = threshold.max(initial=0.0)
+        threshold = np.where(threshold > 0, threshold, largest if largest > 0 else 1.0)
+        thresholds[name] = threshold.astype(np.float64)
+    return thresholds
+
+
+def _robust_max(values: np.ndarray, percentile: float | str, axis: int) -> np.ndarray:
+    if percentile == "max":
+        return values.max(axis=axis)
+    return np.percentile(values, float(percentile), axis=axis)
+
+
+def _unify_add_branches(graph: ir.Graph, thresholds: dict[str, np.ndarray]) -> None:
+    """Rule 2: IF layers whose spikes meet in an Add share one λ (their maximum)."""
+    for name in graph.of_type(ir.Add):
+        sources = [_spiking_source(graph, s, thresholds) for s in graph.inputs_of(name)]
+        if any(s is None for s in sources):
+            if any(s is not None for s in sources):
+                raise UnsupportedError(
+                    f"convert: add {name!r} mixes spikes with analog values; put an activation "
+                    "on every residual branch"
+                )
+            continue
+        common = np.max([thresholds[s].max() for s in sources])  # type: ignore[index]
+        for source in sources:
+            thresholds[source] = np.array([common])  # type: ignore[index]
+
+
+def _spiking_source(graph: ir.Graph, name: str, thresholds: dict[str, np.ndarray]) -> str | None:
+    """The activation whose spikes reach ``name`` through pass-through nodes, if any."""
+    while name not in thresholds:
+        node = graph.nodes[name]
+        if not isinstance(node, _PASS_THROUGH):
+            return None
+        (name,) = graph.inputs_of(name)
+    return name
+
+
+def _scale_consumers(graph: ir.Graph, thresholds: dict[str, np.ndarray],
+                     shapes: dict[str, ir.Shape]) -> None:
+    """Rule 2: multiply each synaptic node's input weights by the λ its input spikes stand for."""
+    for name in graph.of_type(*ir.SYNAPTIC):
+        (source,) = graph.inputs_of(name)
+        scale = _value_scale(graph, source, thresholds, shapes)
+        if scale is None:
+            continue
+        node = graph.nodes[name]
+        if isinstance(node, ir.Dense):
+            node.weight = node.weight * scale.reshape(1, -1)
+        else:
+            per_channel = scale.reshape(shapes[source][0], -1)
+            if not np.allclose(per_channel, per_channel[:, :1]):
+                raise UnsupportedError(f"convert: conv {name!r} input scale varies within a channel")
+            group_in = node.weight.shape[1]
+            group_out = node.weight.shape[0] // node.groups
+            channel_scale = per_channel[:, 0]
+            weight = node.weight.copy()
+            for group in range(node.groups):
+                block = slice(group * group_out, (group + 1) * group_out)
+                weight[block] *= channel_scale[group * group_in:(group + 1) * group_in].reshape(
+                    1, -1, 1, 1)
+            node.weight = weight
+
+
+def _value_scale(graph: ir.Graph, name: str, thresholds: dict[str, np.ndarray],
+                 shapes: dict[str, ir.Shape]) -> np.ndarray | None:
+    """The value one unit of ``name``'s output stands for, per output element (None: analog)."""
+    node = graph.nodes[name]
+    if name in thresholds:
+        return np.array(ir.broadcast_per_neuron(thresholds[name], shapes[name]), dtype=np.float64)
+    if isinstance(node, (ir.SumPool2d, ir.MaxPool2d)):
+        inner = _value_scale(graph, graph.inputs_of(name)[0], thresholds, shapes)
+        if inner is None:
+            return None
+        channel = inner.reshape(inner.shape[0], -1)[:, 0]
+        return np.broadcast_to(channel.reshape(-1, 1, 1), shapes[name]).copy()
+    if isinstance(node, (ir.Flatten, ir.Reshape)):
+        inner = _value_scale(graph, graph.inputs_of(name)[0], thresholds, shapes)
+        return None if inner is None else inner.reshape(shapes[name])
+    if isinstance(node, ir.Transpose):
+        inner = _value_scale(graph, graph.inputs_of(name)[0], thresholds, shapes)
+        return None if inner is None else inner.transpose(node.perm)
+    if isinstance(node, ir.Add):
+        scales = [_value_scale(graph, s, thresholds, shapes) for s in graph.inputs_of(name)]
+        return None if scales[0] is None else scales[0]
+    return None
+
+
+def bias_correct(graph: ir.Graph, calibration: np.ndarray, timesteps: int,
+                 rounds: int = 1) -> dict[str, list[float]]:
+    """Rule 6, in place: shift each IF layer's bias so its mean rate·λ matches the ANN's.
+
+    Layers are corrected in topological order, each after the ones before it (the error a layer
+    sees includes its predecessors' corrected behaviour). Returns the mean |shift| per layer.
+    """
+    from snncc.simulator import run_ann, simulate
+
+    layers = graph.of_type(ir.IF)
+    ann = run_ann(graph, calibration, outputs=layers)  # IF in ANN mode: the target rate
+    shifts: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for name in layers:
+            synapse = _feeding_synapse(graph, name)
+            if synapse is None:
+                continue
+            result = simulate(graph, calibration, timesteps, mode="float", count_neurons=True)
+            node: ir.IF = graph.nodes[name]  # type: ignore[assignment]
+            shape = ann[name].shape[1:]
+            threshold = ir.broadcast_per_neuron(node.threshold, shape)
+            snn_rate = result.neuron_counts[name] / timesteps  # (N, *shape)
+            error = (ann[name] - snn_rate) * threshold  # in units of input current
+            reduce_axes = (0,) + tuple(range(2, error.ndim))
+            shift = error.mean(axis=reduce_axes)  # per channel / neuron
+            synapse_node = graph.nodes[synapse]
+            bias = synapse_node.bias if synapse_node.bias is not None else np.zeros(
+                synapse_node.weight.shape[0])
+            synapse_node.bias = bias + shift
+            shifts.setdefault(name, []).append(float(np.abs(shift).mean()))
+    return shifts
+
+
+def _feeding_synapse(graph: ir.Graph, name: str) -> str | None:
+    """The Dense/Conv2d directly feeding IF node ``name`` (None if something else does)."""
+    (source,) = graph.inputs_of(name)
+    return source if isinstance(graph.nodes[source], ir.SYNAPTIC) else None
