@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 from snncc import coding, ir
-from snncc.backends.sim import SimResult
+from snncc.simulator import SimResult
 from snncc.errors import SnnccError
 
 
@@ -238,13 +238,13 @@ def input_spike_times(graph: ir.Graph, raw_inputs: np.ndarray) -> np.ndarray:
 
 def simulate_ttfs(graph: ir.Graph, raw_inputs: np.ndarray, labels: np.ndarray | None = None,
                   mode: str = "integer", record: bool = False,
-                  timesteps: int | None = None) -> TTFSResult:
+                  timesteps: int | None = None, count_neurons: bool = False) -> TTFSResult:
     """Simulate a TTFS graph event-driven; equals ``sim.simulate(graph, x, timesteps, mode)``.
 
     ``timesteps`` defaults to the input's ``t_max``; input or hidden spikes at steps
     ``>= timesteps`` do not happen. Per sample the work is the number of spikes times their
     fan-out. ``record`` adds rasters ``(T, N, *shape)`` like the step simulator (memory grows with
-    ``T x N x neurons``: use it on small sets).
+    ``T x N x neurons``: use it on small sets); ``count_neurons`` adds per-neuron spike counts.
     """
     chain = ttfs_chain(graph)
     if chain is None:
@@ -300,6 +300,8 @@ def simulate_ttfs(graph: ir.Graph, raw_inputs: np.ndarray, labels: np.ndarray | 
         readout_state=v_final,
         decision_time=decision_time,
         rasters=rasters,
+        neuron_counts={name: (t < horizon).astype(np.int64)
+                       for name, t in spike_times.items()} if count_neurons else {},
         spike_times={name: np.where(t < horizon, t, coding.NEVER)
                      for name, t in spike_times.items()},
     )
