@@ -21,8 +21,8 @@ import numba
 import numpy as np
 
 from snncc import coding, ir
-from snncc.simulator import SimResult
 from snncc.errors import SnnccError
+from snncc.simulator import SimResult
 
 
 @dataclass
@@ -137,11 +137,13 @@ def fire_times(pre_times: np.ndarray, weight: np.ndarray, threshold: np.ndarray,
             raise SnnccError("integer TTFS simulation needs integer weights")
         if weight_t.dtype.kind == "b":
             weight_t = weight_t.astype(np.int8)
-        state_dtype = np.int64
+        state_dtype = _integer_state_dtype(weight_t)
     else:
         weight_t = np.ascontiguousarray(weight.T, dtype=np.float64)
         state_dtype = np.float64
-    threshold = np.ascontiguousarray(np.broadcast_to(threshold, (neurons,)), dtype=state_dtype)
+    # thresholds above the saturation limit are never reached; clamping keeps them in the dtype
+    threshold = np.minimum(np.broadcast_to(threshold, (neurons,)), ir.STATE_MAX + 1)
+    threshold = np.ascontiguousarray(threshold, dtype=state_dtype)
     samples = len(pre_times)
     times = np.full((samples, neurons), horizon, np.int64)
     v_fire = np.zeros((samples, neurons), state_dtype)
@@ -149,7 +151,19 @@ def fire_times(pre_times: np.ndarray, weight: np.ndarray, threshold: np.ndarray,
     curve = np.zeros((samples, horizon if with_curve else 0), np.int64)
     _fire_kernel(np.ascontiguousarray(pre_times), weight_t, threshold, int(horizon), integer,
                  ir.STATE_MIN, ir.STATE_MAX, times, v_fire, v_final, curve)
+    if integer:
+        v_fire, v_final = v_fire.astype(np.int64), v_final.astype(np.int64)
     return times, v_fire, v_final, (curve if with_curve else None)
+
+
+def _integer_state_dtype(weight_t: np.ndarray) -> type:
+    """int32 potentials when no step's sum can overflow them before saturation, else int64."""
+    if weight_t.dtype.itemsize <= 2:
+        largest = max(abs(np.iinfo(weight_t.dtype).min), np.iinfo(weight_t.dtype).max)
+        bound = weight_t.shape[0] * largest
+    else:
+        bound = int(np.abs(weight_t).sum(axis=0).max(initial=0))
+    return np.int32 if bound + 2 ** (ir.STATE_BITS - 1) < 2 ** 31 else np.int64
 
 
 def first_spike_decision(times: np.ndarray, v_fire: np.ndarray, v_final: np.ndarray,

@@ -66,7 +66,7 @@ class BSTDGModel:
             raise SnnccError(f"{where}: input scale must be a positive number, "
                              f"got {self.input_scale}")
         fan_in = int(np.prod(self.input_shape))
-        for index, (weight, threshold) in enumerate(zip(self.weights, self.thresholds)):
+        for index, (weight, threshold) in enumerate(zip(self.weights, self.thresholds, strict=True)):
             layer = f"{where}: layer {index}"
             if weight.ndim != 2:
                 raise SnnccError(f"{layer}: weight must be 2-D (out, in), got shape {weight.shape}")
@@ -110,7 +110,7 @@ def write_bstdg(model: BSTDGModel, path: str | os.PathLike[str]) -> Path:
             handle.attrs["input_shape"] = np.asarray(model.input_shape, np.int64)
             handle.attrs["input_scale"] = float(model.input_scale)
             layers = handle.create_group("layers")
-            for index, (weight, threshold) in enumerate(zip(model.weights, model.thresholds)):
+            for index, (weight, threshold) in enumerate(zip(model.weights, model.thresholds, strict=True)):
                 group = layers.create_group(str(index))
                 group.create_dataset("weight", data=weight.astype(np.int8), compression="gzip")
                 group.create_dataset("threshold", data=threshold.astype(np.int64))
@@ -223,7 +223,7 @@ def to_graph(model: BSTDGModel, source: str | None = None) -> ir.Graph:
         ("flatten", ir.Flatten()),
     )
     last = len(model.weights) - 1
-    for index, (weight, threshold) in enumerate(zip(model.weights, model.thresholds)):
+    for index, (weight, threshold) in enumerate(zip(model.weights, model.thresholds, strict=True)):
         dense = ir.Dense(weight=weight.astype(np.int8), bias=None)
         if index < last:
             graph.chain((f"dense{index + 1}", dense),

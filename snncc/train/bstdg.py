@@ -45,6 +45,7 @@ import json
 import math
 import os
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,15 +72,14 @@ class BSTDGConfig:
     t_max: int = 256
     epochs: int = 20
     batch_size: int = 64
-    learning_rate: float = 2e-3
+    learning_rate: float = 1e-2
     final_learning_rate: float = 1e-4
     threshold_learning_rate: float = 0.02
     margin: float = 0.05  # gamma as a fraction of t_max
-    hidden_threshold: float = 10.0
-    output_threshold: float = 10.0
+    hidden_threshold: float = 20.0
+    output_threshold: float = 60.0
     init_scale: float = 0.1
     dead_push: float = 0.05
-    normalize: bool = False
     seed: int = 0
     target_sparsity: float = 0.0
 
@@ -117,9 +117,18 @@ class BSTDGNetwork:
     input_shape: tuple[int, ...]
     scale: float = 1.0 / 255.0
 
+    _signs: list[np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    def sign_cache(self) -> list[np.ndarray]:
+        """Cached ``sign(w)`` arrays, kept current by the optimizer (which writes into them)."""
+        if self._signs is None or [s.shape for s in self._signs] != [w.shape for w in
+                                                                        self.weights]:
+            self._signs = [np.where(w >= 0, 1, -1).astype(np.int8) for w in self.weights]
+        return self._signs
+
     def binary_weights(self) -> list[np.ndarray]:
         """The deployed weights: ``sign(w)`` as int8 in {-1, +1} (``sign(0) = +1``)."""
-        return [np.where(w >= 0, 1, -1).astype(np.int8) for w in self.weights]
+        return [s.copy() for s in self.sign_cache()]
 
     def integer_thresholds(self) -> np.ndarray:
         """Deployed thresholds ``ceil(theta)`` (exact for integer potentials)."""
@@ -131,12 +140,13 @@ class BSTDGNetwork:
         times = times.reshape(len(raw), -1)
         return np.where(times == coding.NEVER, self.t_max, times).astype(np.int16)
 
-    def forward(self, input_times: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    def forward(self, input_times: np.ndarray, signs: list[np.ndarray] | None = None
+                ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """Spike times of every layer (input first; ``t_max`` = silent), output v at spike, final v."""
         times = [np.asarray(input_times, np.int64)]
         thresholds = self.integer_thresholds()
         v_fire = v_final = np.empty(0)
-        for weight, threshold in zip(self.binary_weights(), thresholds):
+        for weight, threshold in zip(signs or self.sign_cache(), thresholds, strict=True):
             out, v_fire, v_final, _ = fire_times(times[-1], weight, threshold, self.t_max)
             times.append(out)
         return times, v_fire, v_final
@@ -231,9 +241,26 @@ def output_error(output_times: np.ndarray, labels: np.ndarray, t_max: int,
 # ---------------------------------------------------------------------------------- optimizer
 
 
+@numba.njit(cache=True, nogil=True)
+def _adam_kernel(param, grad, first, second, rate, correction1, correction2, low, high,
+                 signs):  # pragma: no cover - compiled
+    """Adam step fused with the clip to [low, high] and the sign refresh, over flat arrays."""
+    for k in range(param.size):
+        g = grad[k]
+        m = 0.9 * first[k] + 0.1 * g
+        u = 0.999 * second[k] + 0.001 * g * g
+        first[k] = m
+        second[k] = u
+        value = param[k] - rate * (m / correction1) / (np.sqrt(u / correction2) + 1e-8)
+        value = min(max(value, low), high)
+        param[k] = value
+        if signs.size:
+            signs[k] = 1 if value >= 0 else -1
+
+
 @dataclass
 class _Adam:
-    """Adam (beta1 0.9, beta2 0.999, eps 1e-8) over a list of arrays."""
+    """Adam (beta1 0.9, beta2 0.999, eps 1e-8) over a list of arrays, with box constraints."""
 
     first: list[np.ndarray]
     second: list[np.ndarray]
@@ -243,17 +270,19 @@ class _Adam:
     def like(cls, arrays: list[np.ndarray]) -> _Adam:
         return cls([np.zeros_like(a) for a in arrays], [np.zeros_like(a) for a in arrays])
 
-    def update(self, params: list[np.ndarray], grads: list[np.ndarray],
-               rates: list[float]) -> None:
+    def update(self, params: list[np.ndarray], grads: list[np.ndarray], rates: list[float],
+               bounds: list[tuple[float, float]], signs: list[np.ndarray | None]) -> None:
+        """One step; ``params[k]`` is clipped to ``bounds[k]``; ``signs[k]`` gets sign(param)."""
         self.step += 1
         correction1 = 1 - 0.9 ** self.step
         correction2 = 1 - 0.999 ** self.step
-        for param, grad, first, second, rate in zip(params, grads, self.first, self.second, rates):
-            first *= 0.9
-            first += 0.1 * grad
-            second *= 0.999
-            second += 0.001 * grad * grad
-            param -= rate * (first / correction1) / (np.sqrt(second / correction2) + 1e-8)
+        empty = np.zeros(0, np.int8)
+        for param, grad, first, second, rate, (low, high), sign in zip(
+                params, grads, self.first, self.second, rates, bounds, signs, strict=True):
+            _adam_kernel(param.reshape(-1), np.ascontiguousarray(grad, np.float64).reshape(-1),
+                         first.reshape(-1), second.reshape(-1), float(rate), correction1,
+                         correction2, float(low), float(high),
+                         empty if sign is None else sign.reshape(-1))
 
 
 # ------------------------------------------------------------------------------------ training
@@ -290,7 +319,7 @@ def initial_network(config: BSTDGConfig, input_shape: tuple[int, ...], classes: 
     rng = np.random.default_rng(config.seed)
     sizes = [int(np.prod(input_shape)), *config.hidden, classes]
     weights = [rng.uniform(-config.init_scale, config.init_scale, (fan_out, fan_in))
-               for fan_in, fan_out in zip(sizes[:-1], sizes[1:])]
+               for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True)]
     thresholds = np.array([config.hidden_threshold] * len(config.hidden)
                           + [config.output_threshold], dtype=np.float64)
     return BSTDGNetwork(weights, thresholds, config.t_max, tuple(input_shape))
@@ -311,9 +340,7 @@ def train_step(network: BSTDGNetwork, optimizer: _Adam, config: BSTDGConfig,
     times, v_fire, v_final = network.forward(input_times)
     predictions = first_spike_decision(times[-1], v_fire, v_final, t_max)
     delta = output_error(times[-1], labels, t_max, config.margin * t_max)
-    if config.normalize:
-        delta = delta / np.maximum(np.linalg.norm(delta, axis=1, keepdims=True), 1e-12)
-    signs = network.binary_weights()
+    signs = network.sign_cache()
     batch = len(labels)
     weight_grads: list[np.ndarray] = [np.empty(0)] * len(signs)
     threshold_grads = np.zeros(len(signs))
@@ -325,14 +352,11 @@ def train_step(network: BSTDGNetwork, optimizer: _Adam, config: BSTDGConfig,
         threshold_grads[layer] = delta.sum() / batch
         if layer > 0:
             delta = timing_backprop(times[layer], times[layer + 1], delta, signs[layer])
-            if config.normalize:
-                delta = delta / np.maximum(np.linalg.norm(delta, axis=1, keepdims=True), 1e-12)
     params = network.weights + [network.thresholds]
     rates = [rate] * len(signs) + [config.threshold_learning_rate * rate / config.learning_rate]
-    optimizer.update(params, weight_grads + [threshold_grads], rates)
-    for weight in network.weights:
-        np.clip(weight, -1.0, 1.0, out=weight)
-    np.maximum(network.thresholds, 1.0, out=network.thresholds)
+    bounds = [(-1.0, 1.0)] * len(signs) + [(1.0, math.inf)]
+    optimizer.update(params, weight_grads + [threshold_grads], rates, bounds,
+                     network.sign_cache() + [None])
     hidden_spikes = sum((t < t_max).sum(axis=1) for t in times[1:-1])
     return predictions, np.asarray(hidden_spikes)
 
@@ -419,7 +443,7 @@ def save_checkpoint(path: str | os.PathLike[str], network: BSTDGNetwork, optimiz
               "thresholds": network.thresholds}
     for index, weight in enumerate(network.weights):
         arrays[f"weight{index}"] = weight
-    for index, (first, second) in enumerate(zip(optimizer.first, optimizer.second)):
+    for index, (first, second) in enumerate(zip(optimizer.first, optimizer.second, strict=True)):
         arrays[f"adam_first{index}"] = first
         arrays[f"adam_second{index}"] = second
     path = Path(path)
@@ -448,7 +472,7 @@ def load_checkpoint(path: str | os.PathLike[str], config: BSTDGConfig
                        for i in range(layers + 1)]
     except SnnccError:
         raise
-    except (OSError, ValueError, KeyError, EOFError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise SnnccError(f"{path}: corrupt or truncated BSTDG checkpoint ({error})") from None
     saved = state["config"]
     current = config.to_json()
