@@ -105,31 +105,60 @@ def _windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
     return view[:, :, :: stride[0], :: stride[1], :: dilation[0], :: dilation[1]]
 
 
-def conv2d(x: np.ndarray, node: ir.Conv2d, weight: np.ndarray | None = None) -> np.ndarray:
-    """Grouped 2-D cross-correlation without bias (im2col + BLAS)."""
-    weight = node.weight if weight is None else weight
-    windows = _windows(_pad(x, node.padding), weight.shape[2:], node.stride, node.dilation)
+def conv2d(x: np.ndarray, node: ir.Conv2d, kernels: list[np.ndarray] | None = None) -> np.ndarray:
+    """Grouped 2-D cross-correlation without bias (im2col + BLAS).
+
+    ``kernels`` are the per-group ``(C_in/G * kH * kW, C_out/G)`` matrices (see
+    :func:`conv_kernels`), prepared once when the same layer runs many times.
+    """
+    kernels = conv_kernels(node, node.weight.dtype) if kernels is None else kernels
+    windows = _windows(_pad(x, node.padding), node.weight.shape[2:], node.stride, node.dilation)
     batch, _, out_h, out_w = windows.shape[:4]
-    out_channels = weight.shape[0]
-    group_out = out_channels // node.groups
-    group_in = weight.shape[1]
+    group_in = node.weight.shape[1]
     outputs = []
-    for group in range(node.groups):
+    for group, kernel in enumerate(kernels):
         patch = windows[:, group * group_in:(group + 1) * group_in]
         columns = patch.transpose(0, 2, 3, 1, 4, 5).reshape(batch * out_h * out_w, -1)
-        kernel = weight[group * group_out:(group + 1) * group_out].reshape(group_out, -1)
-        outputs.append(columns @ kernel.T)
-    result = np.concatenate(outputs, axis=1) if node.groups > 1 else outputs[0]
-    return result.reshape(batch, out_h, out_w, out_channels).transpose(0, 3, 1, 2)
+        outputs.append(columns @ kernel)
+    result = np.concatenate(outputs, axis=1) if len(kernels) > 1 else outputs[0]
+    return result.reshape(batch, out_h, out_w, -1).transpose(0, 3, 1, 2)
+
+
+def conv_kernels(node: ir.Conv2d, dtype: type) -> list[np.ndarray]:
+    group_out = node.weight.shape[0] // node.groups
+    return [
+        np.ascontiguousarray(
+            node.weight[g * group_out:(g + 1) * group_out].reshape(group_out, -1).T, dtype=dtype
+        )
+        for g in range(node.groups)
+    ]
+
+
+def _pool(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+          padding: tuple[int, int, int, int], combine: np.ufunc, pad_value: float) -> np.ndarray:
+    """Window reduction as a loop over kernel offsets of strided views (fast, any geometry)."""
+    padded = _pad(x, padding, pad_value)
+    out_h = (padded.shape[2] - kernel[0]) // stride[0] + 1
+    out_w = (padded.shape[3] - kernel[1]) // stride[1] + 1
+    result = None
+    for u in range(kernel[0]):
+        for v in range(kernel[1]):
+            piece = padded[:, :, u:u + stride[0] * (out_h - 1) + 1:stride[0],
+                           v:v + stride[1] * (out_w - 1) + 1:stride[1]]
+            if result is None:
+                result = piece.copy()
+            else:
+                combine(result, piece, out=result)
+    return result
 
 
 def sum_pool(x: np.ndarray, node: ir.SumPool2d) -> np.ndarray:
-    return _windows(_pad(x, node.padding), node.kernel, node.stride).sum(axis=(4, 5))
+    return _pool(x, node.kernel, node.stride, node.padding, np.add, 0)
 
 
 def max_pool(x: np.ndarray, node: ir.MaxPool2d) -> np.ndarray:
     lowest = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
-    return _windows(_pad(x, node.padding, lowest), node.kernel, node.stride).max(axis=(4, 5))
+    return _pool(x, node.kernel, node.stride, node.padding, np.maximum, lowest)
 
 
 def _channel(values: np.ndarray, ndim: int) -> np.ndarray:
@@ -137,19 +166,10 @@ def _channel(values: np.ndarray, ndim: int) -> np.ndarray:
     return values.reshape((1, -1) + (1,) * (ndim - 2))
 
 
-def _stateless(node: ir.Node, inputs: list[np.ndarray], *, dtype=None) -> np.ndarray:
-    """One evaluation of a stateless node (shared by ANN and SNN modes)."""
-    if isinstance(node, ir.Dense):
-        weight = node.weight if dtype is None else node.weight.astype(dtype)
-        out = inputs[0] @ weight.T
-        return out if node.bias is None else out + (node.bias if dtype is None
-                                                     else node.bias.astype(dtype))
-    if isinstance(node, ir.Conv2d):
-        weight = node.weight if dtype is None else node.weight.astype(dtype)
-        out = conv2d(inputs[0], node, weight)
-        if node.bias is not None:
-            out = out + _channel(node.bias if dtype is None else node.bias.astype(dtype), 4)
-        return out
+def _stateless(node: ir.Node, inputs: list[np.ndarray]) -> np.ndarray:
+    """One evaluation of a stateless node (ANN mode and SNN layout/pooling nodes)."""
+    if isinstance(node, ir.SYNAPTIC):
+        return _Synapse(node, np.float64)(inputs[0])
     if isinstance(node, ir.SumPool2d):
         out = sum_pool(inputs[0], node)
         return out if node.scale == 1.0 else out * node.scale
@@ -172,6 +192,30 @@ def _stateless(node: ir.Node, inputs: list[np.ndarray], *, dtype=None) -> np.nda
     if isinstance(node, ir.Clip):
         return np.clip(inputs[0], node.low, node.high)
     raise SnnccError(f"the simulator has no rule for {type(node).__name__}")
+
+
+class _Synapse:
+    """A Dense/Conv2d layer with its weights prepared once in one compute dtype."""
+
+    def __init__(self, node: ir.Node, dtype: type) -> None:
+        self.node = node
+        self.dtype = dtype
+        if isinstance(node, ir.Dense):
+            self.matrix = np.ascontiguousarray(node.weight.T, dtype=dtype)
+            self.bias = None if node.bias is None else node.bias.astype(dtype)
+        else:
+            self.kernels = conv_kernels(node, dtype)  # type: ignore[arg-type]
+            self.bias = None if node.bias is None else node.bias.astype(dtype).reshape(1, -1, 1, 1)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = x.astype(self.dtype, copy=False)
+        if isinstance(self.node, ir.Dense):
+            out = x @ self.matrix
+        else:
+            out = conv2d(x, self.node, self.kernels)  # type: ignore[arg-type]
+        if self.bias is not None:
+            out += self.bias
+        return out
 
 
 # ------------------------------------------------------------------------------------- ANN mode
@@ -255,7 +299,11 @@ class _Plan:
             self.spiking.insert(0, graph.input_name)
         self.fanout = {n: _fanout(graph.nodes[n], self.shapes[self.sources[n][0]])
                        for n in self.order if isinstance(graph.nodes[n], ir.SYNAPTIC)}
-        self.dtypes = self._exact_dtypes(max_input) if self.integer else {}
+        dtypes = self._exact_dtypes(max_input) if self.integer else {}
+        self.synapses = {
+            name: _Synapse(graph.nodes[name], dtypes.get(name, np.float32))
+            for name in self.order if isinstance(graph.nodes[name], ir.SYNAPTIC)
+        }
 
     def _exact_dtypes(self, max_input: float) -> dict[str, type]:
         """Pick float32/float64 per synaptic node so BLAS sums are exact integers."""
@@ -329,7 +377,7 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
                     labels: np.ndarray | None, record: bool, seed: int,
                     count_neurons: bool) -> SimResult:
     graph, integer = plan.graph, plan.integer
-    state_dtype = np.int64 if integer else np.float64
+    state_dtype = np.int64 if integer else np.float32
     batch = len(raw)
     input_node = graph.input
 
@@ -402,10 +450,10 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
             elif isinstance(node, ir.Readout):
                 _readout_step(node, state[name], inputs[0], integer, t)
                 out = inputs[0]
-            elif integer and isinstance(node, ir.SYNAPTIC):
-                dtype = plan.dtypes[name]
-                out = _stateless(node, [inputs[0].astype(dtype)], dtype=dtype)
-                out = (np.rint(out) if dtype is np.float64 else out).astype(np.int64)
+            elif isinstance(node, ir.SYNAPTIC):
+                out = plan.synapses[name](inputs[0])
+                if integer:
+                    out = (np.rint(out) if out.dtype == np.float64 else out).astype(np.int64)
             else:
                 out = _stateless(node, inputs)
                 if integer:
@@ -462,7 +510,7 @@ def _if_step(node: ir.IF, state: dict[str, np.ndarray], current: np.ndarray,
         spikes &= ~state["fired"]
         state["fired"] |= spikes
     if node.reset == "subtract":
-        v -= spikes * state["threshold"]
+        np.subtract(v, state["threshold"], out=v, where=spikes)
     else:
         v[spikes] = 0
     return spikes.astype(v.dtype)

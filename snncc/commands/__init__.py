@@ -1,1 +1,1 @@
-"""CLI command groups; each module defines ``register(app)`` adding its commands."""
+"""CLI command groups that live beside their library code; each module has ``register(app)``."""

@@ -1,0 +1,172 @@
+"""The reference simulator: every rule of docs/semantics.md on hand-checkable cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import tiny_cnn_graph, tiny_mlp_graph
+
+from snncc import ir
+from snncc.errors import SnnccError
+from snncc.simulator import run_ann, simulate
+
+
+def _single_if_graph(threshold, v_init=0, reset="subtract", fire_once=False, weight=1):
+    """input(1) -> Dense(w) -> IF -> Dense(1) -> Readout: the IF raster is easy to predict."""
+    graph = ir.Graph()
+    graph.chain(
+        ("input", ir.Input(shape=(1,))),
+        ("fc", ir.Dense(weight=np.array([[weight]]))),
+        ("if", ir.IF(threshold=np.array([threshold]), v_init=np.array([v_init]), reset=reset,
+                     fire_once=fire_once)),
+        ("out", ir.Dense(weight=np.array([[1]]))),
+        ("readout", ir.Readout()),
+    )
+    return graph
+
+
+def test_ann_mode_matches_numpy():
+    graph = tiny_mlp_graph()
+    x = np.random.default_rng(0).integers(0, 256, (7, 8))
+    fc1, fc2 = graph.nodes["fc1"], graph.nodes["fc2"]
+    hidden = np.maximum(x / 255 @ fc1.weight.T + fc1.bias, 0)
+    np.testing.assert_allclose(run_ann(graph, x), hidden @ fc2.weight.T + fc2.bias)
+
+
+def test_ann_mode_of_if_is_clipped_rate():
+    graph = _single_if_graph(threshold=4.0)
+    values = run_ann(graph, np.array([[2.0], [9.0], [-1.0]]), outputs=["if"])["if"]
+    np.testing.assert_allclose(values[:, 0], [0.5, 1.0, 0.0])
+
+
+def test_if_reset_by_subtraction_integer():
+    # input 3 per step, threshold 5: v = 3, 6->1 (spike), 4, 7->2 (spike), 5->0 (spike)
+    graph = _single_if_graph(threshold=5)
+    result = simulate(graph, np.array([[3]]), 5, mode="integer", record=True)
+    assert result.rasters["if"][:, 0, 0].tolist() == [0, 1, 0, 1, 1]
+    assert result.readout_state[0, 0] == 3
+    assert result.spike_counts["if"][0] == 3
+
+
+def test_if_fires_on_equality_and_v_init():
+    graph = _single_if_graph(threshold=4, v_init=2)
+    result = simulate(graph, np.array([[2]]), 3, mode="integer", record=True)
+    assert result.rasters["if"][:, 0, 0].tolist() == [1, 0, 1]
+
+
+def test_if_reset_to_zero_and_fire_once():
+    graph = _single_if_graph(threshold=5, reset="zero")
+    result = simulate(graph, np.array([[3]]), 4, mode="integer", record=True)
+    assert result.rasters["if"][:, 0, 0].tolist() == [0, 1, 0, 1]
+    graph = _single_if_graph(threshold=5, fire_once=True)
+    result = simulate(graph, np.array([[3]]), 6, mode="integer", record=True)
+    assert result.rasters["if"][:, 0, 0].tolist() == [0, 1, 0, 0, 0, 0]
+
+
+def test_integer_membrane_saturates_at_24_bits():
+    graph = _single_if_graph(threshold=2**23 - 1, weight=-(2**22))
+    graph.nodes["if"].threshold = np.array([2**23 - 1])
+    result = simulate(graph, np.array([[3]]), 4, mode="integer")
+    assert result.spike_counts["if"][0] == 0
+    graph.nodes["out"].weight = np.array([[1]])
+    graph = _single_if_graph(threshold=1, weight=2**22)
+    graph.replace("out", ir.Dense(weight=np.array([[2**22]])))
+    result = simulate(graph, np.array([[3]]), 3, mode="integer")
+    assert result.readout_state[0, 0] == ir.STATE_MAX
+
+
+def test_float_and_integer_modes_agree_on_integer_graph():
+    graph = _single_if_graph(threshold=7, v_init=3)
+    x = np.arange(20).reshape(20, 1)
+    a = simulate(graph, x, 12, mode="integer", record=True)
+    b = simulate(graph, x, 12, mode="float", record=True)
+    np.testing.assert_array_equal(a.rasters["if"], b.rasters["if"])
+
+
+def test_spiking_maxpool_counts_equal_max_of_counts():
+    rng = np.random.default_rng(0)
+    graph = ir.Graph()
+    graph.chain(
+        ("input", ir.Input(shape=(1, 4, 4), coding="rate")),
+        ("pool", ir.MaxPool2d(kernel=2, stride=2)),
+        ("flat", ir.Flatten()),
+        ("fc", ir.Dense(weight=np.eye(4, dtype=np.int64))),
+        ("readout", ir.Readout()),
+    )
+    x = rng.integers(0, 2, (5, 1, 4, 4)) * rng.random((5, 1, 4, 4))
+    result = simulate(graph, x, 40, record=True)
+    raster_in = result.rasters["input:input"].sum(axis=0)  # (N, 1, 4, 4) counts
+    expected = raster_in.reshape(5, 1, 2, 2, 2, 2).max(axis=(3, 5))
+    np.testing.assert_array_equal(result.rasters["pool"].sum(axis=0), expected)
+    assert set(np.unique(result.rasters["pool"])) <= {0, 1}
+
+
+def test_first_spike_readout_ties_and_fallback():
+    graph = ir.Graph()
+    graph.chain(
+        ("input", ir.Input(shape=(3,))),
+        ("fc", ir.Dense(weight=np.eye(3, dtype=np.int64))),
+        ("readout", ir.Readout(mode="first_spike", threshold=np.array([6]))),
+    )
+    # sample 0: neurons 1 and 2 cross at step 1 (v=8 and v=6): larger v wins -> 1
+    # sample 1: nobody crosses in 2 steps -> argmax v -> 2 ; sample 2: neuron 0 first at t=0
+    x = np.array([[1, 4, 3], [0, 1, 2], [7, 0, 5]])
+    result = simulate(graph, x, 2, mode="integer")
+    assert result.predictions[-1].tolist() == [1, 2, 0]
+    assert result.decision_time.tolist() == [1, 2, 0]
+
+
+def test_batching_and_recording_do_not_change_results():
+    graph = tiny_cnn_graph()
+    for name in ("relu1", "relu2"):
+        graph.replace(name, ir.IF(threshold=np.array([1.5]), v_init=np.array([0.5])))
+    graph.add("readout", ir.Readout(), ["fc"])
+    x = np.random.default_rng(2).integers(0, 256, (9, 1, 8, 8))
+    a = simulate(graph, x, 10, batch_size=9, record=True)
+    b = simulate(graph, x, 10, batch_size=2)
+    np.testing.assert_array_equal(a.predictions, b.predictions)
+    np.testing.assert_array_equal(a.synops, b.synops)
+    assert a.predictions.shape == (10, 9)
+
+
+def test_synops_count_every_step_including_static_layers():
+    graph = _single_if_graph(threshold=1)
+    result = simulate(graph, np.array([[1], [0]]), 4, mode="integer")
+    # sample 0: fc fires 1 synapse each step (4) + out gets a spike each step (4)
+    assert result.synops.tolist() == [8, 0]
+
+
+def test_integer_mode_rejects_float_graph_and_inputs():
+    graph = _single_if_graph(threshold=1.5)
+    with pytest.raises(SnnccError, match="non-integer"):
+        simulate(graph, np.array([[1]]), 2, mode="integer")
+    graph = _single_if_graph(threshold=2)
+    with pytest.raises(SnnccError, match="integer input"):
+        simulate(graph, np.array([[1.5]]), 2, mode="integer")
+
+
+def test_input_shape_mismatch_and_missing_readout():
+    graph = _single_if_graph(threshold=2)
+    with pytest.raises(SnnccError, match="do not match the model input"):
+        simulate(graph, np.zeros((2, 5)), 2)
+    with pytest.raises(SnnccError, match="Readout"):
+        simulate(tiny_mlp_graph(), np.zeros((1, 8)), 2)
+
+
+def test_exact_integer_sums_beyond_float32():
+    # sums above 2**24 must switch to float64 BLAS and stay exact
+    weight = np.array([[2**21 + 1] * 16], dtype=np.int64)
+    graph = ir.Graph()
+    graph.chain(
+        ("input", ir.Input(shape=(16,))),
+        ("fc", ir.Dense(weight=weight)),
+        ("readout", ir.Readout()),
+    )
+    x = np.full((1, 16), 3)
+    result = simulate(graph, x, 1, mode="integer")
+    assert result.readout_state[0, 0] == min(int((2**21 + 1) * 48), ir.STATE_MAX)
+    small = ir.Graph().chain(("input", ir.Input(shape=(2,))),
+                             ("fc", ir.Dense(weight=np.array([[2**20 + 1, 2**20 + 3]]))),
+                             ("readout", ir.Readout()))
+    out = simulate(small, np.array([[3, 1]]), 1, mode="integer").readout_state[0, 0]
+    assert out == 3 * (2**20 + 1) + 2**20 + 3
