@@ -52,54 +52,72 @@ class TTFSLayer:
 
 
 @numba.njit(cache=True, nogil=True)
-def _fire_kernel(pre_times, weight_t, threshold, horizon, saturate, state_min, state_max,
-                 out_times, out_v_fire, out_v, curve):  # pragma: no cover - compiled
+def _fire_kernel(pre_times, weight_t, threshold, disarmed, horizon, saturate, state_min,
+                 state_max, out_times, out_v_fire, out_v, curve):  # pragma: no cover - compiled
     """Per sample: add weight columns in spike-time order, compare after each same-step group.
 
-    ``pre_times`` (N, D) int64, ``horizon`` meaning no spike; ``weight_t`` (D, H); ``out_times``
-    (N, H) preset to ``horizon``; ``out_v`` (N, H) preset to zero holds the final potentials;
-    ``out_v_fire`` the potential at the spike. ``curve`` (N, horizon) or (N, 0): when non-empty,
-    the first-spike readout decision after every step.
+    ``pre_times`` (N, D) int64 in ``[0, horizon]``, ``horizon`` meaning no spike; ``weight_t``
+    (D, H); ``threshold`` (H,); ``disarmed`` a value no potential reaches (marks spiked neurons);
+    ``out_times`` (N, H) int32 preset to ``horizon``; ``out_v`` (N, H) preset to zero receives the
+    final potentials, ``out_v_fire`` the potential at the spike. ``curve`` (N, horizon) or (N, 0):
+    when non-empty, the first-spike readout decision after every step.
     """
     samples, inputs = pre_times.shape
     neurons = weight_t.shape[1]
     with_curve = curve.shape[1] > 0
+    counts = np.zeros(horizon + 2, np.int64)
+    order = np.zeros(inputs, np.int64)
+    armed = np.empty(neurons, threshold.dtype)
     for n in range(samples):
         row = pre_times[n]
-        order = np.argsort(row)
+        # counting sort of the inputs by spike step (cost D + horizon, no comparisons)
+        counts[:] = 0
+        for i in range(inputs):
+            counts[row[i] + 1] += 1
+        for t in range(horizon + 1):
+            counts[t + 1] += counts[t]
+        for i in range(inputs):
+            order[counts[row[i]]] = i
+            counts[row[i]] += 1
+        # now counts[t] is the end of step t's group (and the start of step t + 1's)
         v = out_v[n]
         times = out_times[n]
         v_fire = out_v_fire[n]
+        armed[:] = threshold
         winner = -1
         prediction = 0
         last_step = 0
-        k = 0
-        while k < inputs:
-            step = row[order[k]]
-            if step >= horizon:
-                break
-            while k < inputs and row[order[k]] == step:
+        begin = 0
+        for step_index in range(horizon):
+            step = np.int32(step_index)
+            finish = counts[step]
+            if finish == begin:
+                continue
+            for k in range(begin, finish):
                 column = weight_t[order[k]]
                 for j in range(neurons):
                     v[j] += column[j]
-                k += 1
+            begin = finish
             if saturate:
                 for j in range(neurons):
-                    if v[j] > state_max:
-                        v[j] = state_max
-                    elif v[j] < state_min:
-                        v[j] = state_min
-            best = -1
-            for j in range(neurons):
-                if times[j] == horizon and v[j] >= threshold[j]:
-                    times[j] = step
-                    v_fire[j] = v[j]
-                    if best < 0 or v[j] > v[best]:
-                        best = j
+                    v[j] = min(max(v[j], state_min), state_max)
+            crossings = 0
+            for j in range(neurons):  # a vectorised count first: most steps cross nothing new
+                crossings += v[j] >= armed[j]
+            if crossings:
+                for j in range(neurons):  # branch-free blend so that it vectorises too
+                    crossed = 1 if v[j] >= armed[j] else 0
+                    times[j] += crossed * (step - times[j])
+                    v_fire[j] += crossed * (v[j] - v_fire[j])
+                    armed[j] += crossed * (disarmed - armed[j])
             if with_curve:
                 for t in range(last_step, step):
                     curve[n, t] = prediction
                 if winner < 0:
+                    best = -1
+                    for j in range(neurons):
+                        if times[j] == step and (best < 0 or v[j] > v[best]):
+                            best = j
                     if best >= 0:
                         winner = best
                         prediction = best
@@ -137,33 +155,42 @@ def fire_times(pre_times: np.ndarray, weight: np.ndarray, threshold: np.ndarray,
             raise SnnccError("integer TTFS simulation needs integer weights")
         if weight_t.dtype.kind == "b":
             weight_t = weight_t.astype(np.int8)
-        state_dtype = _integer_state_dtype(weight_t)
+        state_dtype, saturate = _integer_state(weight_t)
     else:
+        saturate = False
         weight_t = np.ascontiguousarray(weight.T, dtype=np.float64)
         state_dtype = np.float64
     # thresholds above the saturation limit are never reached; clamping keeps them in the dtype
     threshold = np.minimum(np.broadcast_to(threshold, (neurons,)), ir.STATE_MAX + 1)
     threshold = np.ascontiguousarray(threshold, dtype=state_dtype)
     samples = len(pre_times)
-    times = np.full((samples, neurons), horizon, np.int64)
+    times = np.full((samples, neurons), horizon, np.int32)
     v_fire = np.zeros((samples, neurons), state_dtype)
     v_final = np.zeros((samples, neurons), state_dtype)
     curve = np.zeros((samples, horizon if with_curve else 0), np.int64)
-    _fire_kernel(np.ascontiguousarray(pre_times), weight_t, threshold, int(horizon), integer,
-                 ir.STATE_MIN, ir.STATE_MAX, times, v_fire, v_final, curve)
+    # larger than any potential (|v| <= 2**23 after saturation), small enough not to overflow
+    disarmed = {np.int32: 2**30, np.int64: 2**62}.get(state_dtype, 1e300)
+    _fire_kernel(np.ascontiguousarray(pre_times), weight_t, threshold,
+                 threshold.dtype.type(disarmed), int(horizon), saturate, ir.STATE_MIN,
+                 ir.STATE_MAX, times, v_fire, v_final, curve)
     if integer:
         v_fire, v_final = v_fire.astype(np.int64), v_final.astype(np.int64)
-    return times, v_fire, v_final, (curve if with_curve else None)
+    return times.astype(np.int64), v_fire, v_final, (curve if with_curve else None)
 
 
-def _integer_state_dtype(weight_t: np.ndarray) -> type:
-    """int32 potentials when no step's sum can overflow them before saturation, else int64."""
+def _integer_state(weight_t: np.ndarray) -> tuple[type, bool]:
+    """Potential dtype and whether saturation can ever trigger, from the largest possible sum.
+
+    int32 when no step's sum can overflow it before saturation, else int64; saturation is only
+    checked when a neuron's total input can exceed the ``STATE_BITS`` range.
+    """
     if weight_t.dtype.itemsize <= 2:
         largest = max(abs(np.iinfo(weight_t.dtype).min), np.iinfo(weight_t.dtype).max)
         bound = weight_t.shape[0] * largest
     else:
-        bound = int(np.abs(weight_t).sum(axis=0).max(initial=0))
-    return np.int32 if bound + 2 ** (ir.STATE_BITS - 1) < 2 ** 31 else np.int64
+        bound = int(np.abs(weight_t.astype(np.float64)).sum(axis=0).max(initial=0))
+    dtype = np.int32 if bound + 2 ** (ir.STATE_BITS - 1) < 2 ** 31 else np.int64
+    return dtype, bound > ir.STATE_MAX
 
 
 def first_spike_decision(times: np.ndarray, v_fire: np.ndarray, v_final: np.ndarray,

@@ -72,7 +72,7 @@ class BSTDGConfig:
     t_max: int = 256
     epochs: int = 20
     batch_size: int = 64
-    learning_rate: float = 1e-2
+    learning_rate: float = 3e-3
     final_learning_rate: float = 1e-4
     threshold_learning_rate: float = 0.02
     margin: float = 0.05  # gamma as a fraction of t_max
