@@ -20,7 +20,6 @@ import numpy as np
 
 def dense_onnx(sizes: list[int]) -> bytes:
     """A float32 MLP ``x -> MatMul -> Relu -> ... -> MatMul`` with the given layer sizes."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)

@@ -81,7 +81,6 @@ class BSTDGConfig:
     init_scale: float = 0.1
     dead_push: float = 0.05
     seed: int = 0
-    target_sparsity: float = 0.0
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
@@ -94,8 +93,6 @@ class BSTDGConfig:
             (0 <= self.margin < 1, f"margin must be in [0, 1), got {self.margin}"),
             (self.hidden_threshold >= 1 and self.output_threshold >= 1,
              "initial thresholds must be >= 1"),
-            (0 <= self.target_sparsity < 1,
-             f"target sparsity must be in [0, 1), got {self.target_sparsity}"),
         ]
         for ok, message in checks:
             if not ok:

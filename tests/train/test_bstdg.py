@@ -178,8 +178,7 @@ def test_resume_errors(digits, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("target_sparsity", 1.0, "target sparsity must be in \\[0, 1\\)"),
-    ("target_sparsity", -0.1, "target sparsity must be in \\[0, 1\\)"),
+    ("epochs", 0, "epochs must be >= 1"),
     ("t_max", 1, "t_max must be >= 2"),
     ("hidden", (0,), "hidden sizes must be >= 1"),
     ("margin", 1.5, "margin must be in"),
@@ -215,6 +214,6 @@ def test_cli_trains_writes_and_resumes(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, arguments + ["--resume"])
     assert isinstance(result.exception, SnnccError)
     assert "cannot resume" in str(result.exception)
-    result = CliRunner().invoke(app, arguments[:-2] + ["--target-sparsity", "1", "-o",
-                                                       str(output)])
+    result = CliRunner().invoke(app, arguments[:-2] + ["--tmax", "1", "-o", str(output)])
     assert isinstance(result.exception, SnnccError)
+    assert "t_max must be >= 2" in str(result.exception)
