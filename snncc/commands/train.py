@@ -32,6 +32,8 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="random seed (runs are deterministic)"),
         batch_size: int = typer.Option(64, help="minibatch size"),
         learning_rate: float = typer.Option(0.003, help="initial Adam learning rate"),
+        target_sparsity: float = typer.Option(
+            0.0, help="pruning-aware training: fraction of synapses removed, in [0, 1)"),
         limit: int | None = typer.Option(None, help="use only the first N samples of each split"),
         resume: bool = typer.Option(False, help="continue from <output>.ckpt.npz"),
     ) -> None:
@@ -39,7 +41,8 @@ def register(app: typer.Typer) -> None:
         from snncc.train.bstdg import BSTDGConfig, train_dataset
 
         config = BSTDGConfig(hidden=_hidden_sizes(hidden), t_max=tmax, epochs=epochs, seed=seed,
-                             batch_size=batch_size, learning_rate=learning_rate)
+                             batch_size=batch_size, learning_rate=learning_rate,
+                             target_sparsity=target_sparsity)
         result = train_dataset(
             config, dataset, output, data_dir=data_dir, resume=resume, limit=limit,
             on_epoch=lambda record: typer.echo(record.line(config.epochs), err=True),

@@ -81,6 +81,8 @@ class BSTDGConfig:
     init_scale: float = 0.1
     dead_push: float = 0.05
     seed: int = 0
+    target_sparsity: float = 0.0
+    sparsity_prior: float = 1e-4
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
@@ -93,6 +95,8 @@ class BSTDGConfig:
             (0 <= self.margin < 1, f"margin must be in [0, 1), got {self.margin}"),
             (self.hidden_threshold >= 1 and self.output_threshold >= 1,
              "initial thresholds must be >= 1"),
+            (0 <= self.target_sparsity < 1,
+             f"target sparsity must be in [0, 1), got {self.target_sparsity}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -106,22 +110,45 @@ class BSTDGConfig:
 
 @dataclass
 class BSTDGNetwork:
-    """Shadow weights ``(out, in)`` per layer and one real threshold per layer."""
+    """Shadow weights ``(out, in)`` per layer and one real threshold per layer.
+
+    Without ``fixed_signs`` the deployed weight is ``sign(w)``. With ``fixed_signs`` (pruning-aware
+    training) ``weights`` hold connection strengths ``theta`` and the deployed weight is
+    ``fixed_sign`` where the synapse is kept and 0 where pruned: per layer, the
+    ``floor(sparsity * size)`` smallest ``theta`` are pruned.
+    """
 
     weights: list[np.ndarray]
     thresholds: np.ndarray
     t_max: int
     input_shape: tuple[int, ...]
     scale: float = 1.0 / 255.0
+    fixed_signs: list[np.ndarray] | None = None
+    sparsity: float = 0.0
 
     _signs: list[np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def sign_cache(self) -> list[np.ndarray]:
-        """Cached ``sign(w)`` arrays, kept current by the optimizer (which writes into them)."""
+        """Cached deployed weights, kept current by the optimizer (which writes into them)."""
         if self._signs is None or [s.shape for s in self._signs] != [w.shape for w in
                                                                         self.weights]:
-            self._signs = [np.where(w >= 0, 1, -1).astype(np.int8) for w in self.weights]
+            if self.fixed_signs is None:
+                self._signs = [np.where(w >= 0, 1, -1).astype(np.int8) for w in self.weights]
+            else:
+                self._signs = [s.copy() for s in self.fixed_signs]
+                self.refresh_pruning()
         return self._signs
+
+    def refresh_pruning(self) -> None:
+        """Recompute the deployed weights of a pruning-aware network from ``theta``."""
+        assert self.fixed_signs is not None and self._signs is not None
+        for theta, fixed, deployed in zip(self.weights, self.fixed_signs, self._signs,
+                                          strict=True):
+            pruned = int(self.sparsity * theta.size)
+            deployed[...] = fixed
+            if pruned:
+                smallest = np.argpartition(theta.reshape(-1), pruned - 1)[:pruned]
+                deployed.reshape(-1)[smallest] = 0
 
     def binary_weights(self) -> list[np.ndarray]:
         """The deployed weights: ``sign(w)`` as int8 in {-1, +1} (``sign(0) = +1``)."""
@@ -312,14 +339,22 @@ class TrainResult:
 
 def initial_network(config: BSTDGConfig, input_shape: tuple[int, ...], classes: int
                     ) -> BSTDGNetwork:
-    """Shadow weights ``U(-init_scale, init_scale)`` from ``default_rng(seed)``."""
+    """Shadow weights ``U(-init_scale, init_scale)`` from ``default_rng(seed)``.
+
+    Pruning-aware runs (``target_sparsity > 0``) fix each synapse's sign to that of its initial
+    weight and start its strength ``theta`` at the initial weight's magnitude.
+    """
     rng = np.random.default_rng(config.seed)
     sizes = [int(np.prod(input_shape)), *config.hidden, classes]
     weights = [rng.uniform(-config.init_scale, config.init_scale, (fan_out, fan_in))
                for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True)]
     thresholds = np.array([config.hidden_threshold] * len(config.hidden)
                           + [config.output_threshold], dtype=np.float64)
-    return BSTDGNetwork(weights, thresholds, config.t_max, tuple(input_shape))
+    if config.target_sparsity == 0:
+        return BSTDGNetwork(weights, thresholds, config.t_max, tuple(input_shape))
+    fixed = [np.where(w >= 0, 1, -1).astype(np.int8) for w in weights]
+    return BSTDGNetwork([np.abs(w) for w in weights], thresholds, config.t_max,
+                        tuple(input_shape), fixed_signs=fixed, sparsity=config.target_sparsity)
 
 
 def _learning_rate(config: BSTDGConfig, epoch: int, fraction: float) -> float:
@@ -349,11 +384,20 @@ def train_step(network: BSTDGNetwork, optimizer: _Adam, config: BSTDGConfig,
         threshold_grads[layer] = delta.sum() / batch
         if layer > 0:
             delta = timing_backprop(times[layer], times[layer + 1], delta, signs[layer])
+    if network.fixed_signs is not None:
+        # d w / d theta = fixed sign, also where pruned (the synapse can grow back); the Laplace
+        # prior exp(-|theta| / b) adds sparsity_prior * sign(theta) and shrinks unused synapses
+        weight_grads = [fixed * grad + config.sparsity_prior * np.sign(theta)
+                        for fixed, grad, theta in zip(network.fixed_signs, weight_grads,
+                                                      network.weights, strict=True)]
     params = network.weights + [network.thresholds]
     rates = [rate] * len(signs) + [config.threshold_learning_rate * rate / config.learning_rate]
     bounds = [(-1.0, 1.0)] * len(signs) + [(1.0, math.inf)]
+    pruning = network.fixed_signs is not None
     optimizer.update(params, weight_grads + [threshold_grads], rates, bounds,
-                     network.sign_cache() + [None])
+                     [None] * len(signs) + [None] if pruning else network.sign_cache() + [None])
+    if pruning:
+        network.refresh_pruning()
     hidden_spikes = sum((t < t_max).sum(axis=1) for t in times[1:-1])
     return predictions, np.asarray(hidden_spikes)
 
@@ -440,6 +484,8 @@ def save_checkpoint(path: str | os.PathLike[str], network: BSTDGNetwork, optimiz
               "thresholds": network.thresholds}
     for index, weight in enumerate(network.weights):
         arrays[f"weight{index}"] = weight
+    for index, fixed in enumerate(network.fixed_signs or []):
+        arrays[f"fixed_sign{index}"] = fixed
     for index, (first, second) in enumerate(zip(optimizer.first, optimizer.second, strict=True)):
         arrays[f"adam_first{index}"] = first
         arrays[f"adam_second{index}"] = second
@@ -462,8 +508,18 @@ def load_checkpoint(path: str | os.PathLike[str], config: BSTDGConfig
             if state.get("version") != CHECKPOINT_VERSION:
                 raise SnnccError(f"{path}: checkpoint version {state.get('version')} is not "
                                  f"supported (this snncc reads {CHECKPOINT_VERSION})")
+            saved = state["config"]
+            current = config.to_json()
+            differing = sorted(k for k in current if saved.get(k) != current[k])
+            if differing:
+                key = differing[0]
+                raise SnnccError(f"{path}: checkpoint was made with {key}={saved.get(key)!r}, "
+                                 f"this run has {key}={current[key]!r}; use the same settings "
+                                 "to resume")
             layers = int(state["layers"])
             weights = [archive[f"weight{i}"].copy() for i in range(layers)]
+            fixed = ([archive[f"fixed_sign{i}"].copy() for i in range(layers)]
+                     if config.target_sparsity > 0 else None)
             thresholds = archive["thresholds"].copy()
             moments = [(archive[f"adam_first{i}"].copy(), archive[f"adam_second{i}"].copy())
                        for i in range(layers + 1)]
@@ -471,15 +527,9 @@ def load_checkpoint(path: str | os.PathLike[str], config: BSTDGConfig
         raise
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise SnnccError(f"{path}: corrupt or truncated BSTDG checkpoint ({error})") from None
-    saved = state["config"]
-    current = config.to_json()
-    differing = sorted(k for k in current if saved.get(k) != current[k])
-    if differing:
-        key = differing[0]
-        raise SnnccError(f"{path}: checkpoint was made with {key}={saved.get(key)!r}, this run has "
-                         f"{key}={current[key]!r}; use the same settings to resume")
     network = BSTDGNetwork(weights, thresholds, config.t_max, tuple(state["input_shape"]),
-                           float(state["scale"]))
+                           float(state["scale"]), fixed_signs=fixed,
+                           sparsity=config.target_sparsity)
     optimizer = _Adam([m[0] for m in moments], [m[1] for m in moments], int(state["optimizer_step"]))
     history = [EpochRecord(**record) for record in state["history"]]
     return network, optimizer, history

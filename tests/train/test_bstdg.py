@@ -179,6 +179,8 @@ def test_resume_errors(digits, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("field, value, message", [
     ("epochs", 0, "epochs must be >= 1"),
+    ("target_sparsity", 1.0, "target sparsity must be in \\[0, 1\\)"),
+    ("target_sparsity", -0.1, "target sparsity must be in \\[0, 1\\)"),
     ("t_max", 1, "t_max must be >= 2"),
     ("hidden", (0,), "hidden sizes must be >= 1"),
     ("margin", 1.5, "margin must be in"),
@@ -186,6 +188,42 @@ def test_resume_errors(digits, tmp_path: Path) -> None:
 def test_config_errors(field: str, value, message: str) -> None:
     with pytest.raises(SnnccError, match=message):
         BSTDGConfig(**{field: value})
+
+
+# ------------------------------------------------------------------------------ pruning-aware
+
+
+def test_pruning_aware_training_meets_the_target_sparsity(digits) -> None:
+    train_set, test_set = digits
+    config = BSTDGConfig(**{**DIGITS_CONFIG, "target_sparsity": 0.9})
+    result = train(config, train_set.images, train_set.labels, test_set.images, test_set.labels)
+    model = to_model(result, "digits")
+    for weight in model.weights:
+        assert np.count_nonzero(weight == 0) == int(0.9 * weight.size)
+    # kept synapses keep the sign they were given at initialisation
+    fixed = result.network.fixed_signs
+    for weight, sign in zip(model.weights, fixed, strict=True):
+        np.testing.assert_array_equal(weight[weight != 0], sign[weight != 0])
+    assert result.test_accuracy > 0.65
+    from snncc.frontend.bstdg import to_graph
+
+    graph = to_graph(model)
+    event = simulate_ttfs(graph, test_set.images, labels=test_set.labels)
+    assert event.accuracy == pytest.approx(result.test_accuracy)
+    step = simulate(graph, test_set.images[:40], timesteps=64, mode="integer")
+    np.testing.assert_array_equal(step.predictions, event.predictions[:, :40])
+    np.testing.assert_array_equal(step.synops, event.synops[:40])
+
+
+def test_pruned_run_resumes_bit_identically(digits, tmp_path: Path) -> None:
+    config, data = small_run(digits, target_sparsity=0.5)
+    checkpoint = tmp_path / "pruned.ckpt.npz"
+    straight = train(config, **data)
+    train(config, **data, checkpoint=checkpoint, stop_after=2)
+    resumed = train(config, **data, checkpoint=checkpoint, resume=True)
+    for a, b in zip(straight.network.binary_weights(), resumed.network.binary_weights(),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 # ------------------------------------------------------------------------------------------ CLI
