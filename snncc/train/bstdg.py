@@ -31,6 +31,11 @@ Learning (real "shadow" weights ``w`` in [-1, 1] receive the updates, the forwar
   ``delta = dead_push`` (pushes it to fire earlier) so it re-enters learning.
 * Adam on shadow weights (clipped to [-1, 1]) and thresholds (kept >= 1), cosine learning-rate
   decay over the run, minibatch averages.
+* Pruning-aware training (``target_sparsity = p > 0``, in the style of Gradient Rewiring): each
+  synapse keeps the sign ``s`` of its initial weight and learns a strength ``theta``; per layer the
+  ``floor(p * size)`` smallest ``theta`` are pruned (deployed weight 0), the others deploy ``s``.
+  ``dL/dtheta = s * dL/dw`` also for pruned synapses (so they can grow back) plus a Laplace prior
+  term ``sparsity_prior * sign(theta)`` that shrinks unused strengths.
 
 Per sample the work is event-driven: ``input spikes x fan-out`` additions forward
 (:func:`snncc.backends.ttfs.fire_times`) and the same for the gradient. Runs are deterministic for a
