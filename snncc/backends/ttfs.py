@@ -56,7 +56,7 @@ def _fire_kernel(pre_times, weight_t, threshold, disarmed, horizon, saturate, st
                  state_max, out_times, out_v_fire, out_v, curve):  # pragma: no cover - compiled
     """Per sample: add weight columns in spike-time order, compare after each same-step group.
 
-    ``pre_times`` (N, D) int64 in ``[0, horizon]``, ``horizon`` meaning no spike; ``weight_t``
+    ``pre_times`` (N, D) integers; steps outside ``[0, horizon)`` mean no spike; ``weight_t``
     (D, H); ``threshold`` (H,); ``disarmed`` a value no potential reaches (marks spiked neurons);
     ``out_times`` (N, H) int32 preset to ``horizon``; ``out_v`` (N, H) preset to zero receives the
     final potentials, ``out_v_fire`` the potential at the spike. ``curve`` (N, horizon) or (N, 0):
@@ -73,12 +73,15 @@ def _fire_kernel(pre_times, weight_t, threshold, disarmed, horizon, saturate, st
         # counting sort of the inputs by spike step (cost D + horizon, no comparisons)
         counts[:] = 0
         for i in range(inputs):
-            counts[row[i] + 1] += 1
+            t = row[i]
+            counts[(t if 0 <= t < horizon else horizon) + 1] += 1
         for t in range(horizon + 1):
             counts[t + 1] += counts[t]
         for i in range(inputs):
-            order[counts[row[i]]] = i
-            counts[row[i]] += 1
+            t = row[i]
+            t = t if 0 <= t < horizon else horizon
+            order[counts[t]] = i
+            counts[t] += 1
         # now counts[t] is the end of step t's group (and the start of step t + 1's)
         v = out_v[n]
         times = out_times[n]
@@ -141,13 +144,15 @@ def fire_times(pre_times: np.ndarray, weight: np.ndarray, threshold: np.ndarray,
     ``[0, horizon)``) for none. ``weight`` ``(H, D)``, ``threshold`` ``(H,)``. Neurons integrate
     ``v(t) = sum of w[j, i] over spikes i with t_i <= t`` and spike at the first step with
     ``v >= threshold``; integer mode adds exactly and saturates ``v`` to ``ir.STATE_BITS`` after each
-    step. Returns ``(times (N, H) with horizon = never, v at the spike, final v, curve)`` where
+    step. Returns ``(times (N, H) int32 with horizon = never, v at the spike, final v, curve)``
+    (potentials int32 or int64 in integer mode, float64 in float mode) where
     ``curve`` (only with ``with_curve``) is the first-spike readout decision after every step
     ``(N, horizon)``: the neuron that crossed first (largest ``v``, then lowest index, on ties),
     before that ``argmax v``.
     """
-    pre_times = np.asarray(pre_times, dtype=np.int64)
-    pre_times = np.where((pre_times < 0) | (pre_times >= horizon), horizon, pre_times)
+    pre_times = np.ascontiguousarray(pre_times)
+    if pre_times.dtype.kind not in "iu":
+        pre_times = pre_times.astype(np.int64)
     neurons = weight.shape[0]
     if integer:
         weight_t = np.ascontiguousarray(weight.T)
@@ -170,12 +175,10 @@ def fire_times(pre_times: np.ndarray, weight: np.ndarray, threshold: np.ndarray,
     curve = np.zeros((samples, horizon if with_curve else 0), np.int64)
     # larger than any potential (|v| <= 2**23 after saturation), small enough not to overflow
     disarmed = {np.int32: 2**30, np.int64: 2**62}.get(state_dtype, 1e300)
-    _fire_kernel(np.ascontiguousarray(pre_times), weight_t, threshold,
+    _fire_kernel(pre_times, weight_t, threshold,
                  threshold.dtype.type(disarmed), int(horizon), saturate, ir.STATE_MIN,
                  ir.STATE_MAX, times, v_fire, v_final, curve)
-    if integer:
-        v_fire, v_final = v_fire.astype(np.int64), v_final.astype(np.int64)
-    return times.astype(np.int64), v_fire, v_final, (curve if with_curve else None)
+    return times, v_fire, v_final, (curve if with_curve else None)
 
 
 def _integer_state(weight_t: np.ndarray) -> tuple[type, bool]:
@@ -279,7 +282,8 @@ def input_spike_times(graph: ir.Graph, raw_inputs: np.ndarray) -> np.ndarray:
 
 def simulate_ttfs(graph: ir.Graph, raw_inputs: np.ndarray, labels: np.ndarray | None = None,
                   mode: str = "integer", record: bool = False,
-                  timesteps: int | None = None, count_neurons: bool = False) -> TTFSResult:
+                  timesteps: int | None = None, count_neurons: bool = False,
+                  batch_size: int = 1000) -> TTFSResult:
     """Simulate a TTFS graph event-driven; equals ``sim.simulate(graph, x, timesteps, mode)``.
 
     ``timesteps`` defaults to the input's ``t_max``; input or hidden spikes at steps
@@ -307,20 +311,37 @@ def simulate_ttfs(graph: ir.Graph, raw_inputs: np.ndarray, labels: np.ndarray | 
         raise SnnccError(f"timesteps must be >= 1, got {horizon}")
     samples = len(raw_inputs)
     shapes = graph.infer_shapes()
-    times = input_spike_times(graph, raw_inputs)
-    times = np.where((times < 0) | (times >= horizon), horizon, times)
     input_key = f"input:{graph.input_name}"
-    spike_times = {input_key: times.reshape((samples,) + tuple(graph.input.shape))}
-    spike_counts = {input_key: (times < horizon).sum(axis=1)}
-    synops = np.zeros(samples)
-    for layer in chain:
-        fanout = (layer.weight != 0).sum(axis=0).astype(np.float64)
-        synops += (times < horizon) @ fanout
-        times, v_fire, v_final, curve = fire_times(times, layer.weight, layer.threshold, horizon,
-                                                   integer, with_curve=layer.readout)
-        if not layer.readout:
-            spike_times[layer.neurons] = times.reshape((samples,) + shapes[layer.neurons])
-            spike_counts[layer.neurons] = (times < horizon).sum(axis=1)
+    names = [input_key] + [layer.neurons for layer in chain if not layer.readout]
+    fanouts = [(layer.weight != 0).sum(axis=0).astype(np.float64) for layer in chain]
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    synops_parts, final_parts, curve_parts, decision_parts = [], [], [], []
+    for start in range(0, samples, batch_size):  # chunks keep the temporaries in cache
+        times = input_spike_times(graph, raw_inputs[start:start + batch_size])
+        times = np.where((times < 0) | (times >= horizon), horizon, times).astype(np.int32)
+        parts[input_key].append(times)
+        synops = np.zeros(len(times))
+        for layer, fanout in zip(chain, fanouts, strict=True):
+            synops += (times < horizon) @ fanout
+            times, _, v_final, curve = fire_times(times, layer.weight, layer.threshold, horizon,
+                                                  integer, with_curve=layer.readout)
+            if not layer.readout:
+                parts[layer.neurons].append(times)
+        synops_parts.append(synops)
+        final_parts.append(v_final)
+        curve_parts.append(curve)
+        decision_parts.append(times.min(axis=1))
+    node_shapes = {input_key: tuple(graph.input.shape)}
+    node_shapes.update({name: shapes[name] for name in names[1:]})
+    spike_times = {name: np.concatenate(parts[name]).reshape((samples,) + node_shapes[name])
+                   for name in names}
+    spike_counts = {name: (t < horizon).reshape(samples, -1).sum(axis=1)
+                    for name, t in spike_times.items()}
+    synops = np.concatenate(synops_parts)
+    v_final = np.concatenate(final_parts)
+    v_final = v_final.astype(np.int64) if integer else v_final
+    curve = np.concatenate(curve_parts)
+    decision_time = np.concatenate(decision_parts).astype(np.int64)
     rasters = {}
     if record:
         for name, node_times in spike_times.items():
@@ -330,11 +351,10 @@ def simulate_ttfs(graph: ir.Graph, raw_inputs: np.ndarray, labels: np.ndarray | 
             raster.reshape(horizon, samples, -1)[flat[sample_index, neuron_index], sample_index,
                                                  neuron_index] = 1
             rasters[name] = raster
-    decision_time = times.min(axis=1)
     return TTFSResult(
         timesteps=horizon,
         mode=mode,
-        predictions=np.ascontiguousarray(curve.T),
+        predictions=curve.T,
         labels=None if labels is None else np.asarray(labels),
         spike_counts=spike_counts,
         synops=synops,
@@ -343,6 +363,6 @@ def simulate_ttfs(graph: ir.Graph, raw_inputs: np.ndarray, labels: np.ndarray | 
         rasters=rasters,
         neuron_counts={name: (t < horizon).astype(np.int64)
                        for name, t in spike_times.items()} if count_neurons else {},
-        spike_times={name: np.where(t < horizon, t, coding.NEVER)
+        spike_times={name: np.where(t < horizon, t, coding.NEVER).astype(np.int64)
                      for name, t in spike_times.items()},
     )

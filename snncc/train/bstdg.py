@@ -172,7 +172,7 @@ class BSTDGNetwork:
     def forward(self, input_times: np.ndarray, signs: list[np.ndarray] | None = None
                 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """Spike times of every layer (input first; ``t_max`` = silent), output v at spike, final v."""
-        times = [np.asarray(input_times, np.int64)]
+        times = [np.asarray(input_times)]
         thresholds = self.integer_thresholds()
         v_fire = v_final = np.empty(0)
         for weight, threshold in zip(signs or self.sign_cache(), thresholds, strict=True):
@@ -238,8 +238,8 @@ def timing_gradient(pre_times: np.ndarray, post_times: np.ndarray, delta: np.nda
     as ``horizon``); silent presynaptic neurons contribute nothing.
     """
     grad_t = np.zeros((pre_times.shape[1], post_times.shape[1]))
-    _timing_gradient_kernel(np.ascontiguousarray(pre_times, np.int64),
-                            np.ascontiguousarray(post_times, np.int64),
+    _timing_gradient_kernel(np.ascontiguousarray(pre_times),
+                            np.ascontiguousarray(post_times),
                             np.ascontiguousarray(delta, np.float64), int(horizon), grad_t)
     return -grad_t.T
 
@@ -248,8 +248,8 @@ def timing_backprop(pre_times: np.ndarray, post_times: np.ndarray, delta: np.nda
                     weight: np.ndarray) -> np.ndarray:
     """``dL/dt_pre (N, in)``: ``sum_j delta[n, j] weight[j, i] [t_i <= t_j]``."""
     out = np.zeros(pre_times.shape)
-    _timing_backprop_kernel(np.ascontiguousarray(pre_times, np.int64),
-                            np.ascontiguousarray(post_times, np.int64),
+    _timing_backprop_kernel(np.ascontiguousarray(pre_times),
+                            np.ascontiguousarray(post_times),
                             np.ascontiguousarray(delta, np.float64),
                             np.ascontiguousarray(weight, np.float64), out)
     return out
