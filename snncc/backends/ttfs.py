@@ -53,14 +53,16 @@ class TTFSLayer:
 
 @numba.njit(cache=True, nogil=True)
 def _fire_kernel(pre_times, weight_t, threshold, disarmed, horizon, saturate, state_min,
-                 state_max, out_times, out_v_fire, out_v, curve):  # pragma: no cover - compiled
+                 state_max, out_times, out_v_fire, out_v, curve, fanout,
+                 out_synops):  # pragma: no cover - compiled
     """Per sample: add weight columns in spike-time order, compare after each same-step group.
 
     ``pre_times`` (N, D) integers; steps outside ``[0, horizon)`` mean no spike; ``weight_t``
     (D, H); ``threshold`` (H,); ``disarmed`` a value no potential reaches (marks spiked neurons);
     ``out_times`` (N, H) int32 preset to ``horizon``; ``out_v`` (N, H) preset to zero receives the
     final potentials, ``out_v_fire`` the potential at the spike. ``curve`` (N, horizon) or (N, 0):
-    when non-empty, the first-spike readout decision after every step.
+    when non-empty, the first-spike readout decision after every step. ``out_synops[n]`` adds
+    ``fanout[i]`` for every input spike delivered (when ``fanout`` is non-empty).
     """
     samples, inputs = pre_times.shape
     neurons = weight_t.shape[1]
@@ -97,6 +99,8 @@ def _fire_kernel(pre_times, weight_t, threshold, disarmed, horizon, saturate, st
             if finish == begin:
                 continue
             for k in range(begin, finish):
+                if fanout.size:
+                    out_synops[n] += fanout[order[k]]
                 column = weight_t[order[k]]
                 for j in range(neurons):
                     v[j] += column[j]
@@ -136,7 +140,8 @@ def _fire_kernel(pre_times, weight_t, threshold, disarmed, horizon, saturate, st
 
 
 def fire_times(pre_times: np.ndarray, weight: np.ndarray, threshold: np.ndarray, horizon: int,
-               integer: bool = True, with_curve: bool = False
+               integer: bool = True, with_curve: bool = False,
+               synops: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """First spike step of each neuron of a single-spike layer, event-driven.
 
@@ -148,7 +153,8 @@ def fire_times(pre_times: np.ndarray, weight: np.ndarray, threshold: np.ndarray,
     (potentials int32 or int64 in integer mode, float64 in float mode) where
     ``curve`` (only with ``with_curve``) is the first-spike readout decision after every step
     ``(N, horizon)``: the neuron that crossed first (largest ``v``, then lowest index, on ties),
-    before that ``argmax v``.
+    before that ``argmax v``. ``synops`` ``(N,)``, when given, is increased by each sample's
+    synaptic events (delivered spikes times their nonzero fan-out).
     """
     pre_times = np.ascontiguousarray(pre_times)
     if pre_times.dtype.kind not in "iu":
@@ -177,7 +183,9 @@ def fire_times(pre_times: np.ndarray, weight: np.ndarray, threshold: np.ndarray,
     disarmed = {np.int32: 2**30, np.int64: 2**62}.get(state_dtype, 1e300)
     _fire_kernel(pre_times, weight_t, threshold,
                  threshold.dtype.type(disarmed), int(horizon), saturate, ir.STATE_MIN,
-                 ir.STATE_MAX, times, v_fire, v_final, curve)
+                 ir.STATE_MAX, times, v_fire, v_final, curve,
+                 np.zeros(0) if synops is None else (weight != 0).sum(axis=0).astype(np.float64),
+                 np.zeros(samples) if synops is None else synops)
     return times, v_fire, v_final, (curve if with_curve else None)
 
 
@@ -313,18 +321,16 @@ def simulate_ttfs(graph: ir.Graph, raw_inputs: np.ndarray, labels: np.ndarray | 
     shapes = graph.infer_shapes()
     input_key = f"input:{graph.input_name}"
     names = [input_key] + [layer.neurons for layer in chain if not layer.readout]
-    fanouts = [(layer.weight != 0).sum(axis=0).astype(np.float64) for layer in chain]
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
     synops_parts, final_parts, curve_parts, decision_parts = [], [], [], []
     for start in range(0, samples, batch_size):  # chunks keep the temporaries in cache
         times = input_spike_times(graph, raw_inputs[start:start + batch_size])
-        times = np.where((times < 0) | (times >= horizon), horizon, times).astype(np.int32)
         parts[input_key].append(times)
         synops = np.zeros(len(times))
-        for layer, fanout in zip(chain, fanouts, strict=True):
-            synops += (times < horizon) @ fanout
+        for layer in chain:
             times, _, v_final, curve = fire_times(times, layer.weight, layer.threshold, horizon,
-                                                  integer, with_curve=layer.readout)
+                                                  integer, with_curve=layer.readout,
+                                                  synops=synops)
             if not layer.readout:
                 parts[layer.neurons].append(times)
         synops_parts.append(synops)
@@ -333,9 +339,12 @@ def simulate_ttfs(graph: ir.Graph, raw_inputs: np.ndarray, labels: np.ndarray | 
         decision_parts.append(times.min(axis=1))
     node_shapes = {input_key: tuple(graph.input.shape)}
     node_shapes.update({name: shapes[name] for name in names[1:]})
-    spike_times = {name: np.concatenate(parts[name]).reshape((samples,) + node_shapes[name])
-                   for name in names}
-    spike_counts = {name: (t < horizon).reshape(samples, -1).sum(axis=1)
+    spike_times = {}
+    for name in names:
+        node_times = np.concatenate(parts[name]).reshape((samples,) + node_shapes[name])
+        node_times[node_times >= horizon] = coding.NEVER
+        spike_times[name] = node_times
+    spike_counts = {name: (t >= 0).reshape(samples, -1).sum(axis=1)
                     for name, t in spike_times.items()}
     synops = np.concatenate(synops_parts)
     v_final = np.concatenate(final_parts)
@@ -347,7 +356,7 @@ def simulate_ttfs(graph: ir.Graph, raw_inputs: np.ndarray, labels: np.ndarray | 
         for name, node_times in spike_times.items():
             raster = np.zeros((horizon,) + node_times.shape, np.uint8)
             flat = node_times.reshape(samples, -1)
-            sample_index, neuron_index = np.nonzero(flat < horizon)
+            sample_index, neuron_index = np.nonzero(flat >= 0)
             raster.reshape(horizon, samples, -1)[flat[sample_index, neuron_index], sample_index,
                                                  neuron_index] = 1
             rasters[name] = raster
@@ -361,8 +370,7 @@ def simulate_ttfs(graph: ir.Graph, raw_inputs: np.ndarray, labels: np.ndarray | 
         readout_state=v_final,
         decision_time=decision_time,
         rasters=rasters,
-        neuron_counts={name: (t < horizon).astype(np.int64)
+        neuron_counts={name: (t >= 0).astype(np.int64)
                        for name, t in spike_times.items()} if count_neurons else {},
-        spike_times={name: np.where(t < horizon, t, coding.NEVER).astype(np.int64)
-                     for name, t in spike_times.items()},
+        spike_times=spike_times,
     )
