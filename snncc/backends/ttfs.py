@@ -166,21 +166,23 @@ def fire_times(pre_times: np.ndarray, weight: np.ndarray, threshold: np.ndarray,
             raise SnnccError("integer TTFS simulation needs integer weights")
         if weight_t.dtype.kind == "b":
             weight_t = weight_t.astype(np.int8)
-        state_dtype, saturate = _integer_state(weight_t)
+        state_dtype, saturate, bound = _integer_state(weight_t)
     else:
-        saturate = False
+        saturate, bound = False, 0
         weight_t = np.ascontiguousarray(weight.T, dtype=np.float64)
         state_dtype = np.float64
-    # thresholds above the saturation limit are never reached; clamping keeps them in the dtype
-    threshold = np.minimum(np.broadcast_to(threshold, (neurons,)), ir.STATE_MAX + 1)
+    # thresholds above every reachable potential never fire; clamping keeps them in the dtype
+    threshold = np.broadcast_to(threshold, (neurons,))
+    if integer:
+        threshold = np.minimum(threshold, min(bound, ir.STATE_MAX) + 1)
     threshold = np.ascontiguousarray(threshold, dtype=state_dtype)
     samples = len(pre_times)
     times = np.full((samples, neurons), horizon, np.int32)
     v_fire = np.zeros((samples, neurons), state_dtype)
     v_final = np.zeros((samples, neurons), state_dtype)
     curve = np.zeros((samples, horizon if with_curve else 0), np.int64)
-    # larger than any potential (|v| <= 2**23 after saturation), small enough not to overflow
-    disarmed = {np.int32: 2**30, np.int64: 2**62}.get(state_dtype, 1e300)
+    # larger than any potential (|v| <= min(bound, 2**23)), small enough not to overflow
+    disarmed = {np.int16: 2**15 - 1, np.int32: 2**30, np.int64: 2**62}.get(state_dtype, 1e300)
     _fire_kernel(pre_times, weight_t, threshold,
                  threshold.dtype.type(disarmed), int(horizon), saturate, ir.STATE_MIN,
                  ir.STATE_MAX, times, v_fire, v_final, curve,
@@ -189,19 +191,22 @@ def fire_times(pre_times: np.ndarray, weight: np.ndarray, threshold: np.ndarray,
     return times, v_fire, v_final, (curve if with_curve else None)
 
 
-def _integer_state(weight_t: np.ndarray) -> tuple[type, bool]:
-    """Potential dtype and whether saturation can ever trigger, from the largest possible sum.
+def _integer_state(weight_t: np.ndarray) -> tuple[type, bool, int]:
+    """Potential dtype, whether saturation can trigger, and the largest reachable ``|v|``.
 
-    int32 when no step's sum can overflow it before saturation, else int64; saturation is only
-    checked when a neuron's total input can exceed the ``STATE_BITS`` range.
+    ``bound`` is the largest total absolute input of any neuron. int16 potentials when it stays
+    below 2**15 - 1 (then saturation never triggers), int32 when no step's sum can overflow it
+    before saturation, else int64; saturation is only applied when ``bound`` exceeds the
+    ``STATE_BITS`` range.
     """
-    if weight_t.dtype.itemsize <= 2:
-        largest = max(abs(np.iinfo(weight_t.dtype).min), np.iinfo(weight_t.dtype).max)
-        bound = weight_t.shape[0] * largest
+    bound = int(np.abs(weight_t.astype(np.int64)).sum(axis=0).max(initial=0))
+    if bound < 2**15 - 1:
+        dtype = np.int16
+    elif bound + 2 ** (ir.STATE_BITS - 1) < 2 ** 31:
+        dtype = np.int32
     else:
-        bound = int(np.abs(weight_t.astype(np.float64)).sum(axis=0).max(initial=0))
-    dtype = np.int32 if bound + 2 ** (ir.STATE_BITS - 1) < 2 ** 31 else np.int64
-    return dtype, bound > ir.STATE_MAX
+        dtype = np.int64
+    return dtype, bound > ir.STATE_MAX, bound
 
 
 def first_spike_decision(times: np.ndarray, v_fire: np.ndarray, v_final: np.ndarray,

@@ -118,3 +118,18 @@ def test_integer_mode_rejects_float_weights_and_inputs() -> None:
     assert simulate_ttfs(graph, raw_samples(), mode="float").predictions.shape == (24, 40)
     with pytest.raises(SnnccError, match="integer input"):
         simulate_ttfs(ttfs_graph(), raw_samples() + 0.5)
+
+
+@pytest.mark.parametrize("scale", [2**22, 2**27])
+def test_large_integer_weights_saturate_like_the_step_simulator(scale: int) -> None:
+    """Potentials wider than int16 (int32, int64) and saturation at STATE_BITS."""
+    graph = ttfs_graph(seed=4)
+    dense1 = graph.nodes["dense1"]
+    dense1.weight = dense1.weight.astype(np.int64) * scale
+    graph.nodes["hidden1"].threshold = np.array([ir.STATE_MAX], np.int64)  # only by saturating
+    graph.nodes["readout"].threshold = np.array([2], np.int64)
+    raw = raw_samples(seed=7)
+    step = simulate(graph, raw, timesteps=24, mode="integer", record=True)
+    event = simulate_ttfs(graph, raw, record=True)
+    assert_same(event, step)
+    assert event.spike_counts["hidden1"].sum() > 0
