@@ -127,3 +127,16 @@ def test_corrupt_truncated_and_missing_files(tmp_path: Path) -> None:
         assert "\n" not in str(error.value)
     with pytest.raises(SnnccError, match="no such file"):
         read_bstdg(tmp_path / "absent.bstdg.h5")
+
+
+def test_example_network_reproduces_its_recorded_accuracy(data_dir: Path) -> None:
+    from snncc.datasets import load_dataset
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "mnist_784_600_10.bstdg.h5"
+    model = read_bstdg(example)
+    graph = load_bstdg(example)
+    test = load_dataset("mnist", "test", data_dir)
+    result = simulate_ttfs(graph, test.images, labels=test.labels)
+    assert result.accuracy == pytest.approx(model.metadata["test_accuracy"], abs=1e-12)
+    step = simulate(graph, test.images[:20], timesteps=model.t_max, mode="integer")
+    np.testing.assert_array_equal(step.predictions, result.predictions[:, :20])
