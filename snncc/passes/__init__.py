@@ -55,6 +55,10 @@ Pass = Callable[[Graph, PassContext], PassResult]
 #: name -> "module:function". Explicit on purpose: no import-time discovery, lazy imports.
 REGISTRY: dict[str, str] = {
     "convert": "snncc.passes.convert:convert",
+    "binarize": "snncc.passes.binarize:binarize",
+    "fold": "snncc.passes.fold:fold",
+    "quantize": "snncc.passes.quantize:quantize",
+    "prune": "snncc.passes.prune:prune",
 }
 
 

@@ -1,0 +1,167 @@
+"""Helpers shared by the deployment passes: walking synaptic layers and rescaling their channels.
+
+A *layer* here is a synaptic node (:data:`snncc.ir.SYNAPTIC`: Dense or Conv2d) together with the
+node it feeds directly: IF neurons (a hidden layer) or a Readout (the output layer). "Channel" means
+axis 0 of a node's output: a Dense output neuron or a Conv2d output map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from snncc import ir
+from snncc.errors import SnnccError
+
+
+@dataclass
+class Layer:
+    """A synaptic node and the IF or Readout node it feeds (``target``)."""
+
+    name: str
+    node: ir.Dense | ir.Conv2d
+    target_name: str
+    target: ir.IF | ir.Readout
+
+    @property
+    def is_output(self) -> bool:
+        return isinstance(self.target, ir.Readout)
+
+    @property
+    def channels(self) -> int:
+        return int(self.node.weight.shape[0])
+
+
+def layers(graph: ir.Graph, pass_name: str) -> list[Layer]:
+    """Every synaptic node with the IF/Readout it feeds, in topological order.
+
+    Raises a one-line error naming the layer when a synaptic node feeds anything else (these passes
+    work on converted SNNs: ``Dense|Conv2d -> IF`` or ``Dense -> Readout``).
+    """
+    found = []
+    for name in graph.of_type(*ir.SYNAPTIC):
+        consumers = graph.consumers(name)
+        targets = [c for c in consumers if isinstance(graph.nodes[c], (ir.IF, ir.Readout))]
+        if len(consumers) != 1 or len(targets) != 1:
+            kinds = ", ".join(f"{c} ({type(graph.nodes[c]).__name__})" for c in consumers) or "nothing"
+            raise SnnccError(
+                f"{pass_name}: layer {name!r} feeds {kinds}; expected IF neurons or a Readout "
+                "(run convert first)"
+            )
+        found.append(Layer(name, graph.nodes[name], targets[0], graph.nodes[targets[0]]))
+    return found
+
+
+def layer_names(graph: ir.Graph) -> list[str]:
+    """Names of the synaptic nodes in topological order."""
+    return graph.of_type(*ir.SYNAPTIC)
+
+
+def channel_view(node: ir.Dense | ir.Conv2d) -> np.ndarray:
+    """The weight as ``(channels, fan_in)`` (a reshaped view for Conv2d)."""
+    return node.weight.reshape(node.weight.shape[0], -1)
+
+
+def expand_per_channel(values: np.ndarray, channels: int, what: str = "parameter") -> np.ndarray:
+    """A per-layer ``(1,)`` or per-channel ``(C,)`` array as ``(C,)`` float64."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if values.size == 1:
+        return np.full(channels, values[0])
+    if values.size == channels:
+        return values
+    raise SnnccError(f"{what} has {values.size} values for {channels} channels")
+
+
+def neuron_values(values: np.ndarray, shape: ir.Shape, what: str) -> np.ndarray:
+    """A threshold/v_init array (per layer, channel or neuron) expanded to a per-neuron float array."""
+    return np.array(ir.broadcast_per_neuron(values, shape, what), dtype=np.float64)
+
+
+def compact(values: np.ndarray) -> np.ndarray:
+    """Shrink a per-neuron array ``(C, ...)`` to ``(C,)`` or ``(1,)`` when it is that uniform."""
+    values = np.asarray(values)
+    flat = values.reshape(values.shape[0], -1)
+    if np.all(flat == flat[:, :1]):
+        per_channel = flat[:, 0]
+        if np.all(per_channel == per_channel[0]):
+            return per_channel[:1].copy()
+        return per_channel.copy()
+    return values.copy()
+
+
+def input_magnitude(graph: ir.Graph, input_max: float) -> dict[str, float]:
+    """An upper bound of ``|value|`` per node output for the nodes before synaptic layers.
+
+    Raw samples are bounded by ``input_max`` (direct coding) or 1 (spike coding); IF and MaxPool
+    outputs of spikes are 0/1 per step; SumPool2d multiplies by ``kernel_h * kernel_w * |scale|``;
+    layout nodes keep the bound; Add sums; Affine uses ``|scale| * m + |bias|``. Synaptic nodes get
+    ``inf`` (their currents are bounded by the passes separately).
+    """
+    bound: dict[str, float] = {}
+    for name in graph.topological_order():
+        node = graph.nodes[name]
+        args = [bound[s] for s in graph.inputs_of(name)]
+        if isinstance(node, ir.Input):
+            bound[name] = float(input_max) if node.coding == "direct" else 1.0
+        elif isinstance(node, ir.IF):
+            bound[name] = 1.0
+        elif isinstance(node, ir.SumPool2d):
+            bound[name] = args[0] * node.kernel[0] * node.kernel[1] * abs(node.scale)
+        elif isinstance(node, ir.Add):
+            bound[name] = float(sum(args))
+        elif isinstance(node, ir.Affine):
+            bound[name] = float(np.max(np.abs(node.scale)) * args[0] + np.max(np.abs(node.bias)))
+        elif isinstance(node, (ir.MaxPool2d, ir.ReLU, ir.Clip, ir.Readout) + ir.LAYOUT):
+            bound[name] = args[0]
+        else:
+            bound[name] = float("inf")
+    return bound
+
+
+def step_current_bound(node: ir.Dense | ir.Conv2d, input_bound: float) -> np.ndarray:
+    """Per channel, the largest ``|W x + b|`` one step can produce when ``|x| <= input_bound``."""
+    bound = np.abs(channel_view(node)).astype(np.float64).sum(axis=1) * input_bound
+    if node.bias is not None:
+        bound = bound + np.abs(np.asarray(node.bias, dtype=np.float64))
+    return bound
+
+
+#: Margin over the largest first-layer current seen on calibration samples (see ``step_currents``).
+CALIBRATED_CURRENT_MARGIN = 2.0
+CALIBRATION_LIMIT = 1000
+
+
+def step_currents(graph: ir.Graph, name: str, input_bound: float,
+                  calibration: np.ndarray | None) -> np.ndarray:
+    """Per channel, the one-step current bound the passes keep inside the membrane state.
+
+    For a layer reading the raw input directly (direct coding) when calibration samples are given:
+    ``CALIBRATED_CURRENT_MARGIN`` times the largest ``|W x + b|`` over (up to 1,000 of) them, as raw
+    images are far from the worst case ``input_max * sum|W|``. Otherwise that worst case
+    (:func:`step_current_bound`); spikes are 0/1, so for later layers it is not far off.
+    """
+    node = graph.nodes[name]
+    (source,) = graph.inputs_of(name)
+    worst = step_current_bound(node, input_bound)
+    direct = isinstance(graph.nodes[source], ir.Input) and graph.input.coding == "direct"
+    if not direct or calibration is None or not len(calibration):
+        return worst
+    from snncc.simulator import run_ann
+
+    current = run_ann(graph, calibration[:CALIBRATION_LIMIT], outputs=[name])[name]
+    peak = np.abs(current).reshape(len(current), current.shape[1], -1).max(axis=(0, 2))
+    return np.minimum(worst, CALIBRATED_CURRENT_MARGIN * peak)
+
+
+def scale_channels(node: ir.Dense | ir.Conv2d, factors: np.ndarray) -> None:
+    """Multiply each output channel's weights and bias by ``factors`` (in place, float64)."""
+    shape = (-1,) + (1,) * (node.weight.ndim - 1)
+    node.weight = np.asarray(node.weight, dtype=np.float64) * factors.reshape(shape)
+    if node.bias is not None:
+        node.bias = np.asarray(node.bias, dtype=np.float64) * factors
+
+
+def binarized_layers(graph: ir.Graph) -> set[str]:
+    """Layers the binarize pass made ±1 (kept binary by fold, quantize and prune)."""
+    return set(graph.metadata.get("binarize", {}).get("layers", {}))

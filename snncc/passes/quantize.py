@@ -1,0 +1,261 @@
+"""quantize: N-bit weight mantissas with one power-of-two exponent per layer, within a target's limits.
+
+Works on an integer graph (run fold first). Each synaptic layer is rescaled by one positive factor
+``s`` (weights, bias, threshold and ``v_init`` alike, so the spikes keep their meaning) and its
+weights become ``W = m * 2**e`` with a signed ``bits``-bit mantissa ``|m| <= 2**(bits-1) - 1`` and
+one exponent ``e >= 0`` per layer (Loihi-style ``weight_exp``). Rules:
+
+1. Options: ``bits`` (default 8) within the target's range, ``target`` (``generic`` or ``loihi``),
+   ``weight_percentile`` (default 100: the largest ``|W|`` maps to the largest mantissa; below 100
+   the weights above that percentile saturate at ``±(2**(bits-1) - 1) * 2**e``). Anything else is a
+   one-line error.
+2. Targets (:data:`TARGETS`): ``generic`` — bits 2..16, exponent 0..15, thresholds and states up
+   to the simulator's 24-bit state, per-channel thresholds allowed. ``loihi`` — bits 2..8,
+   exponent 0..7, ONE threshold per layer (a LIF process has one ``vth``), threshold mantissa at
+   most 2**17 - 1, and every magnitude (threshold, ``v_init``, one step's current) at most 2**17 - 1
+   in weight units because Loihi's 24-bit ``v`` holds weight units shifted left by 6; biases are
+   ``b = mantissa * 2**k`` with a 13-bit signed mantissa and ``k`` in 0..1 (``bias_exp`` 6 or 7,
+   net of the 6-bit shift).
+3. For ``loihi``, per-channel thresholds are first equalised: channel ``o`` is multiplied by
+   ``max(threshold) / threshold[o]`` (weights, bias, ``v_init``), exact before rounding.
+4. Exponent and scale: ``e`` is the largest exponent in the target's range for which
+   ``s = (2**(bits-1) - 1) * 2**e / w`` (``w`` = the ``weight_percentile`` of ``|W|``) keeps the
+   threshold at most the target maximum and a step beyond threshold inside the state limit
+   (``s (|v_init| + threshold + B) <= limit`` with ``B`` the one-step current bound of
+   :func:`snncc.passes.layers.step_currents`, as in fold) and the biases inside the bias range.
+   A larger ``e`` buys threshold resolution. If even ``e = 0`` does not fit, ``s`` is lowered until
+   it does and the layer uses fewer mantissa bits (``info`` reports ``effective_bits``). The layer
+   feeding a Readout uses ``e = 0`` and ``s T B <= limit`` (``T = context.timesteps``).
+5. Rounding: ``m = rint(s W / 2**e)`` (half to even) then saturation to the mantissa range;
+   thresholds ``clip(rint(s θ), 1, max)``; biases rounded to the target's bias grid and saturated;
+   ``v_init`` rounded and clipped to the state limit.
+6. Layers the binarize pass made ±1 keep their weights (1-bit mantissa, ``e = 0``); their
+   thresholds are only checked against the target's limit (per-layer for loihi: equalised by
+   scaling the bias, threshold and ``v_init`` never the ±1 weights, so unequal thresholds there
+   are an error).
+7. ``info["warnings"]`` names every layer left with fewer than about half its mantissa bits.
+   On ``loihi`` this happens to a first layer fed direct-coded raw pixels (the 17-bit state cannot
+   hold ``255 * sum|W|`` at full precision: use rate coding) and to layers with per-channel
+   thresholds of a wide spread (convert and fold with ``per_channel=False`` for loihi).
+8. ``graph.metadata["quantize"]`` records the target, bits and per layer ``weight_exponent``,
+   ``bias_exponent`` and ``effective_bits`` so a backend can emit mantissa + exponent
+   (``m = W >> e``, exact).
+
+Never mutates its input; deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from snncc import ir
+from snncc.errors import SnnccError
+from snncc.passes import PassContext, PassResult
+from snncc.passes.layers import (
+    binarized_layers,
+    channel_view,
+    compact,
+    input_magnitude,
+    layers,
+    neuron_values,
+    step_currents,
+)
+
+
+@dataclass(frozen=True)
+class TargetLimits:
+    """Fixed-point limits of one hardware target, in the units of a layer's integer weights."""
+
+    name: str
+    bits: tuple[int, int]  # allowed mantissa widths (signed), inclusive
+    exponent: tuple[int, int]  # allowed weight exponents, inclusive
+    threshold_max: int
+    state_max: int  # largest |v| (and one-step current) representable
+    per_layer_threshold: bool
+    bias_mantissa_bits: int | None  # signed; None: any integer within the state
+    bias_exponent: tuple[int, int]
+
+
+TARGETS: dict[str, TargetLimits] = {
+    "generic": TargetLimits("generic", (2, 16), (0, 15), ir.STATE_MAX, ir.STATE_MAX, False,
+                            None, (0, 0)),
+    # Loihi (lava-nc 0.10 fixed-point LIF/Dense, lava/proc/lif/models.py): vth 17-bit unsigned,
+    # shifted left by 6 like the synaptic input, 24-bit v => 2**17 in weight units; bias_mant
+    # 13-bit signed, bias_exp 0..7 applied to v directly (so 6..7 are integers in weight units);
+    # Dense weights 8-bit with weight_exp (we use 0..7).
+    "loihi": TargetLimits("loihi", (2, 8), (0, 7), 2**17 - 1, 2**17 - 1, True, 13, (0, 1)),
+}
+OPTIONS = ("bits", "target", "weight_percentile")
+
+
+def quantize(graph: ir.Graph, context: PassContext) -> PassResult:
+    """Quantize every synaptic layer to ``bits``-bit mantissas with a per-layer exponent."""
+    options = context.options_for("quantize")
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise SnnccError(f"quantize: unknown option {unknown[0]!r}; available: {', '.join(OPTIONS)}")
+    target_name = str(options.get("target", "generic"))
+    if target_name not in TARGETS:
+        raise SnnccError(f"quantize: unknown target {target_name!r}; choose from {', '.join(TARGETS)}")
+    target = TARGETS[target_name]
+    bits = int(options.get("bits", 8))
+    if not target.bits[0] <= bits <= target.bits[1]:
+        raise SnnccError(
+            f"quantize: bits={bits} is outside {target.name}'s range {target.bits[0]}..{target.bits[1]}"
+        )
+    percentile = float(options.get("weight_percentile", 100.0))
+    if not 0 < percentile <= 100:
+        raise SnnccError(f"quantize: weight_percentile must be in (0, 100], got {percentile:g}")
+    try:
+        graph.check_integer()
+    except SnnccError as error:
+        raise SnnccError(f"quantize needs an integer graph (run fold first): {error}") from None
+
+    graph = graph.copy()
+    before = {n: graph.nodes[n].weight.copy() for n in graph.of_type(*ir.SYNAPTIC)}
+    bounds = input_magnitude(graph, _input_bound(graph, context))
+    shapes = graph.infer_shapes()
+    binary = binarized_layers(graph)
+    report: dict[str, dict[str, Any]] = {}
+    for layer in layers(graph, "quantize"):
+        input_bound = bounds[graph.inputs_of(layer.name)[0]]
+        if layer.name in binary:
+            report[layer.name] = _keep_binary(layer, shapes[layer.target_name], target)
+        else:
+            current = step_currents(graph, layer.name, input_bound, context.calibration)
+            report[layer.name] = _quantize_layer(layer, shapes[layer.target_name], current,
+                                                 input_bound, bits, percentile, target,
+                                                 context.timesteps)
+    warnings = [
+        f"layer {name!r} keeps only {entry['effective_bits']} of {bits} mantissa bits: its "
+        f"threshold, current or bias range does not fit {target.name}'s limits at full precision"
+        + (" (direct-coded raw input: consider rate coding)" if target.name == "loihi" else "")
+        for name, entry in report.items()
+        if entry["weight_bits"] > 1 and entry["effective_bits"] < (bits + 1) // 2 + 1
+    ]
+    graph.metadata["quantize"] = {"target": target.name, "bits": bits, "layers": report}
+    changed = any(not np.array_equal(before[n], graph.nodes[n].weight) for n in before)
+    graph.check_integer()
+    return PassResult(graph, changed, {"layers": report, "warnings": warnings})
+
+
+def _input_bound(graph: ir.Graph, context: PassContext) -> float:
+    calibration = context.calibration
+    if calibration is not None and len(calibration):
+        return float(np.max(np.abs(calibration)))
+    return 255.0
+
+
+def _quantize_layer(layer: Any, shape: ir.Shape, current: np.ndarray, input_bound: float,
+                    bits: int, percentile: float, target: TargetLimits,
+                    timesteps: int) -> dict[str, Any]:
+    node = layer.node
+    weight = np.asarray(node.weight, dtype=np.float64)
+    bias = None if node.bias is None else np.asarray(node.bias, dtype=np.float64)
+    mantissa_max = 2 ** (bits - 1) - 1
+    view = (-1,) + (1,) * (weight.ndim - 1)
+    fan_in = channel_view(node).shape[1]
+    if layer.is_output:
+        threshold = v_init = None
+        peak_state = float(np.max(current)) * max(timesteps, 1)
+        exponents = [0]
+        slack = 0.5 * (fan_in * input_bound + 1) * max(timesteps, 1)
+    else:
+        threshold = neuron_values(layer.target.threshold, shape, "threshold")
+        v_init = neuron_values(layer.target.v_init, shape, "v_init")
+        if target.per_layer_threshold:
+            per_channel = threshold.reshape(layer.channels, -1)
+            if not np.all(per_channel == per_channel[:, :1]):
+                raise SnnccError(f"quantize: layer {layer.target_name!r} has per-neuron thresholds; "
+                                 f"{target.name} needs one threshold per layer")
+            gain = per_channel[:, 0].max() / per_channel[:, 0]
+            weight = weight * gain.reshape(view)
+            current = current * gain
+            bias = None if bias is None else bias * gain
+            per_neuron = gain.reshape((-1,) + (1,) * (len(shape) - 1))
+            threshold = threshold * per_neuron
+            v_init = v_init * per_neuron
+        extent = (threshold + np.abs(v_init)).reshape(layer.channels, -1).max(axis=1)
+        peak_state = float(np.max(extent + current))
+        exponents = list(range(target.exponent[1], target.exponent[0] - 1, -1))
+        slack = 0.5 * (fan_in * input_bound + 3)
+    magnitudes = np.abs(weight[weight != 0])
+    reference = float(np.percentile(magnitudes, percentile)) if magnitudes.size else 1.0
+    # the largest scale each limit allows: state, threshold, bias range
+    limit = max(target.state_max - slack, 1.0) / max(peak_state, 1e-300)
+    if threshold is not None:
+        limit = min(limit, (target.threshold_max - 0.5) / float(np.max(threshold)))
+    bias_peak = 0.0 if bias is None else float(np.max(np.abs(bias), initial=0.0))
+    if bias_peak > 0:
+        limit = min(limit, (_bias_max(target) - 0.5) / bias_peak)
+    chosen = None
+    for exponent in exponents:
+        scale = mantissa_max * 2.0**exponent / reference
+        if scale <= limit:
+            chosen = (exponent, scale)
+            break
+    if chosen is None:
+        chosen = (target.exponent[0], limit)
+    exponent, scale = chosen
+    step = 2**exponent
+    mantissa = np.clip(np.rint(weight * scale / step), -mantissa_max, mantissa_max)
+    node.weight = mantissa.astype(np.int64) * step
+    bias_exponent = 0
+    if bias is not None:
+        node.bias, bias_exponent = _bias_grid(bias * scale, target)
+    if threshold is not None:
+        per_neuron_threshold = np.clip(np.rint(threshold * scale), 1, target.threshold_max)
+        layer.target.threshold = compact(per_neuron_threshold.astype(np.int64))
+        layer.target.v_init = compact(np.clip(np.rint(v_init * scale), -target.state_max,
+                                              target.state_max).astype(np.int64))
+    elif isinstance(layer.target, ir.Readout) and layer.target.mode == "first_spike":
+        layer.target.threshold = np.clip(np.rint(layer.target.threshold * scale), 1,
+                                         target.state_max).astype(np.int64)
+    largest = int(np.max(np.abs(mantissa))) if mantissa.size else 0
+    return {
+        "weight_exponent": exponent,
+        "weight_bits": bits,
+        "effective_bits": math.ceil(math.log2(largest + 1)) + 1,
+        "bias_exponent": bias_exponent,
+        "scale": scale,
+        "saturated_weights": int(np.sum(np.abs(np.rint(weight * scale / step)) > mantissa_max)),
+    }
+
+
+def _bias_max(target: TargetLimits) -> float:
+    if target.bias_mantissa_bits is None:
+        return float(target.state_max)
+    return float((2 ** (target.bias_mantissa_bits - 1) - 1) * 2 ** target.bias_exponent[1])
+
+
+def _bias_grid(bias: np.ndarray, target: TargetLimits) -> tuple[np.ndarray, int]:
+    """Round biases to the target's ``mantissa * 2**k`` grid (saturating); returns (bias, k)."""
+    if target.bias_mantissa_bits is None:
+        return np.clip(np.rint(bias), -target.state_max, target.state_max).astype(np.int64), 0
+    mantissa_max = 2 ** (target.bias_mantissa_bits - 1) - 1
+    peak = float(np.max(np.abs(bias))) if bias.size else 0.0
+    exponent = target.bias_exponent[0]
+    while exponent < target.bias_exponent[1] and peak > mantissa_max * 2**exponent:
+        exponent += 1
+    mantissa = np.clip(np.rint(bias / 2**exponent), -mantissa_max - 1, mantissa_max)
+    return mantissa.astype(np.int64) * 2**exponent, exponent
+
+
+def _keep_binary(layer: Any, shape: ir.Shape, target: TargetLimits) -> dict[str, Any]:
+    if not layer.is_output:
+        neurons: ir.IF = layer.target
+        threshold = neuron_values(neurons.threshold, shape, "threshold")
+        if target.per_layer_threshold and np.unique(threshold).size > 1:
+            raise SnnccError(f"quantize: binarized layer {layer.name!r} has per-channel thresholds; "
+                             f"{target.name} needs one threshold per layer")
+        if threshold.max() > target.threshold_max:
+            raise SnnccError(
+                f"quantize: binarized layer {layer.name!r} threshold {int(threshold.max())} exceeds "
+                f"{target.name}'s maximum {target.threshold_max}"
+            )
+    return {"weight_exponent": 0, "weight_bits": 1, "effective_bits": 1, "bias_exponent": 0,
+            "scale": 1.0, "saturated_weights": 0}
