@@ -346,10 +346,8 @@ def initial_network(config: BSTDGConfig, input_shape: tuple[int, ...], classes: 
                     ) -> BSTDGNetwork:
     """Shadow weights ``U(-init_scale, init_scale)`` from ``default_rng(seed)``.
 
-    Pruning-aware runs (``target_sparsity = p > 0``) fix each synapse's sign to that of its
-    initial weight, start its strength ``theta`` at the initial weight's magnitude and scale the
-    initial thresholds by ``sqrt(1 - p)`` (at least 1): a sum of ``n`` random +-1 inputs spreads
-    like ``sqrt(n)``, and pruning keeps ``(1 - p) n`` of them.
+    Pruning-aware runs (``target_sparsity > 0``) fix each synapse's sign to that of its initial
+    weight and start its strength ``theta`` at the initial weight's magnitude.
     """
     rng = np.random.default_rng(config.seed)
     sizes = [int(np.prod(input_shape)), *config.hidden, classes]
@@ -360,7 +358,6 @@ def initial_network(config: BSTDGConfig, input_shape: tuple[int, ...], classes: 
     if config.target_sparsity == 0:
         return BSTDGNetwork(weights, thresholds, config.t_max, tuple(input_shape))
     fixed = [np.where(w >= 0, 1, -1).astype(np.int8) for w in weights]
-    thresholds = np.maximum(thresholds * math.sqrt(1 - config.target_sparsity), 1.0)
     return BSTDGNetwork([np.abs(w) for w in weights], thresholds, config.t_max,
                         tuple(input_shape), fixed_signs=fixed, sparsity=config.target_sparsity)
 
