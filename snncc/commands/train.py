@@ -1,0 +1,54 @@
+"""``snncc train bstdg``: train a binarized single-spike network and write a ``.bstdg.h5`` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from snncc.errors import SnnccError
+
+
+def _hidden_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise SnnccError(f"--hidden must be sizes like 600 or 400,200, got {text!r}") from None
+    return sizes
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``train`` command group to ``app``."""
+    train_app = typer.Typer(help="Train networks that snncc can deploy.", no_args_is_help=True)
+
+    @train_app.command("bstdg")
+    def bstdg(
+        dataset: str = typer.Option(..., help="mnist, fashion-mnist or digits"),
+        output: Path = typer.Option(..., "-o", "--output", help="network file (.bstdg.h5)"),
+        data_dir: Path | None = typer.Option(None, help="folder with the IDX files"),
+        hidden: str = typer.Option("600", help="hidden layer sizes, e.g. 600 or 400,200"),
+        epochs: int = typer.Option(20, help="training epochs"),
+        tmax: int = typer.Option(256, help="time steps of the latency code (t_max)"),
+        seed: int = typer.Option(0, help="random seed (runs are deterministic)"),
+        batch_size: int = typer.Option(64, help="minibatch size"),
+        learning_rate: float = typer.Option(0.003, help="initial Adam learning rate"),
+        target_sparsity: float = typer.Option(
+            0.0, help="pruning-aware training: fraction of synapses removed, in [0, 1)"),
+        limit: int | None = typer.Option(None, help="use only the first N samples of each split"),
+        resume: bool = typer.Option(False, help="continue from <output>.ckpt.npz"),
+    ) -> None:
+        """Train a BSTDG network (binary weights, one spike per neuron) on a dataset."""
+        from snncc.train.bstdg import BSTDGConfig, train_dataset
+
+        config = BSTDGConfig(hidden=_hidden_sizes(hidden), t_max=tmax, epochs=epochs, seed=seed,
+                             batch_size=batch_size, learning_rate=learning_rate,
+                             target_sparsity=target_sparsity)
+        result = train_dataset(
+            config, dataset, output, data_dir=data_dir, resume=resume, limit=limit,
+            on_epoch=lambda record: typer.echo(record.line(config.epochs), err=True),
+        )
+        accuracy = result.test_accuracy
+        shown = "n/a" if accuracy is None else f"{accuracy:.2%}"
+        typer.echo(f"wrote {output} (test accuracy {shown})")
+
+    app.add_typer(train_app, name="train")

@@ -1,0 +1,1 @@
+"""Training libraries that produce deployable networks (BSTDG binarized single-spike networks)."""
