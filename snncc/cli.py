@@ -343,15 +343,10 @@ def _check_writable(path: Path) -> None:
 
 def _register_commands() -> None:
     """Command groups that live beside their library code (each module has ``register(app)``)."""
-    import importlib
+    from snncc.commands import fpga, partition, stages, train
 
-    for module in ("snncc.commands.train", "snncc.commands.partition", "snncc.commands.stages",
-                   "snncc.commands.fpga"):
-        try:
-            importlib.import_module(module).register(app)
-        except ModuleNotFoundError as error:
-            if error.name != module:
-                raise
+    for module in (train, partition, stages, fpga):
+        module.register(app)
 
 
 _register_commands()

@@ -608,10 +608,16 @@ def _check_gates(report: ValidationReport, gates: GateSpec, graph: ir.Graph, res
 
 
 def resolve_timesteps(graph: ir.Graph, timesteps: int | None) -> int:
-    """Explicit T, else a latency input's ``t_max``, else the graph's recorded T, else 32."""
+    """Explicit T, else a latency input's ``t_max``, else the graph's recorded T, else 32.
+
+    An explicit T on a latency-coded network re-encodes its input with ``t_max = T`` (the whole
+    spike-time range compressed into T steps), which is how such a network is deployed faster.
+    """
     if timesteps is not None:
         if timesteps < 1:
             raise SnnccError(f"timesteps must be >= 1, got {timesteps}")
+        if graph.input.coding == "latency":
+            graph.input.t_max = timesteps
         return timesteps
     if graph.input.coding == "latency" and graph.input.t_max:
         return int(graph.input.t_max)

@@ -22,8 +22,18 @@ def emit(graph: ir.Graph, out_dir: Path, **options: object) -> list[Path]:
 
 def run(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int, labels: np.ndarray | None = None,
         record: bool = False, **options: object) -> SimResult:
-    """The ``sim`` target's runner (integer mode when the graph is integer, else float)."""
+    """The ``sim`` target's runner (integer mode when the graph is integer, else float).
+
+    Single-spike (TTFS) chains go to the event-driven simulator, which computes exactly what the
+    step simulator computes (tested) at a cost proportional to spikes times fan-out.
+    """
+    from snncc.backends.ttfs import is_ttfs_graph, simulate_ttfs
+
     mode = "integer" if _is_integer(graph) else "float"
+    if is_ttfs_graph(graph):
+        options.pop("progress", None)
+        return simulate_ttfs(graph, raw_inputs, labels=labels, mode=mode, record=record,
+                             timesteps=timesteps)
     return simulate(graph, raw_inputs, timesteps, mode=mode, labels=labels, record=record,
                     **options)  # type: ignore[arg-type]
 
