@@ -29,6 +29,8 @@ def _prune(graph: ir.Graph, calibration=None, **options):
     ({"rounds": 0}, "rounds must be a positive integer"),
     ({"amount": 0.5}, "unknown option 'amount'"),
     ({"recalibrate": True}, "needs calibration samples"),
+    ({"reconstruct": True}, "needs calibration samples"),
+    ({"criterion": "activation"}, "needs calibration samples"),
 ])
 def test_bad_options_are_one_line_errors(snn_mlp, options, message):
     with pytest.raises(SnnccError, match=message):
