@@ -134,16 +134,47 @@ def compile(  # noqa: A001 - the user-facing verb
 
 @app.command()
 def validate(
-    model: Path = typer.Argument(..., help="ONNX model, BSTDG .h5 file or saved IR (.snn.npz)."),
+    model: Path | None = typer.Argument(
+        None, help="ONNX model, BSTDG .h5 file or saved IR (.snn.npz); default: the config's."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Project config (snncc.toml, see docs/ci.md); every flag "
+        "given on the command line overrides it."),
     dataset: str | None = typer.Option(None, "--dataset", help=DATASET_HELP),
     data_dir: str | None = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
     timesteps: int | None = typer.Option(None, "--timesteps", "-T",
                                             help="Timesteps (default 32; t_max for TTFS)."),
-    target: str = typer.Option("sim", "--target", "-t", help="sim or lava."),
+    target: str | None = typer.Option(
+        None, "--target", "-t", help="sim (default) or lava; replaces the config's targets."),
     limit: int | None = typer.Option(None, "--limit", "-n", help="Use the first N test samples."),
     min_accuracy: float | None = typer.Option(
         None, "--min-accuracy", help="Gate: fail (exit 1) below this accuracy (0.98 or 98)."),
+    min_agreement: float | None = typer.Option(
+        None, "--min-agreement", help="Gate: further config targets must decide like the first "
+        "on this fraction of samples (1.0: all)."),
+    max_drop: list[str] | None = typer.Option(
+        None, "--max-drop", help="Gate STAGE=PP: a stage may lose at most PP percentage points "
+        "(stages: snn, total, and with --stages each pass). Repeatable."),
+    fits: list[str] | None = typer.Option(
+        None, "--fits", help="Gate: the deployed network must fit this chip (name or profile "
+        "YAML; partition analysis). Repeatable."),
+    stages: bool | None = typer.Option(
+        None, "--stages/--no-stages", help="Measure the accuracy ladder: the network after "
+        "every pass."),
+    baseline: Path | None = typer.Option(
+        None, "--baseline", help="Compare with a stored JSON report; regressions fail gates."),
+    tolerance: float | None = typer.Option(
+        None, "--tolerance", help="Baseline accuracy tolerance in percentage points (0.5)."),
+    spikes_tolerance: float | None = typer.Option(
+        None, "--spikes-tolerance", help="Baseline gate: spikes/sample may grow by this %."),
+    synops_tolerance: float | None = typer.Option(
+        None, "--synops-tolerance", help="Baseline gate: synops/sample may grow by this %."),
     json_path: Path | None = typer.Option(None, "--json", help="Write the report as JSON."),
+    junit_path: Path | None = typer.Option(
+        None, "--junit", help="Write JUnit XML (one test case per gate)."),
+    markdown_path: Path | None = typer.Option(
+        None, "--markdown", help="Write a Markdown summary (CI job summaries, PR comments)."),
+    plots_dir: Path | None = typer.Option(
+        None, "--plots", help="Write accuracy.png and spikes.png into this directory."),
     passes: str | None = typer.Option(None, "--passes", help=PASSES_HELP),
     option: list[str] | None = typer.Option(None, "--option", help=OPTION_HELP),
     scale: float | None = typer.Option(None, help="Input preprocessing scale (x*scale-mean)/std."),
@@ -151,26 +182,64 @@ def validate(
     std: str | None = typer.Option(None, help="Input std (one value or one per channel)."),
     layout: str | None = typer.Option(None, help="Dataset layout for the model input: NCHW|NHWC."),
 ) -> None:
-    """Convert MODEL, run it on a test set and report accuracy, spikes and synaptic operations."""
-    from snncc.pipeline import validate as run_validation
-    from snncc.util import atomic_write_text, progress
+    """Convert MODEL, run it on a test set, check the gates and write the reports.
 
-    if limit is not None and limit < 1:
-        raise SnnccError(f"--limit must be >= 1, got {limit}")
-    if json_path is not None:
-        _check_writable(json_path)
-    with progress("simulating", limit) as advance:
-        report, _ = run_validation(
-            model, target=target, dataset=dataset, data_dir=data_dir, timesteps=timesteps,
-            limit=limit, passes=parse_passes(passes), options=parse_options(option),
-            preprocess=parse_preprocess(scale, mean, std), min_accuracy=min_accuracy,
-            progress=advance, layout=layout,
-        )
+    Exit codes: 0 every gate passed, 1 a gate failed, 2 bad input or configuration.
+    """
+    from snncc.config import ProjectConfig, load_config
+    from snncc.pipeline import validate as run_validation
+    from snncc.reports import check_outputs, write_reports
+
+    settings = load_config(config) if config is not None else ProjectConfig()
+    settings = settings.override(
+        model=model, dataset=dataset, data_dir=data_dir, timesteps=timesteps, target=target,
+        limit=limit, passes=parse_passes(passes), options=parse_options(option),
+        preprocess=parse_preprocess(scale, mean, std), layout=layout, stages=stages,
+        min_accuracy=min_accuracy, min_agreement=min_agreement, max_drop=parse_drops(max_drop), fits=fits or None,
+        baseline=baseline, tolerance=tolerance, spikes_tolerance=spikes_tolerance,
+        synops_tolerance=synops_tolerance, json=json_path, junit=junit_path,
+        markdown=markdown_path, plots=plots_dir,
+    )
+    if settings.model is None:
+        raise SnnccError("no model: give MODEL or set 'model' in the --config file")
+    check_outputs(settings.outputs)
+    report, _ = run_validation(
+        settings.model, targets=settings.run_targets(), dataset=settings.dataset,
+        data_dir=None if settings.data_dir is None else str(settings.data_dir),
+        timesteps=settings.timesteps, limit=settings.limit, passes=settings.passes,
+        options=settings.options, preprocess=settings.preprocess or None,
+        layout=settings.layout, gates=settings.gates, stages=bool(settings.stages),
+        config=settings.path,
+    )
     print_report(report)
-    if json_path is not None:
-        atomic_write_text(json_path, json.dumps(report.to_dict(), indent=1))
+    outputs = settings.outputs
+    written = write_reports(report.to_dict(), json_path=outputs.get("json"),
+                            junit_path=outputs.get("junit"),
+                            markdown_path=outputs.get("markdown"), plots_dir=outputs.get("plots"))
+    for path in written:
+        console.print(f"wrote {path}", highlight=False)
     if not report.passed:
+        failed = report.failed_gates
+        console.print(f"[red]validation failed[/]: {len(failed)} gate(s) failed: "
+                      + "; ".join(f"{gate.name} ({gate.message})" for gate in failed),
+                      highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+def parse_drops(items: list[str] | None) -> dict[str, float] | None:
+    """``["snn=1.5", "quantize=0.1"]`` -> ``{"snn": 1.5, "quantize": 0.1}``."""
+    if not items:
+        return None
+    drops = {}
+    for item in items:
+        stage, sep, raw = item.partition("=")
+        try:
+            drops[stage.strip()] = float(raw)
+        except ValueError:
+            sep = ""
+        if not sep or not stage.strip():
+            raise SnnccError(f"bad --max-drop {item!r}: expected STAGE=PP (e.g. snn=1.5)")
+    return drops
 
 
 @app.command()
@@ -255,9 +324,11 @@ def print_report(report: Any) -> None:
         table.add_row("mean decision time (steps)", f"{report.decision_time:.1f}")
     table.add_row("throughput (samples/s)", f"{report.samples_per_second:,.1f}")
     table.add_row("passes", ", ".join(report.passes) or "none")
+    for stage in report.stages:
+        table.add_row(f"stage {stage.name} ({stage.mode})", f"{stage.accuracy:.2%}")
+    marks = {"passed": "[green]pass[/] ", "failed": "[red]FAIL[/] ", "skipped": "[yellow]skip[/] "}
     for gate in report.gates:
-        table.add_row(f"gate {gate.name}", ("[green]pass[/] " if gate.passed else "[red]FAIL[/] ")
-                      + gate.message)
+        table.add_row(f"gate {gate.name}", marks[gate.status] + gate.message)
     console.print(table)
 
 
@@ -274,7 +345,8 @@ def _register_commands() -> None:
     """Command groups that live beside their library code (each module has ``register(app)``)."""
     import importlib
 
-    for module in ("snncc.commands.train", "snncc.commands.partition", "snncc.commands.stages"):
+    for module in ("snncc.commands.train", "snncc.commands.partition", "snncc.commands.stages",
+                   "snncc.commands.fpga"):
         try:
             importlib.import_module(module).register(app)
         except ModuleNotFoundError as error:
@@ -302,7 +374,10 @@ def main() -> None:
         err_console.print("interrupted")
         sys.exit(130)
     except Exception as error:  # noqa: BLE001 - the last line of defence against tracebacks
-        import click
+        try:
+            import click
+        except ModuleNotFoundError:  # typer >= 0.16 vendors click as typer._click
+            from typer import _click as click
 
         if isinstance(error, click.exceptions.ClickException):
             error.show()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +16,23 @@ import numpy as np
 from snncc import __version__, ir
 from snncc.datasets import DATASETS, Dataset, arrange, load_dataset
 from snncc.errors import SnnccError
+from snncc.gates import (
+    REPORT_SCHEMA,
+    Gate,
+    GateSpec,
+    agreement_gate,
+    baseline_gates,
+    drop_gates,
+    fit_gates,
+    load_baseline,
+    min_accuracy_gate,
+    resolve_chips,
+)
 from snncc.passes import REGISTRY, PassContext, run_passes
+from snncc.util import progress
 
-REPORT_SCHEMA = "snncc.validate/1"
 CALIBRATION_SEED = 0
+CALIBRATION_COUNT = 2000
 
 
 # ------------------------------------------------------------------------------------- loading
@@ -100,6 +113,21 @@ def default_passes(graph: ir.Graph, target: str) -> list[str]:
     return passes
 
 
+#: Pass options a target needs unless the user chose otherwise.
+TARGET_PASS_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "lava": {"quantize": {"target": "lava"}},
+}
+
+
+def with_target_defaults(target: str, options: dict[str, dict[str, Any]] | None
+                         ) -> dict[str, dict[str, Any]]:
+    """``options`` completed with ``target``'s defaults (explicit options win)."""
+    merged = {name: dict(values) for name, values in (options or {}).items()}
+    for name, defaults in TARGET_PASS_OPTIONS.get(target, {}).items():
+        merged[name] = {**defaults, **merged.get(name, {})}
+    return merged
+
+
 def dataset_name(graph: ir.Graph, requested: str | None) -> str | None:
     name = requested or graph.metadata.get("dataset")
     if name is not None and name not in DATASETS:
@@ -145,19 +173,47 @@ def prepare(graph: ir.Graph, passes: list[str], *, dataset: str | None, data_dir
 
 
 @dataclass
-class Gate:
-    """One pass/fail check of a validation run."""
+class StageResult:
+    """One rung of the accuracy ladder: the network after a stage (``ann``, then each pass)."""
 
     name: str
-    passed: bool
-    value: float
-    limit: float
-    message: str
+    mode: str
+    accuracy: float
+    accuracy_curve: list[float] | None = None
+    spikes_per_sample: float | None = None
+    synops_per_sample: float | None = None
+    drop_pp: float | None = None
+    weight_memory_bytes: int | None = None
+    connectivity: float | None = None
+    diverges_at: str | None = None
+
+
+@dataclass
+class TargetRun:
+    """The deployed graph run on a further target, and how often it decides like the first."""
+
+    target: str
+    mode: str
+    accuracy: float
+    accuracy_curve: list[float]
+    spikes_per_sample: float
+    synops_per_sample: float
+    agreement: float
+    wall_seconds: float
 
 
 @dataclass
 class ValidationReport:
-    """Result of ``snncc validate`` (JSON schema ``snncc.validate/1``, see docs/reports.md)."""
+    """Result of ``snncc validate`` (JSON schema ``snncc.validate/1``, see docs/reports.md).
+
+    Accuracies are fractions; ``accuracy_curve[t]`` is the accuracy deciding after step ``t + 1``.
+    ``target_runs``: the further targets (``agreement`` is the lowest of their agreements with
+    the first target). ``stages`` is empty unless the accuracy ladder was asked for; ``fits`` holds one summary per
+    chip of the fit gates; ``baseline`` describes the compared report (path, accuracy, notes).
+    ``timings``: seconds per phase (``load``: model and test set; ``reference``: onnxruntime;
+    ``passes``: passes with calibration, and the ladder's simulations with ``--stages``;
+    ``simulation``: the deployed run; ``gates``).
+    """
 
     model: str
     model_sha256: str
@@ -180,16 +236,32 @@ class ValidationReport:
     agreement: float | None = None
     gates: list[Gate] = field(default_factory=list)
     pass_info: list[dict[str, Any]] = field(default_factory=list)
+    stages: list[StageResult] = field(default_factory=list)
+    target_runs: list[TargetRun] = field(default_factory=list)
+    fits: list[dict[str, Any]] = field(default_factory=list)
+    baseline: dict[str, Any] | None = None
+    config: str | None = None
+    total_seconds: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
     schema: str = REPORT_SCHEMA
     snncc_version: str = __version__
 
     @property
     def passed(self) -> bool:
-        return all(gate.passed for gate in self.gates)
+        """True when no gate failed (skipped gates do not fail)."""
+        return all(gate.passed or gate.skipped for gate in self.gates)
+
+    @property
+    def failed_gates(self) -> list[Gate]:
+        return [gate for gate in self.gates if not (gate.passed or gate.skipped)]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        for gate, entry in zip(self.gates, data["gates"], strict=True):
+            entry["status"] = gate.status
         data["passed"] = self.passed
+        data["status"] = "passed" if self.passed else "failed"
+        data["failed_gates"] = [gate.name for gate in self.failed_gates]
         return _jsonable(data)
 
 
@@ -240,41 +312,101 @@ def validate(
     preprocess: dict[str, Any] | None = None,
     layout: str | None = None,
     min_accuracy: float | None = None,
+    gates: GateSpec | None = None,
+    stages: bool = False,
     ann_reference: bool = True,
-    progress: Any = None,
+    config: str | Path | None = None,
+    targets: list[str] | None = None,
 ) -> tuple[ValidationReport, ir.Graph]:
-    """Load, convert and run a model on a test set; returns the report and the deployed graph."""
+    """Load, convert and run a model on a test set, then check ``gates``.
+
+    Returns the report and the deployed graph. ``min_accuracy`` is a shortcut for
+    ``gates.min_accuracy``. ``stages=True`` also simulates the network after every pass (the
+    accuracy ladder, see :func:`accuracy_ladder`). Gate rules: :mod:`snncc.gates`. Long steps
+    show progress bars (quiet when not interactive). Bad input raises SnnccError before any
+    simulation where it can be known up front (gate limits, baseline file, chip names).
+
+    ``targets`` (overrides ``target``): the first runs the deployed network for the report's
+    headline figures; every further target runs the same graph and is reported in
+    ``target_runs`` with its agreement with the first (the fraction of samples with the same
+    final decision). Default passes are those of the most demanding target (fold and quantize
+    when any target is a hardware one), so every target runs the same integer graph.
+    """
+    started = time.perf_counter()
+    targets = list(targets) if targets else [target]
+    if len(set(targets)) != len(targets):
+        raise SnnccError(f"targets {', '.join(targets)}: each target may appear once")
+    target = targets[0]
+    gates = GateSpec() if gates is None else replace(gates)
+    if min_accuracy is not None:
+        gates.min_accuracy = min_accuracy
+    gates.check()
+    if limit is not None and limit < 1:
+        raise SnnccError(f"limit must be >= 1, got {limit}")
+    baseline = load_baseline(gates.baseline) if gates.baseline is not None else None
+    chips = resolve_chips(gates.fits)
+
     model = Path(model)
     source = load_model(model, preprocess, layout)
     name = dataset_name(source, dataset)
     if name is None:
         raise SnnccError("no dataset: pass --dataset (mnist, fashion-mnist or digits)")
     timesteps = resolve_timesteps(source, timesteps)
-    passes = default_passes(source, target) if passes is None else passes
-    graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
-                               timesteps=timesteps, options=options)
-    test = load_dataset(name, "test", data_dir).take(limit)
-    inputs = model_inputs(graph, test)
+    if passes is None:
+        passes = max((default_passes(source, each) for each in targets), key=len)
+    from snncc.backends import get_backend
 
+    backends = {}
+    for each in targets:
+        try:
+            backends[each] = get_backend(each)
+        except ModuleNotFoundError as error:
+            raise SnnccError(f"target {each!r} is not available in this snncc "
+                             f"({error.name} is missing)") from None
+        if not hasattr(backends[each], "run"):
+            raise SnnccError(f"target {each!r} cannot run networks; validate with sim or lava")
+    backend = backends[target]
+    known = {"snn", "total"} | (set(passes) if stages else set())
+    if stages and target != "sim":
+        known.add(target)
+    unknown = [stage for stage in gates.max_drop if stage not in known]
+    if unknown:  # fail before the long steps, not after them
+        raise SnnccError(f"max drop: no stage {unknown[0]!r} in this run; available: "
+                         f"{', '.join(sorted(known))}"
+                         + ("" if stages else " (per-pass stages need --stages)"))
+    test = load_dataset(name, "test", data_dir).take(limit)
+
+    timings = {"load": time.perf_counter() - started}
     ann_accuracy = None
     reference = None
     if ann_reference and model_kind(model) == "onnx":
-        logits = onnxruntime_logits(model, source, inputs)
+        with progress("ANN reference (onnxruntime)", None):
+            logits = onnxruntime_logits(model, source, model_inputs(source, test))
         ann_accuracy = float((logits.argmax(axis=1) == test.labels).mean())
         reference = "onnxruntime"
 
-    from snncc.backends import get_backend
-
-    backend = get_backend(target)
-    if not hasattr(backend, "run"):
-        raise SnnccError(f"target {target!r} cannot run networks; validate with sim or lava")
-    import inspect
-
-    extra = {"progress": progress} if progress is not None and "progress" in inspect.signature(
-        backend.run).parameters else {}
-    start = time.perf_counter()
-    result = backend.run(graph, inputs, timesteps, labels=test.labels, **extra)
-    wall = time.perf_counter() - start
+    timings["reference"] = time.perf_counter() - started - sum(timings.values())
+    ladder: list[StageResult] = []
+    last_run = None
+    options = with_target_defaults(target, options)
+    if stages:
+        overridden = bool(preprocess) or layout is not None
+        graph, pass_info, ladder, last_run = accuracy_ladder(
+            source, passes, test, dataset=name, data_dir=data_dir, timesteps=timesteps,
+            options=options, ann_accuracy=ann_accuracy,
+            model_path=None if overridden else model)
+    else:
+        with progress(f"passes: {', '.join(passes) or 'none'} (calibration)", None):
+            graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
+                                       timesteps=timesteps, options=options)
+    timings["passes"] = time.perf_counter() - started - sum(timings.values())
+    inputs = model_inputs(graph, test)
+    if last_run is not None and target == "sim":  # the ladder's last rung is this very run
+        result, wall = last_run
+    else:
+        start = time.perf_counter()
+        result = _run_backend(backend, target, graph, inputs, timesteps, test.labels)
+        wall = max(time.perf_counter() - start, 1e-9)
     curve = result.accuracy_curve
     report = ValidationReport(
         model=str(model),
@@ -290,25 +422,189 @@ def validate(
         spikes_per_sample=result.spikes_per_sample,
         spikes_per_layer={k: float(v.mean()) for k, v in result.spike_counts.items()},
         synops_per_sample=float(result.synops.mean()),
-        samples_per_second=len(test) / wall if wall > 0 else float("inf"),
+        samples_per_second=len(test) / wall,
         wall_seconds=wall,
         ann_accuracy=ann_accuracy,
         ann_reference=reference,
         decision_time=None if result.decision_time is None
         else float(result.decision_time.mean()),
         pass_info=pass_info,
+        stages=ladder,
+        config=None if config is None else str(config),
     )
-    if min_accuracy is not None:
-        floor = min_accuracy / 100 if min_accuracy > 1 else min_accuracy
-        report.gates.append(Gate(
-            name="min-accuracy",
-            passed=report.snn_accuracy >= floor,
-            value=report.snn_accuracy,
-            limit=floor,
-            message=f"SNN accuracy {report.snn_accuracy:.2%} "
-                    f"{'>=' if report.snn_accuracy >= floor else '<'} floor {floor:.2%}",
-        ))
+    for each in targets[1:]:
+        report.target_runs.append(_target_run(backends[each], each, graph, inputs, timesteps,
+                                              test.labels, result))
+    if report.target_runs:
+        report.agreement = min(run.agreement for run in report.target_runs)
+    timings["simulation"] = time.perf_counter() - started - sum(timings.values())
+    _check_gates(report, gates, graph, result, chips, baseline)
+    timings["gates"] = time.perf_counter() - started - sum(timings.values())
+    report.total_seconds = time.perf_counter() - started
+    report.timings = timings
     return report, graph
+
+
+def _target_run(backend: Any, target: str, graph: ir.Graph, inputs: np.ndarray, timesteps: int,
+                labels: np.ndarray, reference: Any) -> TargetRun:
+    start = time.perf_counter()
+    result = _run_backend(backend, target, graph, inputs, timesteps, labels)
+    wall = max(time.perf_counter() - start, 1e-9)
+    curve = [float(a) for a in result.accuracy_curve]
+    agreement = float(np.mean(result.predictions[-1] == reference.predictions[-1]))
+    return TargetRun(target, result.mode, curve[-1], curve, result.spikes_per_sample,
+                     float(result.synops.mean()), agreement, wall)
+
+
+def _run_backend(backend: Any, target: str, graph: ir.Graph, inputs: np.ndarray, timesteps: int,
+                 labels: np.ndarray) -> Any:
+    import inspect
+
+    reports_progress = "progress" in inspect.signature(backend.run).parameters
+    total = len(inputs) if reports_progress else None  # else an indeterminate bar
+    with progress(f"simulating ({target}, T={timesteps})", total) as advance:
+        extra = {"progress": advance} if reports_progress else {}
+        return backend.run(graph, inputs, timesteps, labels=labels, **extra)
+
+
+def accuracy_ladder(source: ir.Graph, passes: list[str], test: Dataset, *, dataset: str,
+                    data_dir: str | None, timesteps: int,
+                    options: dict[str, dict[str, Any]] | None,
+                    ann_accuracy: float | None,
+                    model_path: Path | None = None) -> tuple[ir.Graph, list[dict[str, Any]],
+                                                             list[StageResult], Any]:
+    """Apply ``passes`` one at a time and measure the network after each on ``test``.
+
+    Rungs: ``ann``, then one per pass, named after it, each measured with the reference
+    simulator (integer mode once the graph is integer). Returns the final graph, the pass
+    summaries, the rungs, and ``(SimResult, seconds)`` of the last rung when this function
+    simulated it itself (else ``None``).
+
+    With :mod:`snncc.stages` present (issue 5: weight memory, connectivity, the layer where a
+    stage first diverges), that module measures the rungs (from ``model_path`` when given, so
+    its ANN rung is onnxruntime's; else from ``source``) with the same calibration samples as
+    :func:`prepare`. Without it, a minimal ladder: each pass applied with :func:`prepare` (one
+    by one gives the same graph as all at once), a spiking graph simulated for ``timesteps``
+    (with its accuracy curve), a graph that is still an ANN run in ANN mode, and ``ann`` the
+    onnxruntime reference when there is one.
+    """
+    try:
+        from snncc.stages import accuracy_ladder as measure_ladder
+    except ImportError:
+        measure_ladder = None
+    if measure_ladder is not None:
+        return _stages_ladder(measure_ladder, source, passes, test, dataset=dataset,
+                              data_dir=data_dir, timesteps=timesteps, options=options,
+                              model_path=model_path)
+    from snncc.backends import sim
+
+    ladder = [] if ann_accuracy is None else [StageResult("ann", "ann", ann_accuracy)]
+    graph, summaries, last_run = source, [], None
+    for pass_name in passes:
+        with progress(f"pass {pass_name}", None):
+            graph, info = prepare(graph, [pass_name], dataset=dataset, data_dir=data_dir,
+                                  timesteps=timesteps, options=options)
+        summaries += info
+        inputs = model_inputs(graph, test)
+        last_run = None
+        if is_spiking(graph):
+            start = time.perf_counter()
+            result = _run_backend(sim, f"stage {pass_name}", graph, inputs, timesteps,
+                                  test.labels)
+            last_run = (result, max(time.perf_counter() - start, 1e-9))
+            curve = [float(a) for a in result.accuracy_curve]
+            ladder.append(StageResult(pass_name, result.mode, curve[-1], curve,
+                                      result.spikes_per_sample, float(result.synops.mean())))
+        else:
+            logits = sim.run_ann(graph, inputs)
+            ladder.append(StageResult(pass_name, "ann",
+                                      float((logits.argmax(axis=1) == test.labels).mean())))
+        if len(ladder) > 1:
+            ladder[-1].drop_pp = (ladder[-2].accuracy - ladder[-1].accuracy) * 100
+    return graph, summaries, ladder, last_run
+
+
+def _stages_ladder(measure_ladder: Any, source: ir.Graph, passes: list[str], test: Dataset, *,
+                   dataset: str, data_dir: str | None, timesteps: int,
+                   options: dict[str, dict[str, Any]] | None,
+                   model_path: Path | None) -> tuple[ir.Graph, list[dict[str, Any]],
+                                                     list[StageResult], None]:
+    """The ladder measured by :func:`snncc.stages.accuracy_ladder`, as report rungs."""
+    calibration = calibration_samples(source, dataset, data_dir, CALIBRATION_COUNT)
+    with progress("accuracy ladder", len(passes) + 1) as advance:
+        measured = measure_ladder(
+            source if model_path is None else model_path, test, timesteps, data_dir=data_dir,
+            stages=passes, options=options, calibration=calibration,
+            progress=lambda rung: advance(1))
+    rungs = [StageResult(rung.stage, rung.mode, rung.accuracy,
+                         getattr(rung, "accuracy_curve", None), rung.spikes_per_sample,
+                         rung.synops_per_sample, rung.drop_pp, rung.weight_memory_bytes,
+                         rung.connectivity, rung.diverges_at) for rung in measured.stages]
+    graph = getattr(measured, "graph", None)
+    if graph is None:  # the ladder keeps no graph: apply the (deterministic) passes once more
+        with progress(f"passes: {', '.join(passes) or 'none'} (calibration)", None):
+            graph, summaries = prepare(source, passes, dataset=dataset, data_dir=data_dir,
+                                       timesteps=timesteps, options=options,
+                                       calibration_count=CALIBRATION_COUNT)
+    else:
+        summaries = [{"pass": rung.stage, "changed": True, "info": _jsonable(rung.pass_info)}
+                     for rung in measured.stages if rung.stage != "ann"]
+    return graph, summaries, rungs, None
+
+
+def spike_rates(graph: ir.Graph, result: Any) -> dict[str, float]:
+    """Mean spikes per neuron per step by node name, from a simulation's spike counts."""
+    shapes = graph.infer_shapes()
+    rates = {}
+    for key, counts in result.spike_counts.items():
+        node = key.split(":", 1)[1] if key.startswith("input:") else key
+        if node in shapes:
+            neurons = int(np.prod(shapes[node]))
+            rates[node] = float(np.mean(counts)) / (neurons * result.timesteps)
+    return rates
+
+
+def _check_gates(report: ValidationReport, gates: GateSpec, graph: ir.Graph, result: Any,
+                 chips: list[Any], baseline: dict[str, Any] | None) -> None:
+    """Append every gate of ``gates`` to ``report`` (rules in :mod:`snncc.gates`)."""
+    if gates.min_accuracy is not None:
+        report.gates.append(min_accuracy_gate(report.snn_accuracy, gates.min_accuracy))
+        report.gates += [min_accuracy_gate(run.accuracy, gates.min_accuracy,
+                                           f"min-accuracy:{run.target}")
+                         for run in report.target_runs]
+    if gates.min_agreement is not None:
+        report.gates += [agreement_gate(run.target, report.target, run.agreement,
+                                        gates.min_agreement) for run in report.target_runs]
+        if not report.target_runs:
+            report.gates.append(Gate("agreement", True, None, None, "skipped: one target only "
+                                     "(set targets = [...] to compare backends)", skipped=True))
+    if gates.max_drop:
+        ladder = [(stage.name, stage.accuracy) for stage in report.stages]
+        if ladder and report.target != "sim":
+            ladder.append((report.target, report.snn_accuracy))
+        elif not ladder and report.ann_accuracy is not None:
+            ladder = [("ann", report.ann_accuracy)]
+        diverges = {stage.name: stage.diverges_at for stage in report.stages
+                    if stage.diverges_at}
+        report.gates += drop_gates(ladder, report.snn_accuracy, report.ann_accuracy,
+                                   gates.max_drop, diverges)
+    fit, report.fits = fit_gates(graph, chips, spike_rates(graph, result),
+                                 gates.max_cores, gates.max_chips)
+    report.gates += fit
+    if baseline is not None:
+        regressions, notes = baseline_gates(report.to_dict(), baseline, gates.tolerance,
+                                            gates.spikes_tolerance, gates.synops_tolerance)
+        report.gates += regressions
+        report.baseline = {
+            "path": str(gates.baseline),
+            "model_sha256": baseline.get("model_sha256"),
+            "snn_accuracy": baseline["snn_accuracy"],
+            "accuracy_curve": baseline.get("accuracy_curve"),
+            "spikes_per_sample": baseline["spikes_per_sample"],
+            "synops_per_sample": baseline["synops_per_sample"],
+            "tolerance_pp": gates.tolerance,
+            "notes": notes,
+        }
 
 
 def resolve_timesteps(graph: ir.Graph, timesteps: int | None) -> int:
@@ -369,11 +665,14 @@ def compile_model(
     timesteps = resolve_timesteps(source, timesteps)
     passes = default_passes(source, target) if passes is None else passes
     graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
-                               timesteps=timesteps, options=options)
+                               timesteps=timesteps, options=with_target_defaults(target, options))
     graph.metadata.update({"timesteps": timesteps, "target": target})
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as staging:
-        files = list(backend.emit(graph, staging, **(target_options or {})))
+        target_options = dict(target_options or {})
+        if target == "fpga":
+            target_options.setdefault("source_hash", _sha256(model))
+        files = list(backend.emit(graph, staging, **target_options))
         if not (staging / "network.snn.npz").exists():
             graph.save(staging / "network.snn.npz")
         summary = {

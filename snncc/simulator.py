@@ -363,10 +363,9 @@ def _fanout(node: ir.Node, input_shape: ir.Shape) -> np.ndarray:
     return padded[:, top:top + height, left:left + width]
 
 
-def _synaptic_events(x: np.ndarray, fanout: np.ndarray) -> np.ndarray:
-    """Per-sample synaptic events: each nonzero input element activates its fan-out."""
-    active = (x != 0).reshape(len(x), -1)
-    return active @ fanout.reshape(-1)
+def _synaptic_events(active_counts: np.ndarray, fanout: np.ndarray) -> np.ndarray:
+    """Per-sample synaptic events: each time an input element is nonzero, its fan-out fires."""
+    return active_counts.reshape(len(active_counts), -1) @ fanout.reshape(-1)
 
 
 def _saturate(v: np.ndarray) -> np.ndarray:
@@ -427,7 +426,10 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
     neuron_counts = {name: np.zeros((batch,) + plan.shapes[name], np.int64)
                      for name in plan.spiking} if count_neurons else {}
     static_values: dict[str, np.ndarray] = {}
-    static_events: dict[str, np.ndarray] = {}  # a static layer still fires its synapses every step
+    # per synaptic node, how often each input element was nonzero; events = counts · fan-out.
+    # A static layer (constant input) still delivers its input, so fires its synapses, every step.
+    active_counts: dict[str, np.ndarray] = {}
+    static_active: dict[str, np.ndarray] = {}
 
     for t in range(timesteps):
         values: dict[str, np.ndarray] = {}
@@ -459,11 +461,13 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
                 if integer:
                     out = out.astype(np.int64, copy=False)
             if isinstance(node, ir.SYNAPTIC):
-                events = _synaptic_events(inputs[0], plan.fanout[name])
+                active = inputs[0] != 0
                 if name in plan.static:
-                    static_events[name] = events
+                    static_active[name] = active
+                elif name in active_counts:
+                    active_counts[name] += active
                 else:
-                    synops += events
+                    active_counts[name] = active.astype(np.int32)
             if name in plan.static:
                 static_values[name] = out
             values[name] = out
@@ -473,8 +477,6 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
                     rasters[name][t] = out
                 if count_neurons:
                     neuron_counts[name] += out.astype(np.int64, copy=False)
-        for events in static_events.values():
-            synops += events
         readout = state[graph.output_name]
         if graph.nodes[graph.output_name].mode == "first_spike":
             predictions[t] = np.where(readout["winner"] >= 0, readout["winner"],
@@ -482,6 +484,10 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
         else:
             predictions[t] = np.argmax(readout["v"], axis=1)
 
+    for name, counts_in in active_counts.items():
+        synops += _synaptic_events(counts_in, plan.fanout[name])
+    for name, active in static_active.items():
+        synops += timesteps * _synaptic_events(active, plan.fanout[name])
     readout_node = graph.nodes[graph.output_name]
     readout = state[graph.output_name]
     return SimResult(

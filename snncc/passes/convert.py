@@ -2,13 +2,18 @@
 
 Rules (one application is enough; the pass is deterministic):
 
-1. Every activation becomes non-leaky IF neurons with reset by subtraction. ``ReLU`` gets the
-   threshold ``λ`` = the ``percentile`` (default 99.9; ``"max"`` for the maximum) of its activation
-   over the calibration samples, per layer or per channel (``per_channel``). ``Clip(0, c)`` (a
-   rate-norm activation ``clamp(x/θ, 0, 1)`` arrives from the frontend as ``Clip(0, 1)`` with 1/θ
-   folded into the weights) gets ``λ = c`` directly. A ``λ`` of 0 (a dead unit) becomes the layer's
-   largest ``λ`` (the unit never fires either way). Ding et al. 2021: ``clamp(x/λ, 0, 1)·λ`` is what
-   an IF neuron with threshold ``λ`` and reset by subtraction computes as its firing rate times ``λ``.
+1. Every activation becomes non-leaky IF neurons with reset by subtraction. ``ReLU`` gets a
+   threshold ``λ`` from its activations over the calibration samples, per layer (default) or per
+   channel (``per_channel``): ``threshold_method="mse"`` (default) picks, among the activation
+   percentiles 90 … 100, the ``λ`` minimising the mean squared error between the activation and what
+   ``T`` steps of an IF neuron deliver, ``λ/T · clip(floor(a·T/λ + v_init_fraction), 0, T)`` — the
+   clipping-versus-resolution trade-off at the deployment ``T``; ``"percentile"`` uses the
+   ``percentile`` option (default 99.9, rate-norm's robust normalisation; ``"max"`` for the maximum).
+   ``Clip(0, c)`` (a rate-norm activation ``clamp(x/θ, 0, 1)`` arrives from the frontend as
+   ``Clip(0, 1)`` with 1/θ folded into the weights) gets ``λ = c`` directly. A ``λ`` of 0 (a dead
+   unit) becomes the layer's largest ``λ`` (the unit never fires either way). Ding et al. 2021:
+   ``clamp(x/λ, 0, 1)·λ`` is what an IF neuron with threshold ``λ`` and reset by subtraction
+   computes as its firing rate times ``λ``.
 2. A spike stands for the value ``λ``: every Dense/Conv2d reading an IF layer (through pooling,
    Flatten or Add) gets its input weights multiplied by ``λ`` (per input channel or element).
    Branches meeting in an ``Add`` must carry equal ``λ`` (rule 1 then uses their maximum).
@@ -18,7 +23,12 @@ Rules (one application is enough; the pass is deterministic):
    layer's current, and the prediction is its argmax.
 5. ``coding``: ``"direct"`` (default, the preprocessed input as a constant current) or ``"rate"``
    (Bernoulli spikes with probability ``clip(x, 0, 1)``).
-6. Optional ``bias_correction`` (default on when calibration samples are given): layer by layer, the
+6. Max pooling stays a ``MaxPool2d`` node, whose SNN semantics (see :mod:`snncc.ir`) pass a spike
+   whenever the largest *cumulative* input count in the window grows: the output count is exactly
+   the max of the input counts, and for the constant currents of direct coding it is the plain max.
+   Unlike replacing max by average pooling it keeps the trained function; unlike gating by a
+   neuron's instantaneous spikes it never over- or under-counts.
+7. Optional ``bias_correction`` (default on when calibration samples are given): layer by layer, the
    SNN's mean output rate·λ over the calibration set at the deployment T is compared with the ANN's
    clipped activation per channel and the difference is added to that layer's bias (Li et al. 2021,
    "A free lunch from ANN"); ``bias_correction_rounds`` repeats it.
@@ -33,8 +43,9 @@ from snncc.errors import SnnccError, UnsupportedError
 from snncc.passes import PassContext, PassResult
 
 DEFAULTS = {
+    "threshold_method": "mse",
     "percentile": 99.9,
-    "per_channel": True,
+    "per_channel": False,
     "v_init_fraction": 0.5,
     "coding": "direct",
     "calibration_samples": 2000,
@@ -52,6 +63,9 @@ def convert(graph: ir.Graph, context: PassContext) -> PassResult:
         raise SnnccError(f"convert: unknown option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     if options["coding"] not in ("direct", "rate"):
         raise SnnccError(f"convert: coding must be direct or rate, got {options['coding']!r}")
+    if options["threshold_method"] not in ("percentile", "mse"):
+        raise SnnccError("convert: threshold_method must be percentile or mse, "
+                         f"got {options['threshold_method']!r}")
     percentile = options["percentile"]
     if percentile != "max" and not (0 < float(percentile) <= 100):
         raise SnnccError(f"convert: percentile must be in (0, 100] or 'max', got {percentile}")
@@ -71,7 +85,7 @@ def convert(graph: ir.Graph, context: PassContext) -> PassResult:
     calibration = context.calibration
     if calibration is not None:
         calibration = calibration[: int(options["calibration_samples"])]
-    thresholds = _thresholds(graph, activations, calibration, options, shapes)
+    thresholds = _thresholds(graph, activations, calibration, options, context.timesteps)
     _unify_add_branches(graph, thresholds)
 
     for name in activations:
@@ -87,7 +101,7 @@ def convert(graph: ir.Graph, context: PassContext) -> PassResult:
     graph.input.coding = options["coding"]
 
     info: dict = {"thresholds": {n: t.tolist() for n, t in thresholds.items()}}
-    if options["bias_correction"] and calibration is not None and len(calibration):
+    if options["bias_correction"] and calibration is not None and len(calibration):  # rule 7
         info["bias_correction"] = bias_correct(
             graph, calibration, context.timesteps, int(options["bias_correction_rounds"])
         )
@@ -96,7 +110,7 @@ def convert(graph: ir.Graph, context: PassContext) -> PassResult:
 
 
 def _thresholds(graph: ir.Graph, activations: list[str], calibration: np.ndarray | None,
-                options: dict, shapes: dict[str, ir.Shape]) -> dict[str, np.ndarray]:
+                options: dict, timesteps: int) -> dict[str, np.ndarray]:
     """Per activation: λ as a (1,) or (C,) array (rule 1)."""
     need_data = [n for n in activations if isinstance(graph.nodes[n], ir.ReLU)]
     values: dict[str, np.ndarray] = {}
@@ -115,15 +129,39 @@ def _thresholds(graph: ir.Graph, activations: list[str], calibration: np.ndarray
         activation = values[name]
         per_channel = bool(options["per_channel"]) and activation.ndim >= 2
         if per_channel:
-            by_channel = np.moveaxis(activation, 1, 0).reshape(activation.shape[1], -1)
-            threshold = _robust_max(by_channel, options["percentile"], axis=1)
+            rows = np.moveaxis(activation, 1, 0).reshape(activation.shape[1], -1)
         else:
-            threshold = np.array([_robust_max(activation.reshape(1, -1), options["percentile"],
-                                              axis=1)[0]])
+            rows = activation.reshape(1, -1)
+        if options["threshold_method"] == "mse":
+            threshold = _mse_threshold(rows, timesteps, float(options["v_init_fraction"]))
+        else:
+            threshold = _robust_max(rows, options["percentile"], axis=1)
         largest = threshold.max(initial=0.0)
         threshold = np.where(threshold > 0, threshold, largest if largest > 0 else 1.0)
         thresholds[name] = threshold.astype(np.float64)
     return thresholds
+
+
+def _mse_threshold(rows: np.ndarray, timesteps: int, v_init_fraction: float) -> np.ndarray:
+    """Per row, the λ minimising E[(q_T(a; λ) - a)^2] over candidate percentiles.
+
+    ``q_T`` is what T steps of an IF neuron with constant input ``a`` deliver: ``λ/T`` times the
+    spike count ``clip(floor(a·T/λ + v_init_fraction), 0, T)`` — clipping above λ traded against
+    the 1/T resolution below it.
+    """
+    candidates = np.percentile(rows, [90, 95, 97, 98, 99, 99.5, 99.7, 99.9, 99.95, 99.99, 100],
+                               axis=1).T  # (rows, candidates)
+    best = candidates[:, -1].copy()
+    best_error = np.full(len(rows), np.inf)
+    sample = rows if rows.shape[1] <= 200_000 else rows[:, :: rows.shape[1] // 200_000 + 1]
+    for column in range(candidates.shape[1]):
+        lam = np.maximum(candidates[:, column:column + 1], 1e-12)
+        counts = np.clip(np.floor(sample * timesteps / lam + v_init_fraction), 0, timesteps)
+        error = ((counts * lam / timesteps - sample) ** 2).mean(axis=1)
+        better = error < best_error
+        best[better] = candidates[better, column]
+        best_error[better] = error[better]
+    return best
 
 
 def _robust_max(values: np.ndarray, percentile: float | str, axis: int) -> np.ndarray:
@@ -210,7 +248,7 @@ def _value_scale(graph: ir.Graph, name: str, thresholds: dict[str, np.ndarray],
 
 def bias_correct(graph: ir.Graph, calibration: np.ndarray, timesteps: int,
                  rounds: int = 1) -> dict[str, list[float]]:
-    """Rule 6, in place: shift each IF layer's bias so its mean rate·λ matches the ANN's.
+    """Rule 7, in place: shift each IF layer's bias so its mean rate·λ matches the ANN's.
 
     Layers are corrected in topological order, each after the ones before it (the error a layer
     sees includes its predecessors' corrected behaviour). Returns the mean |shift| per layer.

@@ -15,7 +15,9 @@ one exponent ``e >= 0`` per layer (Loihi-style ``weight_exp``). Rules:
    most 2**17 - 1, and every magnitude (threshold, ``v_init``, one step's current) at most 2**17 - 1
    in weight units because Loihi's 24-bit ``v`` holds weight units shifted left by 6; biases are
    ``b = mantissa * 2**k`` with a 13-bit signed mantissa and ``k`` in 0..1 (``bias_exp`` 6 or 7,
-   net of the 6-bit shift).
+   net of the 6-bit shift). ``lava`` — snncc's Lava backend (custom IF processes with the IR's 24-bit
+   state): bits 2..8, exponent 0..7, per-neuron thresholds rounded to the nearest 17-bit mantissa
+   times a power of two (Loihi 2's ``vth`` format; relative error below 2**-17).
 3. For ``loihi``, per-channel thresholds are first equalised: channel ``o`` is multiplied by
    ``max(threshold) / threshold[o]`` (weights, bias, ``v_init``), exact before rounding.
 4. Exponent and scale: ``e`` is the largest exponent in the target's range for which
@@ -78,6 +80,7 @@ class TargetLimits:
     per_layer_threshold: bool
     bias_mantissa_bits: int | None  # signed; None: any integer within the state
     bias_exponent: tuple[int, int]
+    threshold_mantissa_bits: int | None = None  # thresholds = mantissa * 2**k; None: any integer
 
 
 TARGETS: dict[str, TargetLimits] = {
@@ -88,6 +91,11 @@ TARGETS: dict[str, TargetLimits] = {
     # 13-bit signed, bias_exp 0..7 applied to v directly (so 6..7 are integers in weight units);
     # Dense weights 8-bit with weight_exp (we use 0..7).
     "loihi": TargetLimits("loihi", (2, 8), (0, 7), 2**17 - 1, 2**17 - 1, True, 13, (0, 1)),
+    # snncc's Lava backend (snncc/backends/lava.py): lava Dense/Sparse/Conv with 8-bit weight
+    # mantissas and weight_exp, snncc's own fixed-point IF processes with the IR's 24-bit state and
+    # per-neuron thresholds that are a 17-bit mantissa (Loihi 2 vth) times a power of two.
+    "lava": TargetLimits("lava", (2, 8), (0, 7), ir.STATE_MAX, ir.STATE_MAX, False, None, (0, 0),
+                         threshold_mantissa_bits=17),
 }
 OPTIONS = ("bits", "target", "weight_percentile")
 
@@ -209,6 +217,9 @@ def _quantize_layer(layer: Any, shape: ir.Shape, current: np.ndarray, input_boun
         node.bias, bias_exponent = _bias_grid(bias * scale, target)
     if threshold is not None:
         per_neuron_threshold = np.clip(np.rint(threshold * scale), 1, target.threshold_max)
+        if target.threshold_mantissa_bits is not None:
+            per_neuron_threshold = _mantissa_grid(per_neuron_threshold,
+                                                  target.threshold_mantissa_bits)
         layer.target.threshold = compact(per_neuron_threshold.astype(np.int64))
         layer.target.v_init = compact(np.clip(np.rint(v_init * scale), -target.state_max,
                                               target.state_max).astype(np.int64))
@@ -224,6 +235,18 @@ def _quantize_layer(layer: Any, shape: ir.Shape, current: np.ndarray, input_boun
         "scale": scale,
         "saturated_weights": int(np.sum(np.abs(np.rint(weight * scale / step)) > mantissa_max)),
     }
+
+
+def _mantissa_grid(values: np.ndarray, mantissa_bits: int) -> np.ndarray:
+    """Round positive integers to the nearest ``m * 2**k`` with an unsigned ``mantissa_bits`` m."""
+    values = np.asarray(values, dtype=np.float64)
+    limit = 2**mantissa_bits - 1
+    shift = np.maximum(0, np.ceil(np.log2(np.maximum(values, 1) / limit))).astype(np.int64)
+    step = 2.0**shift
+    mantissa = np.rint(values / step)
+    overflow = mantissa > limit  # rounding up past the mantissa: one more shift
+    step = np.where(overflow, step * 2, step)
+    return np.maximum(np.rint(values / step) * step, 1)
 
 
 def _bias_max(target: TargetLimits) -> float:

@@ -20,8 +20,9 @@ def _calibration(graph, count=64, seed=0):
 
 
 def _convert(graph, **options):
+    options = {"bias_correction": False, "threshold_method": "percentile", **options}
     context = PassContext(calibration=_calibration(graph), timesteps=16,
-                          options={"convert": {"bias_correction": False, **options}})
+                          options={"convert": options})
     return convert(graph, context)
 
 
@@ -152,3 +153,19 @@ def test_bias_correction_does_not_hurt_on_digits():
         snn = convert(graph, context).graph
         results[corrected] = simulate(snn, x_test, 4, labels=test.labels).accuracy
     assert results[True] >= results[False] - 0.01
+
+
+def test_rule1_mse_threshold_trades_clipping_for_resolution():
+    from snncc.passes.convert import _mse_threshold
+
+    rng = np.random.default_rng(0)
+    # a long tail: at small T the MSE-optimal λ sits below the maximum, at large T it moves up
+    rows = rng.exponential(1.0, (1, 20000))
+    small_t = _mse_threshold(rows, 4, 0.5)[0]
+    large_t = _mse_threshold(rows, 256, 0.5)[0]
+    assert small_t < large_t <= rows.max()
+    graph = tiny_mlp_graph()
+    threshold = _convert(graph, threshold_method="mse").graph.nodes["relu1"].threshold
+    assert threshold.shape == (1,) and threshold[0] > 0
+    with pytest.raises(SnnccError, match="threshold_method"):
+        _convert(graph, threshold_method="magic")

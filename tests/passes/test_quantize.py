@@ -150,3 +150,16 @@ def test_loihi_rejects_binarized_layers_with_per_channel_thresholds(folded_mlp):
     graph.metadata["binarize"] = {"layers": {"fc_mid": {}}}
     with pytest.raises(SnnccError, match="binarized layer 'fc_mid' has per-channel thresholds"):
         _quantize(graph, target="loihi")
+
+
+def test_lava_target_rounds_thresholds_to_17_bit_mantissas():
+    from snncc.passes.quantize import _mantissa_grid
+
+    values = np.array([1, 131071, 131072, 149571, 2**23 - 1])
+    grid = _mantissa_grid(values, 17)
+    assert grid[:3].tolist() == [1, 131071, 131072]
+    for value in grid:
+        value = int(value)
+        shift = (value & -value).bit_length() - 1
+        assert value >> shift <= 2**17 - 1 or value <= 2**17 - 1
+    assert np.all(np.abs(grid - values) / values <= 2.0**-16)

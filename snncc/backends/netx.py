@@ -1,0 +1,320 @@
+"""lava-dl netx HDF5 network files: writer, reader and linter (h5py only, never imports lava).
+
+The schema is the one ``lava.lib.dl.netx.hdf5.Network`` reads (lava-dl 0.6): every value is a
+dataset under ``/layer/<i>/`` for ``i = 0 .. n-1``, wired in order:
+
+* ``type``: ``b"input" | b"dense" | b"conv" | b"flatten"`` (stored ``S10``, shape ``(1,)``);
+* ``shape``: ``(C, H, W)`` or ``(N,)`` (netx reverses it to Lava's ``(W, H, C)``);
+* ``weight``: float32 integers, dense ``(out, in)`` over PyTorch NCHW flatten order, conv
+  ``(out, in / groups, kH, kW)`` as a cross-correlation kernel (netx flips it for Lava's Conv);
+  optional ``bias`` (neuron bias in IR units: netx uses ``bias_exp = 6``); conv ``stride``,
+  ``padding``, ``dilation`` as ``(y, x)`` plus ``groups``;
+* ``neuron/``: ``type = b"CUBA"``, ``iDecay``, ``vDecay``, ``vThMant``, ``refDelay``. netx builds
+  ``LIF(vth=vThMant, du=iDecay - 1, dv=vDecay, bias_exp=6)``.
+
+An IR IF layer is exactly a CUBA neuron with ``iDecay = 4096`` (the current is forgotten each step),
+``vDecay = 0`` (no leak) and ``vThMant = threshold - 1`` (LIF fires on ``v > vth``, the IR on
+``v >= threshold``), *if* it resets to zero, has one threshold, ``v_init = 0`` and no fire-once.
+netx cannot express: reset by subtraction, fire-once neurons, per-neuron or per-channel
+thresholds, nonzero ``v_init``, pooling of any kind (netx raises NotImplementedError for
+``pool``/``average``), Add/Transpose/Reshape, a first-spike readout's tie-breaking and the
+potential readout's 24-bit saturating accumulator (the output layer is written as a CUBA layer whose
+potential ``v >> 6`` is the accumulator while it stays below ``vThMant = 131071``; see the manifest).
+
+Delays and biases: each netx layer adds one step of synaptic delay, and its neurons integrate
+their bias from Lava step 0, before any input arrives. The file is exact when loaded with
+``hdf5.Network(..., reset_interval=W, reset_offset=1)`` for a window ``W >= T + layers``: layer
+``i`` (0-based over synapse layers) then resets right before its first real input and emits IR
+step ``t`` at window step ``t + i + 1`` (checked against lava-dl 0.6's loader).
+
+netx packs dense weights into 8-bit mantissas itself: mixed-sign weights must lie in [-256, 254]
+and be even beyond [-128, 127] (netx drops the lowest bit there), so the writer rejects others.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from snncc import ir
+from snncc.errors import SnnccError
+
+# netx / Loihi limits (lava-dl 0.6 netx/utils.py and hdf5.py; lava-nc 0.10 LIF).
+NETX_WEIGHT_RANGE = (-256, 254)  #: netx clips mixed-sign weights to this range
+NETX_ODD_LIMIT = 127  #: mixed-sign weights above this magnitude lose their lowest bit
+VTH_MANT_MAX = 2**17 - 1
+DELAY_MAX = 62
+DECAY_MAX = 4096
+BIAS_MANT_MAX = 2**12 - 1  #: 13-bit signed bias mantissa (netx uses bias_exp = 6)
+READOUT_VTH = VTH_MANT_MAX  #: the output layer's threshold (never reached while exact)
+LAYER_TYPES = ("input", "dense", "dense_rec", "dense_comp", "conv", "flatten")
+
+
+def _layers(graph: ir.Graph) -> list[tuple[str, list[str]]]:
+    """The graph as netx layers: (kind, IR node names), or raise SnnccError with the reason."""
+    order = graph.topological_order()
+    layers: list[tuple[str, list[str]]] = []
+    index = 0
+    if not isinstance(graph.nodes[order[0]], ir.Input):
+        raise SnnccError("the graph does not start with its Input")
+    layers.append(("input", [order[0]]))
+    index = 1
+    while index < len(order):
+        name = order[index]
+        node = graph.nodes[name]
+        if len(graph.consumers(name)) > 1 or len(graph.inputs_of(name)) > 1:
+            raise SnnccError(f"node {name!r}: netx networks are plain chains (no branches or Add)")
+        if isinstance(node, ir.Flatten):
+            layers.append(("flatten", [name]))
+            index += 1
+            continue
+        if isinstance(node, (ir.Dense, ir.Conv2d)):
+            following = order[index + 1] if index + 1 < len(order) else None
+            after = graph.nodes.get(following)
+            if not isinstance(after, (ir.IF, ir.Readout)):
+                raise SnnccError(
+                    f"node {name!r}: netx needs neurons right after each synapse layer, found "
+                    f"{type(after).__name__ if after else 'nothing'}"
+                )
+            layers.append(("dense" if isinstance(node, ir.Dense) else "conv", [name, following]))
+            index += 2
+            continue
+        kind = type(node).__name__
+        what = {"SumPool2d": "average pooling", "MaxPool2d": "max pooling"}.get(kind, kind)
+        raise SnnccError(f"node {name!r}: netx cannot express {what}")
+    return layers
+
+
+def inexpressible(graph: ir.Graph) -> list[str]:
+    """Why ``graph`` cannot be written as an exact netx file (empty when it can)."""
+    problems: list[str] = []
+    try:
+        layers = _layers(graph)
+    except SnnccError as error:
+        return [str(error)]
+    for kind, names in layers[1:]:
+        if kind == "flatten":
+            continue
+        synapse, neuron_name = names
+        node = graph.nodes[synapse]
+        neuron = graph.nodes[neuron_name]
+        problems += [f"layer {synapse!r}: {p}" for p in _weight_problems(np.asarray(node.weight))]
+        if node.bias is not None and np.abs(node.bias).max(initial=0) > BIAS_MANT_MAX:
+            problems.append(f"layer {synapse!r}: bias beyond the 13-bit mantissa ({BIAS_MANT_MAX})")
+        if isinstance(node, ir.Conv2d):
+            top, left, bottom, right = node.padding
+            if top != bottom or left != right:
+                problems.append(f"layer {synapse!r}: asymmetric padding")
+        if isinstance(neuron, ir.IF):
+            if neuron.reset != "zero":
+                problems.append(f"neuron {neuron_name!r}: reset by subtraction (netx LIF resets "
+                                "to zero)")
+            if neuron.fire_once:
+                problems.append(f"neuron {neuron_name!r}: fire-once neurons")
+            if np.unique(neuron.threshold).size != 1:
+                problems.append(f"neuron {neuron_name!r}: per-neuron or per-channel thresholds")
+            elif int(np.unique(neuron.threshold)[0]) - 1 > VTH_MANT_MAX:
+                problems.append(f"neuron {neuron_name!r}: threshold beyond vThMant {VTH_MANT_MAX}")
+            if np.any(neuron.v_init != 0):
+                problems.append(f"neuron {neuron_name!r}: nonzero initial potential v_init")
+        elif neuron.mode == "first_spike":
+            problems.append(f"readout {neuron_name!r}: first-spike readout (fire-once)")
+    return problems
+
+
+def _weight_problems(weight: np.ndarray) -> list[str]:
+    problems = []
+    low, high = weight.min(initial=0), weight.max(initial=0)
+    mixed = low < 0 < high
+    if mixed and (low < NETX_WEIGHT_RANGE[0] or high > NETX_WEIGHT_RANGE[1]):
+        problems.append(f"weights in [{low}, {high}] outside netx's {list(NETX_WEIGHT_RANGE)}")
+    elif not mixed and max(abs(low), abs(high)) > 255:
+        problems.append(f"weights in [{low}, {high}] outside netx's 8-bit range")
+    if mixed:
+        odd = (np.abs(weight) > NETX_ODD_LIMIT) & (weight % 2 != 0)
+        if odd.any():
+            problems.append(f"{int(odd.sum())} odd weights beyond +-{NETX_ODD_LIMIT} where netx "
+                            "expects even values (it drops their lowest bit)")
+    return problems
+
+
+def _string(group, key: str, value: str) -> None:
+    group.create_dataset(key, (1,), "S10", np.bytes_(value))
+
+
+def write_netx(graph: ir.Graph, path: str | os.PathLike[str]) -> Path:
+    """Write ``graph`` as a netx HDF5 file (atomically); raise SnnccError when it is not exact."""
+    import h5py
+
+    from snncc.util import atomic_path
+
+    problems = inexpressible(graph)
+    if problems:
+        raise SnnccError(f"netx cannot express this network: {problems[0]}")
+    shapes = graph.infer_shapes()
+    path = Path(path)
+    with atomic_path(path) as temporary, h5py.File(temporary, "w") as handle:
+        root = handle.create_group("layer")
+        for index, (kind, names) in enumerate(_layers(graph)):
+            group = root.create_group(str(index))
+            _string(group, "type", kind)
+            group.create_dataset("shape", data=np.asarray(shapes[names[-1]], dtype=np.int64))
+            if kind in ("input", "flatten"):
+                continue
+            synapse = graph.nodes[names[0]]
+            group.create_dataset("weight", data=np.asarray(synapse.weight, dtype=np.float32))
+            if synapse.bias is not None and np.any(synapse.bias):
+                bias = ir.broadcast_per_neuron(synapse.bias, shapes[names[0]], "bias")
+                if kind == "conv":
+                    bias = np.asarray(synapse.bias).reshape(-1)
+                group.create_dataset("bias", data=np.asarray(bias, dtype=np.float32))
+            if kind == "conv":
+                group.create_dataset("stride", data=np.asarray(synapse.stride, dtype=np.int64))
+                group.create_dataset("padding", data=np.asarray(synapse.padding[:2], dtype=np.int64))
+                group.create_dataset("dilation", data=np.asarray(synapse.dilation, dtype=np.int64))
+                group.create_dataset("groups", data=np.int64(synapse.groups))
+                group.create_dataset("inChannels", data=np.int64(synapse.weight.shape[1]
+                                                                 * synapse.groups))
+                group.create_dataset("outChannels", data=np.int64(synapse.weight.shape[0]))
+                group.create_dataset("kernelSize", data=np.asarray(synapse.weight.shape[2:],
+                                                                   dtype=np.int64))
+            neuron = graph.nodes[names[1]]
+            cell = group.create_group("neuron")
+            _string(cell, "type", "CUBA")
+            cell.create_dataset("iDecay", data=np.int64(DECAY_MAX))
+            cell.create_dataset("vDecay", data=np.int64(0))
+            threshold = (int(np.unique(neuron.threshold)[0]) - 1 if isinstance(neuron, ir.IF)
+                         else READOUT_VTH)
+            cell.create_dataset("vThMant", data=np.int64(threshold))
+            cell.create_dataset("refDelay", data=np.int64(1))
+            cell.create_dataset("gradedSpike", data=np.bool_(False))
+    return path
+
+
+def read_netx(path: str | os.PathLike[str]) -> list[dict[str, object]]:
+    """The layers of a netx file as plain dicts (strings decoded, arrays as numpy)."""
+    import h5py
+
+    def load(group) -> dict[str, object]:
+        result: dict[str, object] = {}
+        for key, item in group.items():
+            if isinstance(item, h5py.Group):
+                result[key] = load(item)
+                continue
+            value = item[()]
+            if isinstance(value, np.ndarray) and value.dtype.kind == "S":
+                value = value[0]
+            result[key] = value.decode("ascii") if isinstance(value, bytes) else value
+        return result
+
+    try:
+        with h5py.File(path, "r") as handle:
+            if "layer" not in handle:
+                raise SnnccError(f"{path}: not a netx file (no /layer group)")
+            layer_group = handle["layer"]
+            count = len(layer_group)
+            missing = [i for i in range(count) if str(i) not in layer_group]
+            if missing:
+                raise SnnccError(f"{path}: layers are not numbered 0..{count - 1} ({missing})")
+            return [load(layer_group[str(i)]) for i in range(count)]
+    except OSError as error:
+        raise SnnccError(f"{path}: cannot read netx HDF5 file ({error})") from None
+
+
+def lint_netx(path: str | os.PathLike[str], graph: ir.Graph | None = None) -> list[str]:
+    """Problems netx users hit with this file (empty list: clean).
+
+    Checks every layer for: unknown ``type``; weights outside [-256, 254] or odd beyond +-127 in
+    mixed-sign layers (netx clips / drops the lowest bit); ``vThMant`` > 131071; delays > 62;
+    ``iDecay``/``vDecay`` outside 0..4096; biases beyond the 13-bit mantissa; shapes that do not
+    chain; a dense layer after a conv map without ``flatten``; conv kernels not in
+    ``(out, in / groups, kH, kW)`` layout. With the source ``graph`` it also compares the weights
+    with the IR, naming a dense layer stored in HWC instead of NCHW flatten order and a conv kernel
+    stored flipped or transposed.
+    """
+    problems: list[str] = []
+    layers = read_netx(path)
+    previous_shape: tuple[int, ...] | None = None
+    flattened = False
+    synapses = iter(graph.of_type(ir.Dense, ir.Conv2d)) if graph is not None else None
+    for index, layer in enumerate(layers):
+        where = f"layer {index}"
+        kind = layer.get("type")
+        if kind not in LAYER_TYPES:
+            problems.append(f"{where}: unknown type {kind!r} (netx knows {', '.join(LAYER_TYPES)})")
+            continue
+        shape = tuple(int(s) for s in np.atleast_1d(layer.get("shape", ())))
+        if kind == "flatten":
+            flattened = True
+            previous_shape = (int(np.prod(previous_shape)),) if previous_shape else shape
+            continue
+        if kind == "input":
+            previous_shape = shape
+            continue
+        weight = np.asarray(layer.get("weight", np.zeros((0, 0))))
+        problems += [f"{where}: {p}" for p in _weight_problems(weight)]
+        if np.any(weight != np.round(weight)):
+            problems.append(f"{where}: non-integer weights")
+        neuron = layer.get("neuron", {})
+        if not isinstance(neuron, dict) or "vThMant" not in neuron:
+            problems.append(f"{where}: missing neuron/vThMant")
+        else:
+            vth = int(neuron["vThMant"])
+            if not 0 <= vth <= VTH_MANT_MAX:
+                problems.append(f"{where}: vThMant {vth} outside 0..{VTH_MANT_MAX}")
+            for key in ("iDecay", "vDecay"):
+                value = int(neuron.get(key, 0))
+                if not 0 <= value <= DECAY_MAX:
+                    problems.append(f"{where}: {key} {value} outside 0..{DECAY_MAX}")
+        if "delay" in layer and np.max(layer["delay"]) > DELAY_MAX:
+            problems.append(f"{where}: delay {int(np.max(layer['delay']))} beyond {DELAY_MAX}")
+        if "bias" in layer and np.abs(layer["bias"]).max(initial=0) > BIAS_MANT_MAX:
+            problems.append(f"{where}: bias beyond the 13-bit mantissa ({BIAS_MANT_MAX})")
+        if kind == "dense":
+            if previous_shape is not None and len(previous_shape) == 3 and not flattened:
+                problems.append(f"{where}: dense layer after a conv map without a flatten layer")
+            fan_in = int(np.prod(previous_shape)) if previous_shape else weight.shape[-1]
+            if weight.ndim != 2 or weight.shape != (shape[0], fan_in):
+                problems.append(f"{where}: dense weight shape {weight.shape}, expected "
+                                f"({shape[0]}, {fan_in})")
+        if kind == "conv":
+            groups = int(layer.get("groups", 1))
+            channels = previous_shape[0] if previous_shape and len(previous_shape) == 3 else None
+            if weight.ndim != 4 or weight.shape[0] != shape[0]:
+                problems.append(f"{where}: conv weight shape {weight.shape} is not "
+                                f"(out={shape[0]}, in, kH, kW)")
+            elif channels is not None and weight.shape[1] * groups != channels:
+                hint = (" (kernel stored channels-last)" if weight.shape[3] * groups == channels
+                        else "")
+                problems.append(f"{where}: conv weight {weight.shape} does not take "
+                                f"{channels} input channels in (out, in, kH, kW) layout{hint}")
+        if synapses is not None:
+            name = next(synapses, None)
+            if name is not None:
+                problems += _compare_with_ir(where, kind, weight, graph, name)
+        flattened = False
+        previous_shape = shape
+    return problems
+
+
+def _compare_with_ir(where: str, kind: str, weight: np.ndarray, graph: ir.Graph,
+                     name: str) -> list[str]:
+    expected = np.asarray(graph.nodes[name].weight, dtype=np.float64)
+    if weight.shape == expected.shape and np.array_equal(weight, expected):
+        return []
+    if kind == "conv" and weight.shape == expected.shape:
+        if np.array_equal(weight, expected[:, :, ::-1, ::-1]):
+            return [f"{where}: conv kernel of {name!r} is stored flipped (netx flips it itself)"]
+        if np.array_equal(weight, expected.transpose(0, 1, 3, 2)):
+            return [f"{where}: conv kernel of {name!r} is stored transposed (kW, kH)"]
+    if kind == "dense" and weight.shape == expected.shape:
+        source = graph.inputs_of(name)[0]
+        if isinstance(graph.nodes[source], ir.Flatten):
+            channels, height, width = graph.infer_shapes()[graph.inputs_of(source)[0]]
+            hwc = expected.reshape(-1, channels, height, width).transpose(0, 2, 3, 1)
+            if np.array_equal(weight, hwc.reshape(expected.shape)):
+                return [f"{where}: dense weights of {name!r} follow HWC flatten order; netx "
+                        "expects PyTorch NCHW order"]
+    return [f"{where}: weights differ from IR node {name!r}"]
