@@ -381,7 +381,7 @@ def _nonnegative_input(graph: ir.Graph, name: str) -> bool:
 
 def _recalibrate(graph: ir.Graph, reference: ir.Graph, calibration: np.ndarray,
                  kept_channels: dict[str, np.ndarray]) -> dict[str, Any]:
-    from snncc.passes.quantize import TARGETS, _bias_grid
+    from snncc.passes.quantize import TARGETS, _bias_grid, _mantissa_grid
 
     quantized = graph.metadata.get("quantize")
     target = TARGETS.get(quantized["target"]) if quantized else None
@@ -394,6 +394,9 @@ def _recalibrate(graph: ir.Graph, reference: ir.Graph, calibration: np.ndarray,
                 continue
             neurons: ir.IF = layer.target  # type: ignore[assignment]
             neurons.threshold = np.clip(neurons.threshold, 1, target.threshold_max)
+            if target.threshold_mantissa_bits is not None:
+                neurons.threshold = _mantissa_grid(neurons.threshold,
+                                                   target.threshold_mantissa_bits).astype(np.int64)
             neurons.v_init = np.clip(neurons.v_init, -target.state_max, target.state_max)
             if layer.node.bias is not None:
                 layer.node.bias, exponent = _bias_grid(layer.node.bias.astype(np.float64), target)
