@@ -67,7 +67,7 @@ def _line(*fields: object) -> None:
 def bench_quantize(args: argparse.Namespace) -> None:
     _line("model", "samples", "T", "float SNN %", "fold int16 %", "int8 %", "int8 loss pp",
           "memory float -> int8 (bytes)", "seconds")
-    for model in CNN_FIXTURES:
+    for model in args.quantize_models.split(","):
         start = time.perf_counter()
         graph, inputs, labels, calibration = _setup(model, args)
         context = PassContext(calibration=calibration, timesteps=args.timesteps,
@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "datasets"))
     parser.add_argument("--models-dir", default=str(ROOT.parent / "shared" / "models"))
     parser.add_argument("--binarize-models", default="mnist_mlp,mnist_cnn_bn")
+    parser.add_argument("--quantize-models", default=",".join(CNN_FIXTURES))
     parser.add_argument("--no-fold", dest="fold", action="store_false",
                         help="skip the separate fold (int16) measurement in the quantize section")
     args = parser.parse_args()

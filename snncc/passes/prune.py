@@ -7,9 +7,12 @@ Rules (deterministic; the input graph is never mutated):
    ``layers`` chooses the layers (``"all"``, the default, ``"hidden"`` or a list of names); layers
    the binarize pass made ±1 are skipped unless named (their magnitudes are all equal).
 2. Unstructured (default): in each chosen layer the ``round(sparsity * size)`` weights of smallest
-   ``|W|`` become exact zeros (absent synapses, see :class:`snncc.ir.Dense`); ties go to the lower
-   flat index; weights that are already zero count as pruned. ``scope="global"`` instead ranks all
-   chosen layers' weights together by ``|W| / rms(W of its layer)`` (magnitudes made comparable
+   score become exact zeros (absent synapses, see :class:`snncc.ir.Dense`); ties go to the lower
+   flat index; weights that are already zero count as pruned (and go first). The score
+   (``criterion``) is ``|W|`` (``"magnitude"``) or ``|W| * rms(input)`` over the calibration
+   samples (``"activation"``, :func:`activation_scores`); the default ``"auto"`` is activation
+   when calibration samples are given, else magnitude. ``scope="global"`` instead ranks all chosen
+   layers' scores together, each divided by its layer's RMS score (magnitudes made comparable
    across layers whose integer units differ) and removes the overall ``sparsity`` fraction;
    ``scope="erk"`` gives each layer its own sparsity by the Erdős–Rényi-Kernel rule
    (:func:`erk_sparsity`: small layers such as the output stay denser) with the same total.
@@ -23,8 +26,13 @@ Rules (deterministic; the input graph is never mutated):
    outgoing weights are all zero. Removing a unit deletes its row, its threshold/``v_init``
    entries and the matching input columns/channels of the next Dense/Conv2d (through pooling and
    Flatten); units feeding anything else (Add, Reshape, grouped conv) are kept.
-5. Re-calibration (``recalibrate``: default on when calibration samples are given, an error when
-   asked for without them): every IF layer's threshold and bias are re-fitted to the unpruned
+   ``rounds=k`` (default 1) reaches the target in ``k`` steps of geometrically shrinking density,
+   re-scoring (and reconstructing, rule 5) after each.
+5. Weight reconstruction (``reconstruct``: default on when calibration samples are given, an
+   error when asked for without them): the surviving weights and the bias of every pruned layer
+   are refitted by least squares to the unpruned graph's currents (:func:`reconstruct`); the
+   sparsity pattern does not change. Then re-calibration (``recalibrate``, same default and
+   error): every IF layer's threshold and bias are re-fitted to the unpruned
    graph's rates (:func:`snncc.passes.calibrate.recalibrate`), one slope per layer on a graph
    quantized for a per-layer-threshold target; there, biases and thresholds are put back on the
    target's grid and limits. Integer graphs stay integer.
@@ -373,7 +381,7 @@ def _nonnegative_input(graph: ir.Graph, name: str) -> bool:
 
 def _recalibrate(graph: ir.Graph, reference: ir.Graph, calibration: np.ndarray,
                  kept_channels: dict[str, np.ndarray]) -> dict[str, Any]:
-    from snncc.passes.quantize import TARGETS, _bias_grid
+    from snncc.passes.quantize import TARGETS, _bias_grid, _mantissa_grid
 
     quantized = graph.metadata.get("quantize")
     target = TARGETS.get(quantized["target"]) if quantized else None
@@ -386,6 +394,9 @@ def _recalibrate(graph: ir.Graph, reference: ir.Graph, calibration: np.ndarray,
                 continue
             neurons: ir.IF = layer.target  # type: ignore[assignment]
             neurons.threshold = np.clip(neurons.threshold, 1, target.threshold_max)
+            if target.threshold_mantissa_bits is not None:
+                neurons.threshold = _mantissa_grid(neurons.threshold,
+                                                   target.threshold_mantissa_bits).astype(np.int64)
             neurons.v_init = np.clip(neurons.v_init, -target.state_max, target.state_max)
             if layer.node.bias is not None:
                 layer.node.bias, exponent = _bias_grid(layer.node.bias.astype(np.float64), target)
@@ -395,7 +406,7 @@ def _recalibrate(graph: ir.Graph, reference: ir.Graph, calibration: np.ndarray,
 
 def reconstruct(graph: ir.Graph, reference: ir.Graph, calibration: np.ndarray,
                 chosen: list[str], kept_channels: dict[str, np.ndarray]) -> dict[str, float]:
-    """Rule 5a: refit each pruned layer's surviving weights and bias to the unpruned currents.
+    """Rule 5: refit each pruned layer's surviving weights and bias to the unpruned currents.
 
     Layer by layer in topological order, with the inputs the (already reconstructed) pruned graph
     produces in the rate model, each output unit solves the ridge least-squares problem

@@ -29,6 +29,8 @@ def _prune(graph: ir.Graph, calibration=None, **options):
     ({"rounds": 0}, "rounds must be a positive integer"),
     ({"amount": 0.5}, "unknown option 'amount'"),
     ({"recalibrate": True}, "needs calibration samples"),
+    ({"reconstruct": True}, "needs calibration samples"),
+    ({"criterion": "activation"}, "needs calibration samples"),
 ])
 def test_bad_options_are_one_line_errors(snn_mlp, options, message):
     with pytest.raises(SnnccError, match=message):
@@ -170,3 +172,16 @@ def test_deterministic_registered_and_input_untouched(samples, snn_mlp):
         for key, value in first.nodes[name].arrays().items():
             np.testing.assert_array_equal(second.nodes[name].arrays()[key], value)
     assert first.metadata["passes"] == ["prune"]
+
+
+def test_pruning_a_lava_quantized_graph_keeps_thresholds_on_the_mantissa_grid(samples,
+                                                                             snn_cnn_no_mean):
+    calibration = samples(snn_cnn_no_mean, 100, seed=5)
+    folded = fold(snn_cnn_no_mean, PassContext(calibration=calibration)).graph
+    quantized = quantize(folded, PassContext(options={"quantize": {"target": "lava"}})).graph
+    pruned, _ = _prune(quantized, calibration, sparsity=0.5)
+    for name in pruned.of_type(ir.IF):
+        for value in np.unique(pruned.nodes[name].threshold):
+            value = int(value)
+            shift = (value & -value).bit_length() - 1
+            assert value >> shift <= 2**17 - 1
