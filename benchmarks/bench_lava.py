@@ -1,18 +1,19 @@
 """Lava backend benchmark: lava-nc CPU throughput vs the reference simulator, agreement, accuracy.
 
-For each network (``mlp``: mnist_mlp.onnx rate-coded; ``cnn``: mnist_cnn_bn_unfused.onnx with conv
-and average pooling, rate-coded; ``bstdg``: a latency-coded binary single-spike network) it builds
-the integer graph (convert, fold, quantize for Loihi), runs ``--limit`` MNIST test samples through
-the reference simulator's integer mode and through lava-nc (``Loihi2SimCfg``, ``fixed_pt``) in the
-same process, and prints samples/s of both (Lava's includes building and compiling one network per
-``--batch-size`` samples; the simulator is timed without and with raster recording), the fraction of samples whose every raster, decision
-and readout state agree (must be 100%), and the accuracies (ANN, simulator, Lava).
+For each network (``mlp``: mnist_mlp.onnx; ``cnn``: mnist_cnn_bn_unfused.onnx with conv and
+average pooling; both direct-coded unless ``--coding rate``; ``bstdg``: a latency-coded binary
+single-spike network) it builds the integer graph (the ``--target lava`` default: convert, fold,
+quantize for Lava), runs ``--limit`` MNIST test samples through the reference simulator's integer
+mode and through lava-nc (``Loihi2SimCfg``, ``fixed_pt``) in the same process, and prints samples/s
+of both (Lava's includes building and compiling one network per ``--batch-size`` samples; the
+simulator is timed as the ``sim`` target runs, and again recording rasters), the fraction of
+samples whose every raster, decision and readout state agree (must be 100%), and the accuracies.
 
     PYTHONPATH=. python benchmarks/bench_lava.py --limit 100 --timesteps 32
 
-Until ``snncc.frontend.bstdg.load_bstdg`` and a trained BSTDG file exist, ``bstdg`` is a stand-in
-with the same IR shape (latency Input -> Dense +-1 -> IF fire-once reset-zero -> Dense +-1 ->
-first-spike Readout) whose +-1 hidden weights are the signs of MNIST class-mean deviations.
+``bstdg`` is the trained example network ``examples/mnist_784_600_10.bstdg.h5`` (``--bstdg``), its
+latency code compressed to T steps; ``--bstdg ''`` uses a stand-in of the same IR shape whose +-1
+hidden weights are the signs of MNIST class-mean deviations.
 """
 
 from __future__ import annotations
@@ -31,24 +32,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from snncc import datasets, ir  # noqa: E402
 from snncc.simulator import run_ann, simulate  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
 ONNX_MODELS = {"mlp": "mnist_mlp.onnx", "cnn": "mnist_cnn_bn_unfused.onnx"}
 
 
 def onnx_pipeline(model: Path, train: datasets.Dataset, timesteps: int,
-                  calibration_samples: int) -> tuple[ir.Graph, ir.Graph]:
-    """(float ANN, integer SNN) for an ONNX checkpoint: convert (rate coding), fold, quantize
-    for Loihi (8-bit weight mantissas with a per-layer exponent, one threshold per layer)."""
-    from snncc.frontend.onnx_import import load_onnx  # noqa: I001 (lands with the ONNX frontend)
+                  calibration_samples: int, coding: str) -> tuple[ir.Graph, ir.Graph]:
+    """(float ANN, integer SNN) for an ONNX checkpoint through the ``--target lava`` default
+    pipeline: convert, fold, quantize (target ``lava``: 8-bit weight mantissas with a per-layer
+    exponent, 17-bit-mantissa thresholds)."""
+    from snncc.frontend.onnx_import import load_onnx
     from snncc.passes import PassContext, run_passes
+    from snncc.pipeline import with_target_defaults
 
     ann = load_onnx(model)
     calibration = datasets.arrange(train.images[:calibration_samples], ann.input.shape)
-    options = {"convert": {"coding": "rate", "per_channel": False},
-               "fold": {"per_channel": False}, "quantize": {"target": "loihi"}}
+    options = with_target_defaults("lava", {"convert": {"coding": coding}})
     context = PassContext(calibration=calibration, timesteps=timesteps, options=options)
     snn, _ = run_passes(ann, ["convert", "fold", "quantize"], context)
     return ann, snn
+
+
+def bstdg_network(path: Path, timesteps: int) -> ir.Graph:
+    """A trained BSTDG file, its latency code compressed to ``timesteps`` steps."""
+    from snncc.frontend.bstdg import load_bstdg
+
+    graph = load_bstdg(path)
+    graph.input.t_max = timesteps
+    return graph
 
 
 def bstdg_standin(train: datasets.Dataset, timesteps: int, per_class: int = 3) -> ir.Graph:
@@ -90,11 +102,11 @@ def agreement(reference, result) -> np.ndarray:
 
 def bench(name: str, snn: ir.Graph, ann: ir.Graph | None, images: np.ndarray,
           labels: np.ndarray, timesteps: int, batch_size: int) -> dict[str, object]:
-    from snncc.backends import lava
+    from snncc.backends import lava, sim
 
     raw = datasets.arrange(images, snn.input.shape)
     started = time.perf_counter()
-    simulate(snn, raw, timesteps, mode="integer", labels=labels)
+    sim.run(snn, raw, timesteps, labels=labels)  # the sim target: event-driven for TTFS chains
     sim_seconds = time.perf_counter() - started
     started = time.perf_counter()
     reference = simulate(snn, raw, timesteps, mode="integer", labels=labels, record=True)
@@ -132,6 +144,9 @@ def main() -> None:
     parser.add_argument("--data-dir", default=os.environ.get("SNNCC_DATA_DIR",
                                                              SHARED / "datasets"))
     parser.add_argument("--models-dir", default=SHARED / "models")
+    parser.add_argument("--coding", default="direct", help="input coding of the ONNX networks")
+    parser.add_argument("--bstdg", default=str(REPO / "examples" / "mnist_784_600_10.bstdg.h5"),
+                        help="trained BSTDG file ('' for the class-mean stand-in)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
 
@@ -141,9 +156,10 @@ def main() -> None:
     for name in args.networks.split(","):
         if name in ONNX_MODELS:
             ann, snn = onnx_pipeline(Path(args.models_dir) / ONNX_MODELS[name], train,
-                                     args.timesteps, args.calibration)
+                                     args.timesteps, args.calibration, args.coding)
         elif name == "bstdg":
-            ann, snn = None, bstdg_standin(train, args.timesteps)
+            ann, snn = None, (bstdg_network(Path(args.bstdg), args.timesteps) if args.bstdg
+                              else bstdg_standin(train, args.timesteps))
         else:
             raise SystemExit(f"unknown network {name!r}")
         row = bench(name, snn, ann, test.images, test.labels, args.timesteps, args.batch_size)
