@@ -105,6 +105,7 @@ def bench(name: str, snn: ir.Graph, ann: ir.Graph | None, images: np.ndarray,
     from snncc.backends import lava, sim
 
     raw = datasets.arrange(images, snn.input.shape)
+    sim.run(snn, raw[:4], timesteps)  # warm-up: BLAS threads, numba compilation
     started = time.perf_counter()
     sim.run(snn, raw, timesteps, labels=labels)  # the sim target: event-driven for TTFS chains
     sim_seconds = time.perf_counter() - started
