@@ -712,6 +712,14 @@ class Graph:
             self.check_integer()
         return shapes
 
+    def is_integer(self) -> bool:
+        """True when the graph can run in the integer mode (:meth:`check_integer` passes)."""
+        try:
+            self.check_integer()
+        except SnnccError:
+            return False
+        return True
+
     def check_integer(self) -> None:
         """Raise unless the graph can run in the integer mode (see module docstring)."""
         for name, node in self.nodes.items():

@@ -164,7 +164,7 @@ def accuracy_ladder(
         start = time.perf_counter()
         graph, applied = run_passes(graph, [stage], context)
         info = applied[0][1].info
-        integer = _is_integer(graph)
+        integer = graph.is_integer()
         from snncc.simulator import simulate
 
         result = simulate(graph, inputs, timesteps, mode="integer" if integer else "float",
@@ -290,9 +290,3 @@ def _correlations(previous: dict[str, np.ndarray], current: dict[str, np.ndarray
     return correlations
 
 
-def _is_integer(graph: ir.Graph) -> bool:
-    try:
-        graph.check_integer()
-    except SnnccError:
-        return False
-    return True

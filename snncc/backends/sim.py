@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 
 from snncc import ir
-from snncc.errors import SnnccError
 from snncc.simulator import SimResult, run_ann, simulate
 
 __all__ = ["SimResult", "emit", "run", "run_ann", "simulate"]
@@ -29,7 +28,7 @@ def run(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int, labels: np.ndar
     """
     from snncc.backends.ttfs import is_ttfs_graph, simulate_ttfs
 
-    mode = "integer" if _is_integer(graph) else "float"
+    mode = "integer" if graph.is_integer() else "float"
     if is_ttfs_graph(graph):
         options.pop("progress", None)
         return simulate_ttfs(graph, raw_inputs, labels=labels, mode=mode, record=record,
@@ -38,9 +37,3 @@ def run(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int, labels: np.ndar
                     **options)  # type: ignore[arg-type]
 
 
-def _is_integer(graph: ir.Graph) -> bool:
-    try:
-        graph.check_integer()
-    except SnnccError:
-        return False
-    return True
