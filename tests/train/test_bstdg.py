@@ -20,7 +20,9 @@ from snncc.train.bstdg import (
     BSTDGNetwork,
     _Adam,
     checkpoint_path,
+    normalized_rows,
     output_error,
+    quiet_push,
     timing_backprop,
     timing_gradient,
     to_model,
@@ -103,6 +105,22 @@ def test_dead_hidden_neurons_are_pushed_to_fire() -> None:
         moved.append(network.weights[0][1] - weights[0][1])
     np.testing.assert_array_equal(moved[0], 0.0)
     assert (moved[1] > 0).all()
+
+
+def test_quiet_push_grows_as_the_firing_rate_falls_below_the_minimum() -> None:
+    # four samples; neuron 0 fires in 0/4, neuron 1 in 1/4, neuron 2 in 2/4, neuron 3 in 4/4
+    silent = np.array([[1, 1, 1, 0], [1, 0, 1, 0], [1, 1, 0, 0], [1, 1, 0, 0]], bool)
+    push = quiet_push(silent, 0.1, min_rate=0.5)
+    expected = np.array([0.1, 0.05, 0.0, 0.0])  # push * (1 - rate / min_rate), clipped at 0
+    np.testing.assert_allclose(push, expected[None, :] * silent)
+    # min_rate 0: only neurons silent for the whole batch are pushed
+    np.testing.assert_allclose(quiet_push(silent, 0.1, min_rate=0.0),
+                               np.array([0.1, 0, 0, 0])[None, :] * silent)
+
+
+def test_error_rows_are_normalised_to_unit_length() -> None:
+    delta = np.array([[3.0, -4.0], [0.0, 0.0]])
+    np.testing.assert_allclose(normalized_rows(delta), [[0.6, -0.8], [0.0, 0.0]])
 
 
 # ------------------------------------------------------------------------------------- training
