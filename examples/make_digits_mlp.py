@@ -32,7 +32,7 @@ def main() -> None:
     initializers = []
     nodes = [helper.make_node("Flatten", ["image"], ["flat"], name="flatten", axis=1)]
     previous = "flat"
-    for index, (weight, bias) in enumerate(zip(mlp.coefs_, mlp.intercepts_)):
+    for index, (weight, bias) in enumerate(zip(mlp.coefs_, mlp.intercepts_, strict=True)):
         initializers += [
             numpy_helper.from_array(weight.T.astype(np.float32), f"fc{index}.weight"),
             numpy_helper.from_array(bias.astype(np.float32), f"fc{index}.bias"),
