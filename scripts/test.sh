@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 marks=()
 if [ -n "${SNNCC_FAST:-}" ]; then marks=(-m "not slow"); fi
-exec .venv/bin/python -m pytest -n "${SNNCC_TEST_WORKERS:-2}" "${marks[@]}" "$@"
+exec .venv/bin/python -m pytest -n "${SNNCC_TEST_WORKERS:-2}" --dist worksteal "${marks[@]}" "$@"
