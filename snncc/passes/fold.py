@@ -59,6 +59,7 @@ from snncc.passes.layers import (
     input_magnitude,
     layers,
     neuron_values,
+    sole_synaptic_reader,
     step_currents,
 )
 
@@ -101,18 +102,8 @@ def fold(graph: ir.Graph, context: PassContext) -> PassResult:
 
 def _consumer_layer(graph: ir.Graph, name: str) -> tuple[str, bool] | None:
     """The Dense/Conv2d reading ``name`` alone (directly or through Flatten), and if via Flatten."""
-    current, flattened = name, False
-    while True:
-        consumers = graph.consumers(current)
-        if len(consumers) != 1:
-            return None
-        node = graph.nodes[consumers[0]]
-        if isinstance(node, ir.SYNAPTIC):
-            return consumers[0], flattened
-        if isinstance(node, ir.Flatten) or (isinstance(node, ir.Reshape) and len(node.shape) == 1):
-            current, flattened = consumers[0], True
-            continue
-        return None
+    return sole_synaptic_reader(graph, name, lambda node: isinstance(node, ir.Flatten) or (
+        isinstance(node, ir.Reshape) and len(node.shape) == 1))
 
 
 def _fold_forward(graph: ir.Graph, source: str, scale: np.ndarray, shift: np.ndarray,

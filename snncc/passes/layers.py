@@ -7,6 +7,7 @@ axis 0 of a node's output: a Dense output neuron or a Conv2d output map.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,3 +166,25 @@ def scale_channels(node: ir.Dense | ir.Conv2d, factors: np.ndarray) -> None:
 def binarized_layers(graph: ir.Graph) -> set[str]:
     """Layers the binarize pass made ±1 (kept binary by fold, quantize and prune)."""
     return set(graph.metadata.get("binarize", {}).get("layers", {}))
+
+
+def sole_synaptic_reader(graph: ir.Graph, name: str,
+                         passes_through: Callable[[ir.Node], bool]) -> tuple[str, bool] | None:
+    """The Dense/Conv2d that alone reads ``name``, through nodes ``passes_through`` accepts.
+
+    Returns ``(reader, flattened)`` where ``flattened`` says a Flatten (or 1-D Reshape) lies on the
+    way; None when some node on the way has several readers or is not accepted.
+    """
+    current, flattened = name, False
+    while True:
+        consumers = graph.consumers(current)
+        if len(consumers) != 1:
+            return None
+        node = graph.nodes[consumers[0]]
+        if isinstance(node, ir.SYNAPTIC):
+            return consumers[0], flattened
+        if not passes_through(node):
+            return None
+        if isinstance(node, (ir.Flatten, ir.Reshape)):
+            flattened = True
+        current = consumers[0]

@@ -59,6 +59,7 @@ from snncc.passes.layers import (
     input_magnitude,
     layers,
     neuron_values,
+    sole_synaptic_reader,
 )
 
 OPTIONS = ("sparsity", "layers", "scope", "criterion", "rounds", "structured", "remove_dead",
@@ -291,21 +292,15 @@ def _reader_path(graph: ir.Graph, name: str) -> tuple[str, bool] | None:
 
     None when the spikes go anywhere else (several readers, Add, Reshape, Transpose).
     """
-    current, flattened = name, False
-    while True:
-        consumers = graph.consumers(current)
-        if len(consumers) != 1:
-            return None
-        node = graph.nodes[consumers[0]]
-        if isinstance(node, ir.SYNAPTIC):
-            if isinstance(node, ir.Conv2d) and (flattened or node.groups != 1):
-                return None
-            return consumers[0], flattened
-        if isinstance(node, ir.Flatten):
-            flattened = True
-        elif not isinstance(node, (ir.SumPool2d, ir.MaxPool2d)):
-            return None
-        current = consumers[0]
+    found = sole_synaptic_reader(graph, name, lambda node: isinstance(
+        node, (ir.Flatten, ir.SumPool2d, ir.MaxPool2d)))
+    if found is None:
+        return None
+    reader, flattened = found
+    node = graph.nodes[reader]
+    if isinstance(node, ir.Conv2d) and (flattened or node.groups != 1):
+        return None
+    return found
 
 
 def _remove_units(graph: ir.Graph, layer: Layer, keep: np.ndarray,
