@@ -313,6 +313,24 @@ def input_spike_times(graph: ir.Graph, raw_inputs: np.ndarray) -> np.ndarray:
     return times.reshape(len(raw_inputs), -1)
 
 
+@numba.njit(cache=True, nogil=True)
+def _store_times_kernel(times, horizon, never, out, counts):  # pragma: no cover - compiled
+    for n in range(times.shape[0]):
+        spikes = 0
+        for i in range(times.shape[1]):
+            t = times[n, i]
+            fired = 0 <= t < horizon
+            out[n, i] = t if fired else never
+            spikes += fired
+        counts[n] = spikes
+
+
+def _store_times(times: np.ndarray, horizon: int, out: np.ndarray, counts: np.ndarray) -> None:
+    """Copy one batch's spike times into ``out`` with ``coding.NEVER`` for silent, count spikes."""
+    _store_times_kernel(np.ascontiguousarray(times).reshape(out.shape), int(horizon),
+                        coding.NEVER, out, counts)
+
+
 def simulate_ttfs(graph: ir.Graph, raw_inputs: np.ndarray, labels: np.ndarray | None = None,
                   mode: str = "integer", record: bool = False,
                   timesteps: int | None = None, count_neurons: bool = False,
@@ -346,36 +364,35 @@ def simulate_ttfs(graph: ir.Graph, raw_inputs: np.ndarray, labels: np.ndarray | 
     shapes = graph.infer_shapes()
     input_key = f"input:{graph.input_name}"
     names = [input_key] + [layer.neurons for layer in chain if not layer.readout]
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    synops_parts, final_parts, curve_parts, decision_parts = [], [], [], []
-    for start in range(0, samples, batch_size):  # chunks keep the temporaries in cache
-        times = input_spike_times(graph, raw_inputs[start:start + batch_size])
-        parts[input_key].append(times)
-        synops = np.zeros(len(times))
-        for layer in chain:
-            times, _, v_final, curve = fire_times(times, layer.weight, layer.threshold, horizon,
-                                                  integer, with_curve=layer.readout,
-                                                  synops=synops)
-            if not layer.readout:
-                parts[layer.neurons].append(times)
-        synops_parts.append(synops)
-        final_parts.append(v_final)
-        curve_parts.append(curve)
-        decision_parts.append(times.min(axis=1))
     node_shapes = {input_key: tuple(graph.input.shape)}
     node_shapes.update({name: shapes[name] for name in names[1:]})
-    spike_times = {}
-    for name in names:
-        node_times = np.concatenate(parts[name]).reshape((samples,) + node_shapes[name])
-        node_times[node_times >= horizon] = coding.NEVER
-        spike_times[name] = node_times
-    spike_counts = {name: (t >= 0).reshape(samples, -1).sum(axis=1)
-                    for name, t in spike_times.items()}
-    synops = np.concatenate(synops_parts)
-    v_final = np.concatenate(final_parts)
-    v_final = v_final.astype(np.int64) if integer else v_final
-    curve = np.concatenate(curve_parts)
-    decision_time = np.concatenate(decision_parts).astype(np.int64)
+    # every result is written batch by batch into its slice, while the batch is in cache
+    spike_times = {name: np.empty((samples, int(np.prod(node_shapes[name]))), np.int32)
+                   for name in names}
+    spike_counts = {name: np.empty(samples, np.int64) for name in names}
+    synops = np.zeros(samples)
+    v_final = np.empty((samples, chain[-1].weight.shape[0]),
+                       np.int64 if integer else np.float64)
+    curve = np.empty((samples, horizon), np.int64)
+    decision_time = np.empty(samples, np.int64)
+    for start in range(0, samples, batch_size):
+        stop = min(start + batch_size, samples)
+        times = input_spike_times(graph, raw_inputs[start:stop])
+        _store_times(times, horizon, spike_times[input_key][start:stop],
+                     spike_counts[input_key][start:stop])
+        for layer in chain:
+            times, _, final, batch_curve = fire_times(times, layer.weight, layer.threshold,
+                                                      horizon, integer,
+                                                      with_curve=layer.readout,
+                                                      synops=synops[start:stop])
+            if not layer.readout:
+                _store_times(times, horizon, spike_times[layer.neurons][start:stop],
+                             spike_counts[layer.neurons][start:stop])
+        v_final[start:stop] = final
+        curve[start:stop] = batch_curve
+        decision_time[start:stop] = times.min(axis=1)
+    spike_times = {name: t.reshape((samples,) + node_shapes[name])
+                   for name, t in spike_times.items()}
     rasters = {}
     if record:
         for name, node_times in spike_times.items():
