@@ -67,21 +67,27 @@ def _fire_kernel(pre_times, weight_t, threshold, disarmed, horizon, saturate, st
     samples, inputs = pre_times.shape
     neurons = weight_t.shape[1]
     with_curve = curve.shape[1] > 0
-    counts = np.zeros(horizon + 2, np.int64)
+    counts = np.zeros(horizon + 1, np.int64)
     order = np.zeros(inputs, np.int64)
+    spiking = np.zeros(inputs + 1, np.int64)
     armed = np.empty(neurons, threshold.dtype)
     for n in range(samples):
         row = pre_times[n]
-        # counting sort of the inputs by spike step (cost D + horizon, no comparisons)
+        # branch-free compaction of the spiking inputs, then a counting sort of those by step
+        # (silent inputs, often most of them, would all hit one counter: a serial chain)
+        spikes = 0
+        for i in range(inputs):
+            t = row[i]
+            spiking[spikes] = i
+            spikes += 1 if 0 <= t < horizon else 0
         counts[:] = 0
-        for i in range(inputs):
-            t = row[i]
-            counts[(t if 0 <= t < horizon else horizon) + 1] += 1
-        for t in range(horizon + 1):
+        for k in range(spikes):
+            counts[row[spiking[k]] + 1] += 1
+        for t in range(horizon):
             counts[t + 1] += counts[t]
-        for i in range(inputs):
+        for k in range(spikes):
+            i = spiking[k]
             t = row[i]
-            t = t if 0 <= t < horizon else horizon
             order[counts[t]] = i
             counts[t] += 1
         # now counts[t] is the end of step t's group (and the start of step t + 1's)
@@ -101,7 +107,14 @@ def _fire_kernel(pre_times, weight_t, threshold, disarmed, horizon, saturate, st
             if fanout.size:
                 for k in range(begin, finish):
                     out_synops[n] += fanout[order[k]]
-            for k in range(begin, finish - 1):
+            k = begin
+            while k + 4 <= finish - 1:  # four columns per pass over v
+                first, second = weight_t[order[k]], weight_t[order[k + 1]]
+                third, fourth = weight_t[order[k + 2]], weight_t[order[k + 3]]
+                for j in range(neurons):
+                    v[j] += (first[j] + second[j]) + (third[j] + fourth[j])
+                k += 4
+            for k in range(k, finish - 1):
                 column = weight_t[order[k]]
                 for j in range(neurons):
                     v[j] += column[j]
@@ -304,7 +317,7 @@ def input_spike_times(graph: ir.Graph, raw_inputs: np.ndarray) -> np.ndarray:
         if input_node.mean.size == 1 and input_node.std.size == 1:
             levels = np.arange(256).reshape((256,) + (1,) * len(input_node.shape))
             table = coding.latency_spike_times(input_node.preprocess(levels), t_max).reshape(-1)
-            return table.astype(np.int32)[flat]
+            return np.take(table.astype(np.int32), flat)
         levels = np.broadcast_to(np.arange(256).reshape((256,) + (1,) * len(input_node.shape)),
                                  (256,) + tuple(input_node.shape))
         table = coding.latency_spike_times(input_node.preprocess(levels), t_max).reshape(256, -1)
