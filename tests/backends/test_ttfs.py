@@ -54,18 +54,20 @@ def assert_same(event, step) -> None:
 
 
 @pytest.mark.parametrize("mode", ["integer", "float"])
-@pytest.mark.parametrize("variant", [{}, {"per_neuron": True}, {"zeros": True, "seed": 3}])
+@pytest.mark.parametrize("variant", [{}, {"per_neuron": True}, {"zeros": True, "seed": 3},
+                                     {"t_max": 3, "seed": 5}])
 def test_matches_step_simulator(mode: str, variant: dict) -> None:
     graph = ttfs_graph(**variant)
     raw = raw_samples()
     labels = np.arange(len(raw)) % 5
-    step = simulate(graph, raw, timesteps=24, mode=mode, labels=labels, record=True)
+    t_max = graph.input.t_max
+    step = simulate(graph, raw, timesteps=t_max, mode=mode, labels=labels, record=True)
     event = simulate_ttfs(graph, raw, labels=labels, mode=mode, record=True)
     assert_same(event, step)
     assert event.accuracy == step.accuracy
     # the test is not vacuous: hidden neurons spike, some outputs decide, some fall back
     assert event.spike_counts["hidden1"].sum() > 0
-    assert (event.decision_time < 24).any()
+    assert (event.decision_time < t_max).any()
 
 
 def test_fewer_timesteps_than_t_max_drop_late_spikes() -> None:
