@@ -114,8 +114,8 @@ def _fire_kernel(pre_times, weight_t, threshold, disarmed, horizon, saturate, st
                 for j in range(neurons):
                     v[j] += (first[j] + second[j]) + (third[j] + fourth[j])
                 k += 4
-            for k in range(k, finish - 1):
-                column = weight_t[order[k]]
+            for rest in range(k, finish - 1):
+                column = weight_t[order[rest]]
                 for j in range(neurons):
                     v[j] += column[j]
             # the group's last column is added in the same pass that counts new crossings (a
