@@ -30,15 +30,20 @@ def register(app: typer.Typer) -> None:
         epochs: int = typer.Option(30, help="training epochs"),
         tmax: int = typer.Option(256, help="time steps of the latency code (t_max)"),
         seed: int = typer.Option(0, help="random seed (runs are deterministic)"),
-        batch_size: int = typer.Option(128, help="minibatch size"),
-        learning_rate: float = typer.Option(0.003, help="initial Adam learning rate"),
-        threshold_learning_rate: float = typer.Option(
-            0.002, help="threshold learning rate (relative to the weights' schedule)"),
-        margin: float = typer.Option(
-            1 / 256, help="output margin gamma as a fraction of t_max (1/256: one step at 256)"),
-        init_positive: bool = typer.Option(
-            True, "--positive-init/--symmetric-init",
-            help="shadow weights start in U(0, s) (all +1) or U(-s, s)"),
+        batch_size: int | None = typer.Option(
+            None, help="minibatch size (default 128; 64 with --target-sparsity)"),
+        learning_rate: float | None = typer.Option(
+            None, help="initial Adam learning rate (default 0.003; 0.001 with --target-sparsity)"),
+        threshold_learning_rate: float | None = typer.Option(
+            None, help="threshold learning rate, relative to the weights' schedule "
+                       "(default 0.002; 0.02 with --target-sparsity)"),
+        margin: float | None = typer.Option(
+            None, help="output margin gamma as a fraction of t_max "
+                       "(default 1/256, one step at 256; 0.15 with --target-sparsity)"),
+        init_positive: bool | None = typer.Option(
+            None, "--positive-init/--symmetric-init",
+            help="shadow weights start in U(0, s) (all +1) or U(-s, s) "
+                 "(default positive; symmetric with --target-sparsity, which needs mixed signs)"),
         shift: int = typer.Option(
             0, help="augmentation: random translations of up to this many pixels"),
         target_sparsity: float = typer.Option(
@@ -49,11 +54,11 @@ def register(app: typer.Typer) -> None:
         """Train a BSTDG network (binary weights, one spike per neuron) on a dataset."""
         from snncc.train.bstdg import BSTDGConfig, train_dataset
 
-        config = BSTDGConfig(hidden=_hidden_sizes(hidden), t_max=tmax, epochs=epochs, seed=seed,
-                             batch_size=batch_size, learning_rate=learning_rate,
-                             threshold_learning_rate=threshold_learning_rate, margin=margin,
-                             init_positive=init_positive, shift=shift,
-                             target_sparsity=target_sparsity)
+        config = BSTDGConfig.recipe(
+            target_sparsity, hidden=_hidden_sizes(hidden), t_max=tmax, epochs=epochs, seed=seed,
+            batch_size=batch_size, learning_rate=learning_rate,
+            threshold_learning_rate=threshold_learning_rate, margin=margin,
+            init_positive=init_positive, shift=shift)
         result = train_dataset(
             config, dataset, output, data_dir=data_dir, resume=resume, limit=limit,
             on_epoch=lambda record: typer.echo(record.line(config.epochs), err=True),

@@ -290,23 +290,51 @@ def test_positive_initialisation_starts_every_weight_at_plus_one() -> None:
     assert (mixed.weights[0] < 0).any()
 
 
-def test_cli_defaults_are_the_config_defaults() -> None:
-    import inspect
+RECIPE_FIELDS = ("batch_size", "learning_rate", "threshold_learning_rate", "margin",
+                 "init_positive")
+
+
+def test_recipe_takes_the_pruning_settings_only_for_pruning_aware_runs() -> None:
+    from snncc.train.bstdg import PRUNING_RECIPE
+
+    dense = BSTDGConfig.recipe(0.0, epochs=3, margin=None)
+    assert dense == BSTDGConfig(epochs=3)
+    pruned = BSTDGConfig.recipe(0.9, batch_size=16)
+    assert pruned.target_sparsity == 0.9 and pruned.batch_size == 16
+    for key, value in PRUNING_RECIPE.items():
+        if key != "batch_size":
+            assert getattr(pruned, key) == value
+        assert getattr(BSTDGConfig(), key) != value  # else the recipe would change nothing
+
+
+def test_cli_defaults_follow_the_recipe(tmp_path: Path) -> None:
+    from snncc.train.bstdg import PRUNING_RECIPE
 
     app = typer.Typer()
     register(app)
-    command = app.registered_groups[0].typer_instance.registered_commands[0].callback
-    options = inspect.signature(command).parameters
+
+    @app.callback()
+    def main() -> None:
+        """Test app."""
+
+    base = ["train", "bstdg", "--dataset", "digits", "--hidden", "16", "--epochs", "1",
+            "--tmax", "16", "--limit", "100"]
+    runs = {"dense": [], "pruned": ["--target-sparsity", "0.5"],
+            "pruned-override": ["--target-sparsity", "0.5", "--batch-size", "8",
+                                "--positive-init"]}
+    settings = {}
+    for name, extra in runs.items():
+        output = tmp_path / f"{name}.bstdg.h5"
+        result = CliRunner().invoke(app, base + extra + ["-o", str(output)])
+        assert result.exit_code == 0, result.output
+        settings[name] = read_bstdg(output).metadata["hyperparameters"]
     defaults = BSTDGConfig()
-    assert options["epochs"].default.default == defaults.epochs
-    assert options["batch_size"].default.default == defaults.batch_size
-    assert options["learning_rate"].default.default == defaults.learning_rate
-    assert options["tmax"].default.default == defaults.t_max
-    assert options["shift"].default.default == defaults.shift
-    assert options["margin"].default.default == defaults.margin
-    assert (options["threshold_learning_rate"].default.default
-            == defaults.threshold_learning_rate)
-    assert options["init_positive"].default.default == defaults.init_positive
+    for key in RECIPE_FIELDS:
+        assert settings["dense"][key] == getattr(defaults, key)
+        assert settings["pruned"][key] == PRUNING_RECIPE[key]
+    assert settings["pruned-override"]["batch_size"] == 8
+    assert settings["pruned-override"]["init_positive"] is True
+    assert settings["pruned-override"]["margin"] == PRUNING_RECIPE["margin"]
 
 
 def test_shifted_images_translate_with_zero_fill() -> None:
@@ -363,3 +391,22 @@ def test_cli_passes_margin_initialisation_and_shift(tmp_path: Path) -> None:
     settings = read_bstdg(output).metadata["hyperparameters"]
     assert settings["margin"] == 0.125 and settings["init_positive"] is False
     assert settings["shift"] == 1
+
+
+def test_laplace_prior_pulls_strengths_down() -> None:
+    from snncc.train.bstdg import initial_network
+
+    rng = np.random.default_rng(3)
+    times = rng.integers(0, 16, (32, 20)).astype(np.int16)
+    labels = rng.integers(0, 3, 32)
+    ends = []
+    for prior in (0.0, 0.5):
+        config = BSTDGConfig(hidden=(8,), t_max=16, hidden_threshold=2, output_threshold=2,
+                             target_sparsity=0.5, sparsity_prior=prior)
+        network = initial_network(config, (20,), 3)
+        optimizer = _Adam.like(network.weights + [network.thresholds])
+        for _ in range(5):
+            train_step(network, optimizer, config, times, labels, config.learning_rate)
+        ends.append(np.concatenate([w.ravel() for w in network.weights]))
+    # a prior this strong dominates the timing gradient: every positive strength falls faster
+    assert (ends[1] < ends[0]).mean() > 0.9
