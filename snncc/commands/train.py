@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from snncc.errors import SnnccError
+from snncc.train.config import PRUNING_RECIPE, BSTDGConfig
 
 
 def _hidden_sizes(text: str) -> tuple[int, ...]:
@@ -15,6 +16,15 @@ def _hidden_sizes(text: str) -> tuple[int, ...]:
     except ValueError:
         raise SnnccError(f"--hidden must be sizes like 600 or 400,200, got {text!r}") from None
     return sizes
+
+
+def _defaults(name: str, words: tuple[str, str] | None = None) -> str:
+    """``(default X; Y with --target-sparsity)`` from the config and the pruning recipe."""
+    def shown(value: object) -> str:
+        return words[bool(value)] if words else f"{value:g}"
+
+    dense = getattr(BSTDGConfig(), name)
+    return f"(default {shown(dense)}; {shown(PRUNING_RECIPE[name])} with --target-sparsity)"
 
 
 def register(app: typer.Typer) -> None:
@@ -31,19 +41,19 @@ def register(app: typer.Typer) -> None:
         tmax: int = typer.Option(256, help="time steps of the latency code (t_max)"),
         seed: int = typer.Option(0, help="random seed (runs are deterministic)"),
         batch_size: int | None = typer.Option(
-            None, help="minibatch size (default 128; 64 with --target-sparsity)"),
+            None, help=f"minibatch size {_defaults('batch_size')}"),
         learning_rate: float | None = typer.Option(
-            None, help="initial Adam learning rate (default 0.003; 0.001 with --target-sparsity)"),
+            None, help=f"initial Adam learning rate {_defaults('learning_rate')}"),
         threshold_learning_rate: float | None = typer.Option(
             None, help="threshold learning rate, relative to the weights' schedule "
-                       "(default 0.002; 0.02 with --target-sparsity)"),
+                       f"{_defaults('threshold_learning_rate')}"),
         margin: float | None = typer.Option(
-            None, help="output margin gamma as a fraction of t_max "
-                       "(default 1/256, one step at 256; 0.15 with --target-sparsity)"),
+            None, help=f"output margin gamma as a fraction of t_max {_defaults('margin')}"),
         init_positive: bool | None = typer.Option(
             None, "--positive-init/--symmetric-init",
-            help="shadow weights start in U(0, s) (all +1) or U(-s, s) "
-                 "(default positive; symmetric with --target-sparsity, which needs mixed signs)"),
+            help="shadow weights start in U(0, s) (all +1, positive) or U(-s, s) (symmetric; "
+                 "pruning-aware runs need mixed signs) "
+                 f"{_defaults('init_positive', ('symmetric', 'positive'))}"),
         shift: int = typer.Option(
             0, help="augmentation: random translations of up to this many pixels"),
         target_sparsity: float = typer.Option(
@@ -52,7 +62,7 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, help="continue from <output>.ckpt.npz"),
     ) -> None:
         """Train a BSTDG network (binary weights, one spike per neuron) on a dataset."""
-        from snncc.train.bstdg import BSTDGConfig, train_dataset
+        from snncc.train.bstdg import train_dataset
 
         config = BSTDGConfig.recipe(
             target_sparsity, hidden=_hidden_sizes(hidden), t_max=tmax, epochs=epochs, seed=seed,

@@ -295,7 +295,7 @@ RECIPE_FIELDS = ("batch_size", "learning_rate", "threshold_learning_rate", "marg
 
 
 def test_recipe_takes_the_pruning_settings_only_for_pruning_aware_runs() -> None:
-    from snncc.train.bstdg import PRUNING_RECIPE
+    from snncc.train.config import PRUNING_RECIPE
 
     dense = BSTDGConfig.recipe(0.0, epochs=3, margin=None)
     assert dense == BSTDGConfig(epochs=3)
@@ -308,7 +308,7 @@ def test_recipe_takes_the_pruning_settings_only_for_pruning_aware_runs() -> None
 
 
 def test_cli_defaults_follow_the_recipe(tmp_path: Path) -> None:
-    from snncc.train.bstdg import PRUNING_RECIPE
+    from snncc.train.config import PRUNING_RECIPE
 
     app = typer.Typer()
     register(app)
