@@ -24,7 +24,7 @@ Learning (real "shadow" weights ``w`` in [-1, 1] receive the updates, the forwar
   margin is one step (BS4NN's ``gamma = 1``): after error normalisation (below) even a one-step
   violation, a tie included, gives a full-size update. That suits MNIST; Fashion-MNIST trains
   better with ``margin = 0.15``, and pruning-aware runs take that margin among the other
-  settings of :data:`PRUNING_RECIPE` (:meth:`BSTDGConfig.recipe`; ``docs/bstdg-format.md``).
+  settings of :data:`snncc.train.config.PRUNING_RECIPE` (``docs/bstdg-format.md``).
 * Spike-timing gradient: ``d t_j / d w_ji = -1`` when the presynaptic spike is not after the
   postsynaptic one (``t_i <= t_j``, with silent neurons at ``t_max``), else 0; so
   ``dL/dw_ji = -delta_j [t_i <= t_j]`` and ``dL/dtheta = +sum_j delta_j``.
