@@ -7,7 +7,8 @@ spikes at most once, so a layer is fully described by its spike times, and one s
 sorted by time and the weight columns of each same-step group are added to the potentials; only
 after a whole group (one step of the step simulator) are thresholds compared. This is exactly the
 semantics of :func:`snncc.backends.sim.simulate` for such graphs (same spikes, same decisions, same
-decision times), and :mod:`snncc.train.bstdg` uses the same kernel for its forward pass.
+decision times). :mod:`snncc.train.bstdg` evaluates networks with it, and its tests check the
+trainer's own per-sample forward pass against it.
 
 Spike times are integer steps in ``[0, timesteps)``; inside this module a neuron that never spikes
 has the time ``timesteps`` (the "fires at t_max" convention); in results it is ``coding.NEVER``.

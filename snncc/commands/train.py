@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from snncc.errors import SnnccError
-from snncc.train.config import PRUNING_RECIPE, BSTDGConfig
+from snncc.train.config import PRUNING_MODES, BSTDGConfig
 
 
 def _hidden_sizes(text: str) -> tuple[int, ...]:
@@ -18,13 +18,9 @@ def _hidden_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _defaults(name: str, words: tuple[str, str] | None = None) -> str:
-    """``(default X; Y with --target-sparsity)`` from the config and the pruning recipe."""
-    def shown(value: object) -> str:
-        return words[bool(value)] if words else f"{value:g}"
-
-    dense = getattr(BSTDGConfig(), name)
-    return f"(default {shown(dense)}; {shown(PRUNING_RECIPE[name])} with --target-sparsity)"
+def _default(name: str) -> str:
+    """``(default X)`` from :class:`BSTDGConfig`, so help never drifts from the code."""
+    return f"(default {getattr(BSTDGConfig(), name):g})"
 
 
 def register(app: typer.Typer) -> None:
@@ -40,35 +36,42 @@ def register(app: typer.Typer) -> None:
         epochs: int = typer.Option(30, help="training epochs"),
         tmax: int = typer.Option(256, help="time steps of the latency code (t_max)"),
         seed: int = typer.Option(0, help="random seed (runs are deterministic)"),
-        batch_size: int | None = typer.Option(
-            None, help=f"minibatch size {_defaults('batch_size')}"),
         learning_rate: float | None = typer.Option(
-            None, help=f"initial Adam learning rate {_defaults('learning_rate')}"),
+            None, help=f"initial per-sample SGD learning rate {_default('learning_rate')}"),
         threshold_learning_rate: float | None = typer.Option(
-            None, help="threshold learning rate, relative to the weights' schedule "
-                       f"{_defaults('threshold_learning_rate')}"),
+            None, help="threshold learning rate, on the weights' schedule "
+                       f"{_default('threshold_learning_rate')}"),
         margin: float | None = typer.Option(
-            None, help=f"output margin gamma as a fraction of t_max {_defaults('margin')}"),
+            None, help=f"output margin gamma as a fraction of t_max {_default('margin')}"),
+        hidden_threshold: float | None = typer.Option(
+            None, help=f"initial hidden-layer threshold {_default('hidden_threshold')}"),
+        output_threshold: float | None = typer.Option(
+            None, help=f"initial output-layer threshold {_default('output_threshold')}"),
         init_positive: bool | None = typer.Option(
             None, "--positive-init/--symmetric-init",
-            help="shadow weights start in U(0, s) (all +1, positive) or U(-s, s) (symmetric; "
-                 "pruning-aware runs need mixed signs) "
-                 f"{_defaults('init_positive', ('symmetric', 'positive'))}"),
+            help="one-hidden-layer networks: shadow weights start in U(0, s) (all +1) or "
+                 "U(-s, s) (default positive)"),
         shift: int = typer.Option(
             0, help="augmentation: random translations of up to this many pixels"),
         target_sparsity: float = typer.Option(
             0.0, help="pruning-aware training: fraction of synapses removed, in [0, 1)"),
+        pruning: str = typer.Option(
+            "magnitude", help=f"pruning-aware mode: {' or '.join(PRUNING_MODES)} (fixed signs, "
+                              "Gradient Rewiring)"),
         limit: int | None = typer.Option(None, help="use only the first N samples of each split"),
         resume: bool = typer.Option(False, help="continue from <output>.ckpt.npz"),
     ) -> None:
         """Train a BSTDG network (binary weights, one spike per neuron) on a dataset."""
         from snncc.train.bstdg import train_dataset
 
-        config = BSTDGConfig.recipe(
-            target_sparsity, hidden=_hidden_sizes(hidden), t_max=tmax, epochs=epochs, seed=seed,
-            batch_size=batch_size, learning_rate=learning_rate,
-            threshold_learning_rate=threshold_learning_rate, margin=margin,
-            init_positive=init_positive, shift=shift)
+        chosen = dict(learning_rate=learning_rate,
+                      threshold_learning_rate=threshold_learning_rate, margin=margin,
+                      hidden_threshold=hidden_threshold, output_threshold=output_threshold,
+                      init_positive=init_positive)
+        config = BSTDGConfig(
+            hidden=_hidden_sizes(hidden), t_max=tmax, epochs=epochs, seed=seed, shift=shift,
+            target_sparsity=target_sparsity, pruning=pruning,
+            **{key: value for key, value in chosen.items() if value is not None})
         result = train_dataset(
             config, dataset, output, data_dir=data_dir, resume=resume, limit=limit,
             on_epoch=lambda record: typer.echo(record.line(config.epochs), err=True),

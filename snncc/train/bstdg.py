@@ -2,7 +2,8 @@
 
 The network (S4NN / BS4NN lineage) is a chain of fully connected layers of non-leaky
 integrate-and-fire neurons without leak or bias. With presynaptic spike steps ``t_i`` and binary
-weights ``s_ji = sign(w_ji)`` in {-1, +1} (``sign(0) = +1``), neuron ``j`` integrates::
+weights ``s_ji = sign(w_ji)`` in {-1, +1} (``sign(0) = +1``; 0 for a pruned synapse), neuron ``j``
+integrates::
 
     V_j(t) = sum_{i : t_i <= t} s_ji             (instantaneous synapses, no delay)
     t_j    = min { t : V_j(t) >= theta }          (first crossing; never -> t_j = t_max)
@@ -13,55 +14,63 @@ never spikes. Because ``V`` is an integer, ``V >= theta`` equals ``V >= ceil(the
 runs the deployed integer network exactly. The output layer is read out first-spike-wins (ties:
 larger potential, then lower index; no spike: largest final potential).
 
-Learning (real "shadow" weights ``w`` in [-1, 1] receive the updates, the forward pass uses
-``sign(w)``; one trainable threshold per layer):
+Learning is plain SGD, one sample at a time, as in S4NN and BS4NN: real "shadow" weights ``w`` in
+[-1, 1] receive the updates and the forward pass uses ``sign(w)``; one trainable threshold per
+layer. For each training sample, in this order:
 
+* Forward pass of the deployed network, event-driven (``input spikes x fan-out`` additions).
 * Output targets are relative (S4NN): with ``tau`` the earliest output spike and margin
   ``gamma = margin * t_max``, the correct neuron's target is ``T_c = min(tau, t_max - gamma)``,
   every other neuron's ``T_k = min(max(t_k, T_c + gamma), t_max)`` (fire at least ``gamma``
-  later; a silent wrong neuron has no error). The error is ``delta_k = (t_k - T_k) / t_max``,
-  the gradient of ``L = sum_k (t_k - T_k)^2 / (2 t_max)`` with respect to ``t_k``. The default
-  margin is one step (BS4NN's ``gamma = 1``): after error normalisation (below) even a one-step
-  violation, a tie included, gives a full-size update. That suits MNIST; Fashion-MNIST trains
-  better with ``margin = 0.15``, and pruning-aware runs take that margin among the other
-  settings of :data:`snncc.train.config.PRUNING_RECIPE` (``docs/bstdg-format.md``).
-* Spike-timing gradient: ``d t_j / d w_ji = -1`` when the presynaptic spike is not after the
-  postsynaptic one (``t_i <= t_j``, with silent neurons at ``t_max``), else 0; so
-  ``dL/dw_ji = -delta_j [t_i <= t_j]`` and ``dL/dtheta = +sum_j delta_j``.
-* Backpropagation to the layer below goes through the same timing indicator:
-  ``delta_i = sum_j delta_j s_ji [t_i <= t_j]`` (a later presynaptic spike delays ``t_j`` when
-  ``s_ji = +1`` and advances it when ``s_ji = -1``).
-* Error normalisation (S4NN, ``normalize_error``): before a layer's update each sample's error
-  vector ``delta[n, :]`` is scaled to unit norm, so every sample contributes a step of the same
-  size whatever the spread of its spike times, and the hidden layer learns at the same pace as
-  the output layer. Without it the few samples with large timing errors dominate the minibatch
-  and training stalls near 90% on MNIST.
-* Quiet neurons: the output error reaches a hidden neuron through its ``+1`` synapses to the nine
+  later; a silent wrong neuron has no error). The error is ``delta_k = (t_k - T_k) / t_max``. A
+  sample whose error is zero (right, with the margin) changes nothing.
+* Error normalisation (S4NN, ``normalize_error``): each layer's error vector is scaled to unit
+  Euclidean norm, so every sample takes a step of the same size whatever the spread of its spike
+  times, and hidden layers learn at the pace of the output layer.
+* Backpropagation to the layer below goes through the timing indicator, widened by
+  ``backprop_window = b`` steps: ``delta_i = sum_j delta_j s_ji [t_i <= t_j + b]`` (a later
+  presynaptic spike delays ``t_j`` when ``s_ji = +1`` and advances it when ``s_ji = -1``; the
+  window also reaches neurons that fired just after the postsynaptic spike and could still have
+  moved it; MNIST: b = 5 gives 95.5% where b = 0 gives 95.1%).
+* Quiet neurons: the output error reaches a hidden neuron through its ``+1`` synapses to the
   wrong outputs more often than through the one to the correct output, so plain S4NN learning
-  slowly silences the hidden layer (on MNIST the hidden spikes per sample fall from ~240 to ~10
-  within 15 epochs and accuracy collapses). A hidden neuron firing for a fraction ``r`` of the
-  minibatch below ``min_firing_rate`` therefore gets an extra ``delta = dead_push (1 - r /
-  min_firing_rate)`` on the samples where it was silent (pushes it to fire earlier); a neuron
-  silent for the whole batch gets ``dead_push``.
+  slowly silences the hidden layer. Each hidden neuron keeps a running firing rate ``r``
+  (``r <- 0.999 r + 0.001 [fired]``, starting at 0.5); when it stays silent on a sample while
+  ``r < min_firing_rate`` its (normalised) error gets an extra ``dead_push (1 - r /
+  min_firing_rate)`` (a push to fire earlier), before it is passed further down.
+* Spike-timing gradient: ``d t_j / d w_ji = -1`` when the presynaptic spike is not after the
+  postsynaptic one (``t_i <= t_j``, silent neurons at ``t_max``; silent presynaptic neurons
+  contribute nothing), so ``w_ji <- clip(w_ji + lr delta_j [t_i <= t_j], -1, 1)`` and
+  ``theta <- max(1, theta - threshold_lr sum_j delta_j)``. Both rates follow one cosine from
+  ``learning_rate`` to ``final_learning_rate`` over the run (the threshold rate scaled alike);
+  every error of a sample is computed before any of its updates.
 * Initialisation: shadow weights ``U(0, init_scale)`` with ``init_positive`` (the default: every
   synapse starts excitatory, as in BS4NN, and turns inhibitory when its weight crosses 0), else
-  ``U(-init_scale, init_scale)``; pruning-aware runs always use the symmetric form.
+  ``U(-init_scale, init_scale)``. Gradient Rewiring runs always use the symmetric form, and so do
+  networks with more than one hidden layer (from an all-positive start the first hidden layer
+  fires in one step on the bright pixels, and the neurons of the next see one volley through
+  equal signs, get equal errors and never diverge).
 * Augmentation (``shift = s > 0``): in every epoch each training image is translated by
   ``(dy, dx)`` drawn uniformly from ``{-s, ..., s}^2`` (zero fill, ``default_rng([seed, epoch,
   1])``) before latency coding; test images are never shifted.
-* Adam on shadow weights (clipped to [-1, 1]) and thresholds (kept >= 1), cosine learning-rate
-  decay over the run, minibatch averages.
-* Pruning-aware training (``target_sparsity = p > 0``, in the style of Gradient Rewiring): each
-  synapse keeps the sign ``s`` of its initial weight and learns a strength ``theta``; per layer the
-  ``floor(p * size)`` smallest ``theta`` are pruned (deployed weight 0), the others deploy ``s``.
-  ``dL/dtheta = s * dL/dw`` also for pruned synapses (so they can grow back) plus a Laplace prior
-  term ``sparsity_prior * sign(theta)`` that shrinks unused strengths (0 by default: the
-  top-k ranking already sets the sparsity, and the prior measured worse).
 
-Per sample the work is event-driven: ``input spikes x fan-out`` additions forward
-(:func:`snncc.backends.ttfs.fire_times`) and the same for the gradient. Runs are deterministic for a
-seed (shuffling uses ``default_rng([seed, epoch])``) and resumable from per-epoch checkpoints,
-which give bit-identical results to an uninterrupted run.
+Pruning-aware training (``target_sparsity = p > 0``) removes a global fraction ``p`` of the
+synapses, shared out over the layers by :func:`layer_sparsities` (the ERK rule: small layers such
+as the output layer keep more). Every :data:`PRUNE_INTERVAL` samples the ``floor(p_l * size)``
+weakest synapses of layer ``l`` are pruned (deployed weight 0) and the others deployed; pruned
+synapses still receive updates, so they can grow back. Two modes:
+
+* ``magnitude`` (the default): the strength is ``|w|`` and a kept synapse deploys ``sign(w)``.
+  The run trains dense for ``prune_start`` of its length, ramps the sparsity cubically over
+  ``prune_ramp`` and fine-tunes at the target for the rest (:meth:`BSTDGConfig.sparsity_at`).
+* ``gradr`` (Gradient Rewiring, Chen et al. 2021): each synapse keeps the sign ``s`` of its
+  initial weight and learns a strength ``theta`` (deployed ``s`` where kept and ``theta > 0``);
+  ``theta <- clip(theta + lr s delta, -1, 1)``, sparse from the first sample, plus an optional
+  Laplace prior that shrinks every strength by ``lr * sparsity_prior`` per training sample
+  (applied in bulk before each re-pruning).
+
+Runs are deterministic for a seed (shuffling uses ``default_rng([seed, epoch])``) and resumable
+from per-epoch checkpoints, which give bit-identical results to an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -79,6 +88,7 @@ from typing import Any
 
 import numba
 import numpy as np
+from numba.typed import List as TypedList
 
 from snncc import coding
 from snncc.backends.ttfs import fire_times, first_spike_decision
@@ -88,17 +98,19 @@ from snncc.train.config import BSTDGConfig
 from snncc.util import atomic_path, progress
 
 CHECKPOINT_FORMAT = "snncc-bstdg-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+
+#: Samples between two re-prunings (and progress-bar updates) of a pruning-aware run.
+PRUNE_INTERVAL = 1000
 
 
 @dataclass
 class BSTDGNetwork:
-    """Shadow weights ``(out, in)`` per layer and one real threshold per layer.
+    """Shadow weights ``(out, in)`` per layer, one real threshold per layer, deployed weights.
 
-    Without ``fixed_signs`` the deployed weight is ``sign(w)``. With ``fixed_signs`` (pruning-aware
-    training) ``weights`` hold connection strengths ``theta`` and the deployed weight is
-    ``fixed_sign`` where the synapse is kept and 0 where pruned: per layer, the
-    ``floor(sparsity * size)`` smallest ``theta`` are pruned.
+    ``deployed`` holds the int8 weights the network runs with: ``sign(w)`` for a dense network
+    (``sign(0) = +1``), 0 where a pruning-aware run pruned. ``fixed_signs`` (Gradient Rewiring)
+    are the signs each synapse keeps; ``weights`` then hold strengths ``theta``.
     """
 
     weights: list[np.ndarray]
@@ -106,36 +118,17 @@ class BSTDGNetwork:
     t_max: int
     input_shape: tuple[int, ...]
     scale: float = 1.0 / 255.0
+    deployed: list[np.ndarray] | None = None
     fixed_signs: list[np.ndarray] | None = None
-    sparsity: float = 0.0
 
-    _signs: list[np.ndarray] | None = field(default=None, repr=False, compare=False)
-
-    def sign_cache(self) -> list[np.ndarray]:
-        """Cached deployed weights, kept current by the optimizer (which writes into them)."""
-        if self._signs is None or [s.shape for s in self._signs] != [w.shape for w in
-                                                                        self.weights]:
-            if self.fixed_signs is None:
-                self._signs = [np.where(w >= 0, 1, -1).astype(np.int8) for w in self.weights]
-            else:
-                self._signs = [s.copy() for s in self.fixed_signs]
-                self.refresh_pruning()
-        return self._signs
-
-    def refresh_pruning(self) -> None:
-        """Recompute the deployed weights of a pruning-aware network from ``theta``."""
-        assert self.fixed_signs is not None and self._signs is not None
-        for theta, fixed, deployed in zip(self.weights, self.fixed_signs, self._signs,
-                                          strict=True):
-            pruned = int(self.sparsity * theta.size)
-            deployed[...] = fixed
-            if pruned:
-                smallest = np.argpartition(theta.reshape(-1), pruned - 1)[:pruned]
-                deployed.reshape(-1)[smallest] = 0
+    def __post_init__(self) -> None:
+        if self.deployed is None:
+            self.deployed = [np.where(w >= 0, 1, -1).astype(np.int8) for w in self.weights]
 
     def binary_weights(self) -> list[np.ndarray]:
-        """The deployed weights: ``sign(w)`` as int8 in {-1, +1} (``sign(0) = +1``)."""
-        return [s.copy() for s in self.sign_cache()]
+        """The deployed weights, int8 in {-1, 0, +1}."""
+        assert self.deployed is not None
+        return [d.copy() for d in self.deployed]
 
     def integer_thresholds(self) -> np.ndarray:
         """Deployed thresholds ``ceil(theta)`` (exact for integer potentials)."""
@@ -147,13 +140,13 @@ class BSTDGNetwork:
         times = times.reshape(len(raw), -1)
         return np.where(times == coding.NEVER, self.t_max, times).astype(np.int16)
 
-    def forward(self, input_times: np.ndarray, signs: list[np.ndarray] | None = None
+    def forward(self, input_times: np.ndarray
                 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """Spike times of every layer (input first; ``t_max`` = silent), output v at spike, final v."""
+        assert self.deployed is not None
         times = [np.asarray(input_times)]
-        thresholds = self.integer_thresholds()
         v_fire = v_final = np.empty(0)
-        for weight, threshold in zip(signs or self.sign_cache(), thresholds, strict=True):
+        for weight, threshold in zip(self.deployed, self.integer_thresholds(), strict=True):
             out, v_fire, v_final, _ = fire_times(times[-1], weight, threshold, self.t_max)
             times.append(out)
         return times, v_fire, v_final
@@ -174,63 +167,430 @@ class BSTDGNetwork:
 
 
 @numba.njit(cache=True, nogil=True)
-def _timing_gradient_kernel(pre_times, post_times, delta, horizon, grad_t):  # pragma: no cover
-    """``grad_t[i, j] += sum_n delta[n, j] [pre_n,i < horizon and pre_n,i <= post_n,j]``."""
-    samples, inputs = pre_times.shape
-    neurons = post_times.shape[1]
-    for n in range(samples):
-        post = post_times[n]
-        error = delta[n]
-        for i in range(inputs):
-            t = pre_times[n, i]
-            if t >= horizon:
-                continue
-            row = grad_t[i]
+def _fire_one(pre, weight_t, threshold, t_max, times, v, v_fire, counts,
+              order):  # pragma: no cover - compiled
+    """One sample through one layer, event-driven: spikes ``times``, ``v`` at spike, final ``v``.
+
+    ``weight_t`` is ``(in, out)``; spikes are bucketed by step (counting sort), each delivered
+    spike adds its weight row, and neurons are tested against ``threshold`` after every step
+    with input (the same semantics as :func:`snncc.backends.ttfs.fire_times`).
+    """
+    inputs, neurons = weight_t.shape
+    counts[:] = 0
+    for i in range(inputs):
+        if pre[i] < t_max:
+            counts[pre[i] + 1] += 1
+    for step in range(t_max):
+        counts[step + 1] += counts[step]
+    for i in range(inputs):
+        step = pre[i]
+        if step < t_max:
+            order[counts[step]] = i
+            counts[step] += 1
+    v[:] = 0
+    v_fire[:] = 0
+    times[:] = t_max
+    begin = 0
+    for step in range(t_max):
+        end = counts[step]
+        if end == begin:
+            continue
+        for k in range(begin, end):
+            row = weight_t[order[k]]
             for j in range(neurons):
-                if t <= post[j]:
-                    row[j] += error[j]
+                v[j] += row[j]
+        begin = end
+        for j in range(neurons):
+            if times[j] == t_max and v[j] >= threshold:
+                times[j] = step
+                v_fire[j] = v[j]
 
 
 @numba.njit(cache=True, nogil=True)
-def _timing_backprop_kernel(pre_times, post_times, delta, weight, out):  # pragma: no cover
-    """``out[n, i] = sum_j delta[n, j] weight[j, i] [pre_n,i <= post_n,j]``."""
-    samples, inputs = pre_times.shape
-    neurons = post_times.shape[1]
-    for n in range(samples):
-        for j in range(neurons):
-            error = delta[n, j]
-            if error == 0.0:
-                continue
-            post = post_times[n, j]
-            row = weight[j]
-            for i in range(inputs):
-                if pre_times[n, i] <= post:
-                    out[n, i] += error * row[i]
+def _sgd_kernel(inputs, labels, order, shadow, deployed, fixed, thresholds, rates, done, total,
+                learning_rate, final_rate, threshold_rate, margin_steps, t_max, window,
+                normalize, dead_push, min_rate, mode):  # pragma: no cover - compiled
+    """Per-sample SGD over ``inputs[order]`` (see the module docstring); in place.
 
-
-def timing_gradient(pre_times: np.ndarray, post_times: np.ndarray, delta: np.ndarray,
-                    horizon: int) -> np.ndarray:
-    """``dL/dw (out, in)`` from ``dL/dt_post``: ``-sum_n delta[n, j] [t_i <= t_j]``, spiking ``i``.
-
-    ``d t_j / d w_ji = -1`` when presynaptic ``i`` spiked no later than ``j`` (a silent ``j`` counts
-    as ``horizon``); silent presynaptic neurons contribute nothing.
+    ``shadow``/``deployed``/``fixed`` are per-layer ``(in, out)`` arrays; ``mode`` 0 dense, 1
+    magnitude pruning (kept synapses follow ``sign(w)``, pruned ones stay 0), 2 fixed signs.
+    ``done`` samples of ``total`` came before this call (for the cosine schedule). Returns the
+    number of correct first-spike decisions and of hidden spikes.
     """
-    grad_t = np.zeros((pre_times.shape[1], post_times.shape[1]))
-    _timing_gradient_kernel(np.ascontiguousarray(pre_times),
-                            np.ascontiguousarray(post_times),
-                            np.ascontiguousarray(delta, np.float64), int(horizon), grad_t)
-    return -grad_t.T
+    layers = len(shadow)
+    widest = inputs.shape[1]
+    for layer in range(layers):
+        widest = max(widest, shadow[layer].shape[1])
+    counts = np.zeros(t_max + 1, np.int64)
+    order_buffer = np.zeros(widest, np.int64)
+    times = [np.zeros(inputs.shape[1], np.int16)]
+    potentials = []
+    fired_at = []
+    deltas = []
+    for layer in range(layers):
+        size = shadow[layer].shape[1]
+        times.append(np.zeros(size, np.int16))
+        potentials.append(np.zeros(size, np.int32))
+        fired_at.append(np.zeros(size, np.int32))
+        deltas.append(np.zeros(size))
+    classes = shadow[layers - 1].shape[1]
+    correct = 0
+    hidden_spikes = 0
+    for position in range(order.shape[0]):
+        sample = order[position]
+        times[0][:] = inputs[sample]
+        for layer in range(layers):
+            _fire_one(times[layer], deployed[layer], math.ceil(thresholds[layer]), t_max,
+                      times[layer + 1], potentials[layer], fired_at[layer], counts, order_buffer)
+        out_times = times[layers]
+        first = out_times.min()
+        best = 0
+        if first < t_max:
+            best = -1
+            for k in range(classes):
+                if out_times[k] == first and (best < 0
+                                              or fired_at[layers - 1][k] > fired_at[layers - 1][best]):
+                    best = k
+        else:
+            final = potentials[layers - 1]
+            for k in range(1, classes):
+                if final[k] > final[best]:
+                    best = k
+        label = labels[sample]
+        correct += best == label
+        for layer in range(layers - 1):
+            rate = rates[layer]
+            spikes = times[layer + 1]
+            for j in range(spikes.shape[0]):
+                fired = spikes[j] < t_max
+                hidden_spikes += fired
+                rate[j] = 0.999 * rate[j] + 0.001 * fired
+        # output error (relative targets)
+        target_correct = min(float(first), t_max - margin_steps)
+        delta = deltas[layers - 1]
+        norm = 0.0
+        for k in range(classes):
+            if k == label:
+                target = target_correct
+            else:
+                target = min(max(float(out_times[k]), target_correct + margin_steps), float(t_max))
+            delta[k] = (out_times[k] - target) / t_max
+            norm += delta[k] * delta[k]
+        if norm == 0.0:
+            continue
+        if normalize:
+            norm = math.sqrt(norm)
+            for k in range(classes):
+                delta[k] /= norm
+        # hidden errors, top down, through the (widened) timing indicator
+        for layer in range(layers - 2, -1, -1):
+            upper = deltas[layer + 1]
+            upper_times = times[layer + 2]
+            weight = deployed[layer + 1]
+            own = times[layer + 1]
+            delta = deltas[layer]
+            norm = 0.0
+            for j in range(own.shape[0]):
+                total_error = 0.0
+                limit = own[j] - window
+                row = weight[j]
+                for k in range(upper.shape[0]):
+                    if upper[k] != 0.0 and upper_times[k] >= limit:
+                        total_error += upper[k] * row[k]
+                delta[j] = total_error
+                norm += total_error * total_error
+            if normalize and norm > 0.0:
+                norm = math.sqrt(norm)
+                for j in range(own.shape[0]):
+                    delta[j] /= norm
+            rate = rates[layer]
+            for j in range(own.shape[0]):
+                if own[j] == t_max and rate[j] < min_rate:
+                    delta[j] += dead_push * (1.0 - rate[j] / min_rate)
+        # updates, after every error is known
+        progress_done = (done + position) / total
+        decay = 0.5 * (1.0 + math.cos(math.pi * min(progress_done, 1.0)))
+        rate_now = final_rate + (learning_rate - final_rate) * decay
+        for layer in range(layers):
+            pre = times[layer]
+            post = times[layer + 1]
+            delta = deltas[layer]
+            weights = shadow[layer]
+            signs = deployed[layer]
+            kept_signs = fixed[layer]
+            for i in range(pre.shape[0]):
+                spike = pre[i]
+                if spike >= t_max:
+                    continue
+                row = weights[i]
+                sign_row = signs[i]
+                for j in range(post.shape[0]):
+                    if delta[j] == 0.0 or spike > post[j]:
+                        continue
+                    step = rate_now * delta[j]
+                    if mode == 2:
+                        step *= kept_signs[i, j]
+                    value = min(max(row[j] + step, -1.0), 1.0)
+                    row[j] = value
+                    if mode == 0 or (mode == 1 and sign_row[j] != 0):
+                        sign_row[j] = 1 if value >= 0 else -1
+            if threshold_rate > 0:
+                error_sum = 0.0
+                for j in range(post.shape[0]):
+                    error_sum += delta[j]
+                scaled = threshold_rate * rate_now / learning_rate
+                thresholds[layer] = max(1.0, thresholds[layer] - scaled * error_sum)
+    return correct, hidden_spikes
 
 
-def timing_backprop(pre_times: np.ndarray, post_times: np.ndarray, delta: np.ndarray,
-                    weight: np.ndarray) -> np.ndarray:
-    """``dL/dt_pre (N, in)``: ``sum_j delta[n, j] weight[j, i] [t_i <= t_j]``."""
-    out = np.zeros(pre_times.shape)
-    _timing_backprop_kernel(np.ascontiguousarray(pre_times),
-                            np.ascontiguousarray(post_times),
-                            np.ascontiguousarray(delta, np.float64),
-                            np.ascontiguousarray(weight, np.float64), out)
-    return out
+# ------------------------------------------------------------------------------------ pruning
+
+
+def layer_sparsities(sizes: list[tuple[int, int]], sparsity: float) -> list[float]:
+    """Per-layer sparsities for a global ``sparsity``, by the ERK rule (Evci et al. 2020).
+
+    ``sizes`` are ``(fan_in, fan_out)`` per layer. Layer ``l`` keeps a density proportional to
+    ``(fan_in + fan_out) / (fan_in * fan_out)``, capped at 1 (the cap's excess goes to the other
+    layers), so that ``sum_l density_l * size_l = (1 - sparsity) * sum_l size_l``: small layers,
+    such as a 10-neuron output layer, stay dense or nearly so while large hidden layers are
+    pruned hard.
+    """
+    counts = np.array([fan_in * fan_out for fan_in, fan_out in sizes], np.float64)
+    if sparsity == 0:
+        return [0.0] * len(sizes)
+    scores = np.array([(fan_in + fan_out) / (fan_in * fan_out) for fan_in, fan_out in sizes])
+    budget = (1.0 - sparsity) * counts.sum()
+    dense = np.zeros(len(sizes), bool)
+    while True:
+        free = budget - counts[dense].sum()
+        scale = free / float((scores * counts)[~dense].sum())
+        density = np.where(dense, 1.0, scale * scores)
+        if not (density > 1.0).any():
+            break
+        dense |= density > 1.0
+    return [float(1.0 - d) for d in density]
+
+
+def prune(shadow: np.ndarray, deployed: np.ndarray, fixed: np.ndarray | None,
+          sparsity: float) -> None:
+    """Deploy one layer at ``sparsity``: the ``floor(sparsity * size)`` weakest synapses get 0.
+
+    Strength is ``|w|`` with free signs (kept synapses deploy ``sign(w)``) and ``theta`` with
+    ``fixed`` signs (kept synapses deploy the fixed sign; ``theta <= 0`` is pruned as well).
+    Any array layout works as long as the three arrays share it.
+    """
+    if fixed is None:
+        strength = np.abs(shadow)
+        deployed[...] = np.where(shadow >= 0, 1, -1)
+    else:
+        strength = shadow
+        deployed[...] = np.where(shadow > 0, fixed, 0)
+    pruned = int(sparsity * shadow.size)
+    if pruned:
+        weakest = np.argpartition(strength.reshape(-1), pruned - 1)[:pruned]
+        deployed.reshape(-1)[weakest] = 0
+
+
+# ------------------------------------------------------------------------------------ training
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_accuracy: float
+    test_accuracy: float | None
+    seconds: float
+    hidden_spikes: float  # mean hidden spikes per training sample
+    connectivity: float = 1.0  # fraction of synapses deployed at the end of the epoch
+
+    def line(self, epochs: int) -> str:
+        test = "" if self.test_accuracy is None else f"  test {self.test_accuracy:.2%}"
+        sparse = "" if self.connectivity == 1.0 else f"  connectivity {self.connectivity:.1%}"
+        return (f"epoch {self.epoch}/{epochs}  train {self.train_accuracy:.2%}{test}  "
+                f"hidden spikes {self.hidden_spikes:.1f}{sparse}  {self.seconds:.1f}s")
+
+
+@dataclass
+class TrainResult:
+    network: BSTDGNetwork
+    config: BSTDGConfig
+    history: list[EpochRecord] = field(default_factory=list)
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.history[-1].test_accuracy if self.history else None
+
+
+def initial_network(config: BSTDGConfig, input_shape: tuple[int, ...], classes: int
+                    ) -> BSTDGNetwork:
+    """Shadow weights ``U(-init_scale, init_scale)`` (``U(0, init_scale)`` with ``init_positive``).
+
+    Drawn from ``default_rng(seed)``. ``init_positive`` applies to networks with one hidden
+    layer (the BS4NN architecture); deeper ones always start symmetric. Gradient Rewiring runs always draw ``U(-init_scale,
+    init_scale)`` (their signs are fixed, so they must be mixed), fix each synapse's sign to that
+    of its initial weight, start its strength ``theta`` at the initial weight's magnitude and
+    are pruned to their layer's sparsity from the start.
+    """
+    rng = np.random.default_rng(config.seed)
+    sizes = [int(np.prod(input_shape)), *config.hidden, classes]
+    # deeper networks never leave an all-positive start (MNIST 784-400-200-10: 9.8% after 3
+    # epochs, 88.2% from a symmetric one): the first hidden layer fires in one step on bright
+    # pixels, so the second sees one volley through equal signs and its neurons move together
+    positive = config.init_positive and not config.fixed_signs and len(config.hidden) == 1
+    low = 0.0 if positive else -config.init_scale
+    weights = [rng.uniform(low, config.init_scale, (fan_out, fan_in))
+               for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True)]
+    thresholds = np.array([config.hidden_threshold] * len(config.hidden)
+                          + [config.output_threshold], dtype=np.float64)
+    if not config.fixed_signs:
+        return BSTDGNetwork(weights, thresholds, config.t_max, tuple(input_shape))
+    fixed = [np.where(w >= 0, 1, -1).astype(np.int8) for w in weights]
+    network = BSTDGNetwork([np.abs(w) for w in weights], thresholds, config.t_max,
+                           tuple(input_shape), fixed_signs=fixed)
+    targets = layer_sparsities([w.shape[::-1] for w in weights], config.target_sparsity)
+    for theta, deployed, signs, sparsity in zip(network.weights, network.deployed, fixed,
+                                                targets, strict=True):
+        prune(theta, deployed, signs, sparsity)
+    return network
+
+
+@dataclass
+class Working:
+    """The training state in the kernel's ``(in, out)`` layout."""
+
+    shadow: list[np.ndarray]
+    deployed: list[np.ndarray]
+    fixed: list[np.ndarray] | None
+
+    @classmethod
+    def of(cls, network: BSTDGNetwork) -> Working:
+        assert network.deployed is not None
+        return cls([np.ascontiguousarray(w.T) for w in network.weights],
+                   [np.ascontiguousarray(d.T) for d in network.deployed],
+                   None if network.fixed_signs is None
+                   else [np.ascontiguousarray(f.T) for f in network.fixed_signs])
+
+    def store(self, network: BSTDGNetwork) -> None:
+        network.weights = [np.ascontiguousarray(w.T) for w in self.shadow]
+        network.deployed = [np.ascontiguousarray(d.T) for d in self.deployed]
+
+    def prune(self, targets: list[float], shrink: float) -> None:
+        fixed = self.fixed or [None] * len(self.shadow)
+        for shadow, deployed, signs, sparsity in zip(self.shadow, self.deployed, fixed, targets,
+                                                     strict=True):
+            if shrink:
+                shadow -= shrink * np.sign(shadow)
+            prune(shadow, deployed, signs, sparsity)
+
+    def connectivity(self) -> float:
+        kept = sum(int(np.count_nonzero(d)) for d in self.deployed)
+        return kept / sum(d.size for d in self.deployed)
+
+
+def sgd_samples(working: Working, thresholds: np.ndarray, rates: list[np.ndarray],
+                input_times: np.ndarray, labels: np.ndarray, order: np.ndarray,
+                config: BSTDGConfig, done: int, total: int) -> tuple[int, int]:
+    """Per-sample SGD on ``input_times[order]``, in place; (correct decisions, hidden spikes).
+
+    ``done`` of ``total`` training samples of the run came before (the cosine schedule's
+    position). Every update rule is in the module docstring.
+    """
+    mode = 0 if config.target_sparsity == 0 else (2 if config.fixed_signs else 1)
+    fixed = working.fixed or [np.zeros((0, 0), np.int8)] * len(working.shadow)
+    correct, spikes = _sgd_kernel(
+        input_times, np.asarray(labels, np.int64), np.asarray(order, np.int64),
+        TypedList(working.shadow), TypedList(working.deployed), TypedList(fixed), thresholds,
+        TypedList(rates) if rates else TypedList.empty_list(numba.float64[::1]), int(done),
+        int(total), config.learning_rate, config.final_learning_rate,
+        config.threshold_learning_rate, config.margin * config.t_max, config.t_max,
+        config.backprop_window, config.normalize_error, config.dead_push,
+        config.min_firing_rate, mode)
+    return int(correct), int(spikes)
+
+
+def train(
+    config: BSTDGConfig,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    test_images: np.ndarray | None = None,
+    test_labels: np.ndarray | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train a BSTDG network on raw images ``(N, *input_shape)`` (uint8) with labels 0..C-1.
+
+    After every epoch the state (network, firing rates, history) is written atomically to
+    ``checkpoint``; with ``resume`` a run continues from it (the config must match) and ends
+    bit-identical to an uninterrupted run. ``stop_after`` ends the call after that many epochs in
+    total (used to simulate an interruption). ``on_epoch`` receives each epoch's record.
+    """
+    train_images = np.asarray(train_images)
+    train_labels = np.asarray(train_labels, np.int64)
+    if len(train_images) != len(train_labels) or len(train_labels) == 0:
+        raise SnnccError(f"{len(train_images)} training images for {len(train_labels)} labels")
+    classes = int(train_labels.max()) + 1
+    if test_labels is not None and len(test_labels) and int(np.max(test_labels)) >= classes:
+        classes = int(np.max(test_labels)) + 1
+    network = initial_network(config, train_images.shape[1:], classes)
+    rates = [np.full(size, 0.5) for size in config.hidden]
+    history: list[EpochRecord] = []
+    if resume:
+        if checkpoint is None or not Path(checkpoint).exists():
+            raise SnnccError(f"cannot resume: no checkpoint at {checkpoint}")
+        network, rates, history = load_checkpoint(checkpoint, config)
+    samples = len(train_labels)
+    input_times = None if config.shift else network.input_times(train_images)
+    sizes = [w.shape[::-1] for w in network.weights]
+    chunk = PRUNE_INTERVAL if config.target_sparsity > 0 else samples
+    last_epoch = config.epochs if stop_after is None else min(stop_after, config.epochs)
+    for epoch in range(len(history), last_epoch):
+        started = time.perf_counter()
+        order = np.random.default_rng([config.seed, epoch]).permutation(samples)
+        if input_times is None:
+            augment = np.random.default_rng([config.seed, epoch, 1])
+            offsets = augment.integers(-config.shift, config.shift + 1, (samples, 2))
+            epoch_times = network.input_times(shifted_images(train_images, offsets))
+        else:
+            epoch_times = input_times
+        working = Working.of(network)
+        correct = spikes = 0
+        with progress(f"epoch {epoch + 1}/{config.epochs}", samples) as advance:
+            for start in range(0, samples, chunk):
+                index = order[start:start + chunk]
+                done = epoch * samples + start
+                right, fired = sgd_samples(working, network.thresholds, rates, epoch_times,
+                                           train_labels, index, config, done,
+                                           config.epochs * samples)
+                correct += right
+                spikes += fired
+                if config.target_sparsity > 0:
+                    progress_done = (done + len(index)) / (config.epochs * samples)
+                    shrink = (_learning_rate(config, progress_done) * config.sparsity_prior
+                              * len(index) if config.fixed_signs else 0.0)
+                    working.prune(layer_sparsities(sizes, config.sparsity_at(progress_done)),
+                                  shrink)
+                advance(len(index))
+        working.store(network)
+        test_accuracy = None
+        if test_images is not None and test_labels is not None and len(test_labels):
+            test_accuracy = network.accuracy(test_images, test_labels)
+        record = EpochRecord(epoch + 1, correct / samples, test_accuracy,
+                             time.perf_counter() - started, spikes / samples,
+                             working.connectivity())
+        history.append(record)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, network, rates, config, history)
+        if on_epoch is not None:
+            on_epoch(record)
+    return TrainResult(network, config, history)
+
+
+def _learning_rate(config: BSTDGConfig, progress_done: float) -> float:
+    """The cosine schedule from ``learning_rate`` to ``final_learning_rate`` (as the kernel)."""
+    decay = 0.5 * (1 + math.cos(math.pi * min(progress_done, 1.0)))
+    return config.final_learning_rate + (config.learning_rate - config.final_learning_rate) * decay
 
 
 def shifted_images(images: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -253,280 +613,32 @@ def shifted_images(images: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return out
 
 
-def quiet_push(silent: np.ndarray, push: float, min_rate: float) -> np.ndarray:
-    """Extra ``dL/dt`` (N, H) that makes hidden neurons firing too rarely fire earlier.
-
-    ``silent`` (N, H) marks the samples of the minibatch where a neuron did not spike. A neuron
-    that fires for a fraction ``r < min_rate`` of them gets ``push * (1 - r / min_rate)`` on every
-    sample where it was silent (so a neuron silent for the whole batch gets ``push``); with
-    ``min_rate = 0`` only wholly silent neurons are pushed.
-    """
-    rate = 1.0 - silent.mean(axis=0)
-    if min_rate > 0:
-        strength = push * np.clip(1.0 - rate / min_rate, 0.0, 1.0)
-    else:
-        strength = push * (rate == 0)
-    return strength[None, :] * silent
-
-
-def normalized_rows(delta: np.ndarray) -> np.ndarray:
-    """Each sample's error vector scaled to unit Euclidean norm (all-zero rows stay zero)."""
-    norms = np.linalg.norm(delta, axis=1, keepdims=True)
-    return delta / np.where(norms > 0, norms, 1.0)
-
-
-def output_error(output_times: np.ndarray, labels: np.ndarray, t_max: int,
-                 margin_steps: float) -> np.ndarray:
-    """``dL/dt`` of the output layer for relative targets (see the module docstring)."""
-    times = output_times.astype(np.float64)
-    rows = np.arange(len(times))
-    earliest = times.min(axis=1)
-    target_correct = np.minimum(earliest, t_max - margin_steps)
-    target = np.minimum(np.maximum(times, target_correct[:, None] + margin_steps), t_max)
-    target[rows, labels] = target_correct
-    return (times - target) / t_max
-
-
-# ---------------------------------------------------------------------------------- optimizer
-
-
-@numba.njit(cache=True, nogil=True)
-def _adam_kernel(param, grad, first, second, rate, correction1, correction2, low, high,
-                 signs):  # pragma: no cover - compiled
-    """Adam step fused with the clip to [low, high] and the sign refresh, over flat arrays."""
-    for k in range(param.size):
-        g = grad[k]
-        m = 0.9 * first[k] + 0.1 * g
-        u = 0.999 * second[k] + 0.001 * g * g
-        first[k] = m
-        second[k] = u
-        value = param[k] - rate * (m / correction1) / (np.sqrt(u / correction2) + 1e-8)
-        value = min(max(value, low), high)
-        param[k] = value
-        if signs.size:
-            signs[k] = 1 if value >= 0 else -1
-
-
-@dataclass
-class _Adam:
-    """Adam (beta1 0.9, beta2 0.999, eps 1e-8) over a list of arrays, with box constraints."""
-
-    first: list[np.ndarray]
-    second: list[np.ndarray]
-    step: int = 0
-
-    @classmethod
-    def like(cls, arrays: list[np.ndarray]) -> _Adam:
-        return cls([np.zeros_like(a) for a in arrays], [np.zeros_like(a) for a in arrays])
-
-    def update(self, params: list[np.ndarray], grads: list[np.ndarray], rates: list[float],
-               bounds: list[tuple[float, float]], signs: list[np.ndarray | None]) -> None:
-        """One step; ``params[k]`` is clipped to ``bounds[k]``; ``signs[k]`` gets sign(param)."""
-        self.step += 1
-        correction1 = 1 - 0.9 ** self.step
-        correction2 = 1 - 0.999 ** self.step
-        empty = np.zeros(0, np.int8)
-        for param, grad, first, second, rate, (low, high), sign in zip(
-                params, grads, self.first, self.second, rates, bounds, signs, strict=True):
-            _adam_kernel(param.reshape(-1), np.ascontiguousarray(grad, np.float64).reshape(-1),
-                         first.reshape(-1), second.reshape(-1), float(rate), correction1,
-                         correction2, float(low), float(high),
-                         empty if sign is None else sign.reshape(-1))
-
-
-# ------------------------------------------------------------------------------------ training
-
-
-@dataclass
-class EpochRecord:
-    epoch: int
-    train_accuracy: float
-    test_accuracy: float | None
-    seconds: float
-    hidden_spikes: float  # mean hidden spikes per training sample
-
-    def line(self, epochs: int) -> str:
-        test = "" if self.test_accuracy is None else f"  test {self.test_accuracy:.2%}"
-        return (f"epoch {self.epoch}/{epochs}  train {self.train_accuracy:.2%}{test}  "
-                f"hidden spikes {self.hidden_spikes:.1f}  {self.seconds:.1f}s")
-
-
-@dataclass
-class TrainResult:
-    network: BSTDGNetwork
-    config: BSTDGConfig
-    history: list[EpochRecord] = field(default_factory=list)
-
-    @property
-    def test_accuracy(self) -> float | None:
-        return self.history[-1].test_accuracy if self.history else None
-
-
-def initial_network(config: BSTDGConfig, input_shape: tuple[int, ...], classes: int
-                    ) -> BSTDGNetwork:
-    """Shadow weights ``U(-init_scale, init_scale)`` (``U(0, init_scale)`` with ``init_positive``).
-
-    Drawn from ``default_rng(seed)``. Pruning-aware runs (``target_sparsity > 0``) always draw
-    ``U(-init_scale, init_scale)`` (their signs are fixed, so they must be mixed), fix each
-    synapse's sign to that of its initial weight and start its strength ``theta`` at the initial
-    weight's magnitude.
-    """
-    rng = np.random.default_rng(config.seed)
-    sizes = [int(np.prod(input_shape)), *config.hidden, classes]
-    positive = config.init_positive and config.target_sparsity == 0
-    low = 0.0 if positive else -config.init_scale
-    weights = [rng.uniform(low, config.init_scale, (fan_out, fan_in))
-               for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True)]
-    thresholds = np.array([config.hidden_threshold] * len(config.hidden)
-                          + [config.output_threshold], dtype=np.float64)
-    if config.target_sparsity == 0:
-        return BSTDGNetwork(weights, thresholds, config.t_max, tuple(input_shape))
-    fixed = [np.where(w >= 0, 1, -1).astype(np.int8) for w in weights]
-    return BSTDGNetwork([np.abs(w) for w in weights], thresholds, config.t_max,
-                        tuple(input_shape), fixed_signs=fixed, sparsity=config.target_sparsity)
-
-
-def _learning_rate(config: BSTDGConfig, epoch: int, fraction: float) -> float:
-    """Cosine decay from ``learning_rate`` to ``final_learning_rate`` over the whole run."""
-    progress_done = (epoch + fraction) / config.epochs
-    cosine = 0.5 * (1 + math.cos(math.pi * min(progress_done, 1.0)))
-    return config.final_learning_rate + (config.learning_rate - config.final_learning_rate) * cosine
-
-
-def train_step(network: BSTDGNetwork, optimizer: _Adam, config: BSTDGConfig,
-               input_times: np.ndarray, labels: np.ndarray, rate: float
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """One minibatch update; returns the batch's predictions and hidden spike counts."""
-    t_max = network.t_max
-    signs = network.sign_cache()
-    batch = len(labels)
-    times, v_fire, v_final = network.forward(input_times)
-    predictions = first_spike_decision(times[-1], v_fire, v_final, t_max)
-    delta = output_error(times[-1], labels, t_max, config.margin * t_max)
-    weight_grads: list[np.ndarray] = [np.empty(0)] * len(signs)
-    threshold_grads = np.zeros(len(signs))
-    for layer in range(len(signs) - 1, -1, -1):
-        if config.normalize_error:
-            delta = normalized_rows(delta)
-        if layer < len(signs) - 1:
-            delta = delta + quiet_push(times[layer + 1] >= t_max, config.dead_push,
-                                       config.min_firing_rate)
-        weight_grads[layer] = timing_gradient(times[layer], times[layer + 1], delta, t_max) / batch
-        threshold_grads[layer] = delta.sum() / batch
-        if layer > 0:
-            delta = timing_backprop(times[layer], times[layer + 1], delta, signs[layer])
-    if network.fixed_signs is not None:
-        # d w / d theta = fixed sign, also where pruned (the synapse can grow back); the Laplace
-        # prior exp(-|theta| / b) adds sparsity_prior * sign(theta) and shrinks unused synapses
-        weight_grads = [fixed * grad + config.sparsity_prior * np.sign(theta)
-                        for fixed, grad, theta in zip(network.fixed_signs, weight_grads,
-                                                      network.weights, strict=True)]
-    params = network.weights + [network.thresholds]
-    rates = [rate] * len(signs) + [config.threshold_learning_rate * rate / config.learning_rate]
-    bounds = [(-1.0, 1.0)] * len(signs) + [(1.0, math.inf)]
-    pruning = network.fixed_signs is not None
-    optimizer.update(params, weight_grads + [threshold_grads], rates, bounds,
-                     [None] * len(signs) + [None] if pruning else network.sign_cache() + [None])
-    if pruning:
-        network.refresh_pruning()
-    hidden_spikes = sum((t < t_max).sum(axis=1) for t in times[1:-1])
-    return predictions, np.asarray(hidden_spikes)
-
-
-def train(
-    config: BSTDGConfig,
-    train_images: np.ndarray,
-    train_labels: np.ndarray,
-    test_images: np.ndarray | None = None,
-    test_labels: np.ndarray | None = None,
-    checkpoint: str | os.PathLike[str] | None = None,
-    resume: bool = False,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
-    stop_after: int | None = None,
-) -> TrainResult:
-    """Train a BSTDG network on raw images ``(N, *input_shape)`` (uint8) with labels 0..C-1.
-
-    After every epoch the state (network, optimizer, history) is written atomically to
-    ``checkpoint``; with ``resume`` a run continues from it (the config must match) and ends
-    bit-identical to an uninterrupted run. ``stop_after`` ends the call after that many epochs in
-    total (used to simulate an interruption). ``on_epoch`` receives each epoch's record.
-    """
-    train_images = np.asarray(train_images)
-    train_labels = np.asarray(train_labels, np.int64)
-    if len(train_images) != len(train_labels) or len(train_labels) == 0:
-        raise SnnccError(f"{len(train_images)} training images for {len(train_labels)} labels")
-    classes = int(train_labels.max()) + 1
-    if test_labels is not None and len(test_labels) and int(np.max(test_labels)) >= classes:
-        classes = int(np.max(test_labels)) + 1
-    network = initial_network(config, train_images.shape[1:], classes)
-    optimizer = _Adam.like(network.weights + [network.thresholds])
-    history: list[EpochRecord] = []
-    if resume:
-        if checkpoint is None or not Path(checkpoint).exists():
-            raise SnnccError(f"cannot resume: no checkpoint at {checkpoint}")
-        network, optimizer, history = load_checkpoint(checkpoint, config)
-    input_times = None if config.shift else network.input_times(train_images)
-    batches = math.ceil(len(train_labels) / config.batch_size)
-    last_epoch = config.epochs if stop_after is None else min(stop_after, config.epochs)
-    for epoch in range(len(history), last_epoch):
-        started = time.perf_counter()
-        order = np.random.default_rng([config.seed, epoch]).permutation(len(train_labels))
-        augment = np.random.default_rng([config.seed, epoch, 1])
-        correct = 0
-        spikes = 0
-        with progress(f"epoch {epoch + 1}/{config.epochs}", batches) as advance:
-            for batch in range(batches):
-                index = order[batch * config.batch_size:(batch + 1) * config.batch_size]
-                rate = _learning_rate(config, epoch, batch / batches)
-                if input_times is None:
-                    offsets = augment.integers(-config.shift, config.shift + 1, (len(index), 2))
-                    batch_times = network.input_times(shifted_images(train_images[index],
-                                                                     offsets))
-                else:
-                    batch_times = input_times[index]
-                predictions, hidden = train_step(network, optimizer, config, batch_times,
-                                                 train_labels[index], rate)
-                correct += int((predictions == train_labels[index]).sum())
-                spikes += int(hidden.sum())
-                advance(1)
-        test_accuracy = None
-        if test_images is not None and test_labels is not None and len(test_labels):
-            test_accuracy = network.accuracy(test_images, test_labels)
-        record = EpochRecord(epoch + 1, correct / len(train_labels), test_accuracy,
-                             time.perf_counter() - started, spikes / len(train_labels))
-        history.append(record)
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, network, optimizer, config, history)
-        if on_epoch is not None:
-            on_epoch(record)
-    return TrainResult(network, config, history)
-
-
 # --------------------------------------------------------------------------------- checkpoints
 
 
-def save_checkpoint(path: str | os.PathLike[str], network: BSTDGNetwork, optimizer: _Adam,
+def save_checkpoint(path: str | os.PathLike[str], network: BSTDGNetwork, rates: list[np.ndarray],
                     config: BSTDGConfig, history: list[EpochRecord]) -> Path:
     """Write the full training state to one ``.npz`` file, atomically."""
+    assert network.deployed is not None
     state = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "config": config.to_json(),
         "history": [dataclasses.asdict(r) for r in history],
-        "optimizer_step": optimizer.step,
         "input_shape": list(network.input_shape),
         "scale": network.scale,
         "layers": len(network.weights),
     }
     arrays = {"state": np.frombuffer(json.dumps(state).encode(), np.uint8),
               "thresholds": network.thresholds}
-    for index, weight in enumerate(network.weights):
+    for index, (weight, deployed) in enumerate(zip(network.weights, network.deployed,
+                                                   strict=True)):
         arrays[f"weight{index}"] = weight
+        arrays[f"deployed{index}"] = deployed
     for index, fixed in enumerate(network.fixed_signs or []):
         arrays[f"fixed_sign{index}"] = fixed
-    for index, (first, second) in enumerate(zip(optimizer.first, optimizer.second, strict=True)):
-        arrays[f"adam_first{index}"] = first
-        arrays[f"adam_second{index}"] = second
+    for index, rate in enumerate(rates):
+        arrays[f"firing_rate{index}"] = rate
     path = Path(path)
     with atomic_path(path) as temporary:
         with open(temporary, "wb") as handle:
@@ -535,7 +647,7 @@ def save_checkpoint(path: str | os.PathLike[str], network: BSTDGNetwork, optimiz
 
 
 def load_checkpoint(path: str | os.PathLike[str], config: BSTDGConfig
-                    ) -> tuple[BSTDGNetwork, _Adam, list[EpochRecord]]:
+                    ) -> tuple[BSTDGNetwork, list[np.ndarray], list[EpochRecord]]:
     """Read a checkpoint written by :func:`save_checkpoint` for a run with ``config``."""
     path = Path(path)
     try:
@@ -556,21 +668,19 @@ def load_checkpoint(path: str | os.PathLike[str], config: BSTDGConfig
                                  "to resume")
             layers = int(state["layers"])
             weights = [archive[f"weight{i}"].copy() for i in range(layers)]
+            deployed = [archive[f"deployed{i}"].copy() for i in range(layers)]
             fixed = ([archive[f"fixed_sign{i}"].copy() for i in range(layers)]
-                     if config.target_sparsity > 0 else None)
+                     if config.fixed_signs else None)
+            rates = [archive[f"firing_rate{i}"].copy() for i in range(layers - 1)]
             thresholds = archive["thresholds"].copy()
-            moments = [(archive[f"adam_first{i}"].copy(), archive[f"adam_second{i}"].copy())
-                       for i in range(layers + 1)]
     except SnnccError:
         raise
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise SnnccError(f"{path}: corrupt or truncated BSTDG checkpoint ({error})") from None
     network = BSTDGNetwork(weights, thresholds, config.t_max, tuple(state["input_shape"]),
-                           float(state["scale"]), fixed_signs=fixed,
-                           sparsity=config.target_sparsity)
-    optimizer = _Adam([m[0] for m in moments], [m[1] for m in moments], int(state["optimizer_step"]))
+                           float(state["scale"]), deployed=deployed, fixed_signs=fixed)
     history = [EpochRecord(**record) for record in state["history"]]
-    return network, optimizer, history
+    return network, rates, history
 
 
 # ------------------------------------------------------------------------------- whole runs
