@@ -62,7 +62,11 @@ synapses still receive updates, so they can grow back. Two modes:
 
 * ``magnitude`` (the default): the strength is ``|w|`` and a kept synapse deploys ``sign(w)``.
   The run trains dense for ``prune_start`` of its length, ramps the sparsity cubically over
-  ``prune_ramp`` and fine-tunes at the target for the rest (:meth:`BSTDGConfig.sparsity_at`).
+  ``prune_ramp`` (pruned synapses keep learning and can come back) and fine-tunes at the target
+  for the rest (:meth:`BSTDGConfig.sparsity_at`). With ``freeze_mask`` (the default) the mask is
+  fixed once the target is reached and only kept synapses learn: pruned synapses see the
+  gradient of a synapse that is not there, the same for every input of a neuron, so they drift
+  together and churn the kept set (MNIST, 10% connectivity: 93.2% frozen, 92.2% not).
 * ``gradr`` (Gradient Rewiring, Chen et al. 2021): each synapse keeps the sign ``s`` of its
   initial weight and learns a strength ``theta`` (deployed ``s`` where kept and ``theta > 0``);
   ``theta <- clip(theta + lr s delta, -1, 1)``, sparse from the first sample, plus an optional
@@ -213,7 +217,8 @@ def _sgd_kernel(inputs, labels, order, shadow, deployed, fixed, thresholds, rate
     """Per-sample SGD over ``inputs[order]`` (see the module docstring); in place.
 
     ``shadow``/``deployed``/``fixed`` are per-layer ``(in, out)`` arrays; ``mode`` 0 dense, 1
-    magnitude pruning (kept synapses follow ``sign(w)``, pruned ones stay 0), 2 fixed signs.
+    magnitude pruning (kept synapses follow ``sign(w)``, pruned ones stay 0 but learn), 2 fixed
+    signs, 3 magnitude pruning with a frozen mask (pruned synapses do not learn).
     ``done`` samples of ``total`` came before this call (for the cosine schedule). Returns the
     number of correct first-spike decisions and of hidden spikes.
     """
@@ -325,14 +330,14 @@ def _sgd_kernel(inputs, labels, order, shadow, deployed, fixed, thresholds, rate
                 row = weights[i]
                 sign_row = signs[i]
                 for j in range(post.shape[0]):
-                    if delta[j] == 0.0 or spike > post[j]:
+                    if delta[j] == 0.0 or spike > post[j] or (mode == 3 and sign_row[j] == 0):
                         continue
                     step = rate_now * delta[j]
                     if mode == 2:
                         step *= kept_signs[i, j]
                     value = min(max(row[j] + step, -1.0), 1.0)
                     row[j] = value
-                    if mode == 0 or (mode == 1 and sign_row[j] != 0):
+                    if mode == 0 or (mode != 2 and sign_row[j] != 0):
                         sign_row[j] = 1 if value >= 0 else -1
             if threshold_rate > 0:
                 error_sum = 0.0
@@ -487,6 +492,12 @@ class Working:
         return kept / sum(d.size for d in self.deployed)
 
 
+def _mask_frozen(config: BSTDGConfig, done: int, total: int) -> bool:
+    """Whether a magnitude run's mask is fixed: pruned to the target by an earlier chunk."""
+    return (config.freeze_mask and done > 0
+            and config.sparsity_at(done / total) >= config.target_sparsity)
+
+
 def sgd_samples(working: Working, thresholds: np.ndarray, rates: list[np.ndarray],
                 input_times: np.ndarray, labels: np.ndarray, order: np.ndarray,
                 config: BSTDGConfig, done: int, total: int) -> tuple[int, int]:
@@ -496,6 +507,8 @@ def sgd_samples(working: Working, thresholds: np.ndarray, rates: list[np.ndarray
     position). Every update rule is in the module docstring.
     """
     mode = 0 if config.target_sparsity == 0 else (2 if config.fixed_signs else 1)
+    if mode == 1 and _mask_frozen(config, done, total):
+        mode = 3
     fixed = working.fixed or [np.zeros((0, 0), np.int8)] * len(working.shadow)
     correct, spikes = _sgd_kernel(
         input_times, np.asarray(labels, np.int64), np.asarray(order, np.int64),
@@ -565,7 +578,9 @@ def train(
                                            config.epochs * samples)
                 correct += right
                 spikes += fired
-                if config.target_sparsity > 0:
+                frozen = (not config.fixed_signs
+                          and _mask_frozen(config, done, config.epochs * samples))
+                if config.target_sparsity > 0 and not frozen:
                     progress_done = (done + len(index)) / (config.epochs * samples)
                     shrink = (_learning_rate(config, progress_done) * config.sparsity_prior
                               * len(index) if config.fixed_signs else 0.0)

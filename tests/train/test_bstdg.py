@@ -51,7 +51,7 @@ def digits_result(digits):
 
 
 def reference_sample(network: BSTDGNetwork, rates: list[np.ndarray], times_in: np.ndarray,
-                     label: int, config: BSTDGConfig, rate: float) -> None:
+                     label: int, config: BSTDGConfig, rate: float, frozen: bool = False) -> None:
     """One sample of the module docstring's rules, written plainly in numpy (in place)."""
     t_max = network.t_max
     times, v_fire, v_final = network.forward(times_in[None])
@@ -83,6 +83,8 @@ def reference_sample(network: BSTDGNetwork, rates: list[np.ndarray], times_in: n
                                                    strict=True)):
         pre, post = times[layer], times[layer + 1]
         causal = (pre[None, :] < t_max) & (pre[None, :] <= post[:, None])  # (out, in)
+        if frozen:  # a frozen mask: pruned synapses do not learn
+            causal = causal & (deployed != 0)
         step = rate * deltas[layer][:, None] * causal
         if mode == 2:
             step = step * network.fixed_signs[layer]
@@ -101,6 +103,7 @@ def reference_sample(network: BSTDGNetwork, rates: list[np.ndarray], times_in: n
     dict(hidden=(12,), normalize_error=False, margin=0.2, min_firing_rate=0.6),
     dict(hidden=(12,), target_sparsity=0.4),
     dict(hidden=(12, 9), target_sparsity=0.4, pruning="gradr", threshold_learning_rate=0.1),
+    dict(hidden=(12,), target_sparsity=0.4, prune_start=0.0, prune_ramp=0.0),  # frozen mask
 ])
 def test_compiled_updates_follow_the_documented_rules(settings) -> None:
     rng = np.random.default_rng(7)
@@ -121,11 +124,14 @@ def test_compiled_updates_follow_the_documented_rules(settings) -> None:
     updated = 0
     for sample in range(len(labels)):
         working = Working.of(compiled)
+        # done > 0: with no ramp the mask counts as pruned already, and is frozen
         sgd_samples(working, compiled.thresholds, rates, times, labels, np.array([sample]),
-                    config, 0, 1)
+                    config, 1, 10**9)
         working.store(compiled)
+        frozen = config.target_sparsity > 0 and config.sparsity_at(0.0) == 0.4 \
+            and not config.fixed_signs
         reference_sample(plain, plain_rates, times[sample], int(labels[sample]), config,
-                         config.learning_rate)
+                         config.learning_rate, frozen)
         for a, b in zip(compiled.weights, plain.weights, strict=True):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
         for a, b in zip(compiled.deployed, plain.deployed, strict=True):
@@ -310,7 +316,9 @@ def test_config_errors(field: str, value, message: str) -> None:
 @pytest.mark.parametrize("pruning", ["magnitude", "gradr"])
 def test_pruning_aware_training_meets_the_target_sparsity(digits, pruning) -> None:
     train_set, test_set = digits
-    config = BSTDGConfig(**{**DIGITS_CONFIG, "target_sparsity": 0.5, "pruning": pruning})
+    # without a frozen mask the last re-pruning ranks the final weights (frozen: tested below)
+    config = BSTDGConfig(**{**DIGITS_CONFIG, "target_sparsity": 0.5, "pruning": pruning,
+                            "freeze_mask": False})
     result = train(config, train_set.images, train_set.labels, test_set.images, test_set.labels)
     model = to_model(result, "digits")
     sizes = [w.shape[::-1] for w in model.weights]
@@ -346,6 +354,22 @@ def test_pruning_aware_training_meets_the_target_sparsity(digits, pruning) -> No
     step = simulate(graph, test_set.images[:40], timesteps=64, mode="integer")
     np.testing.assert_array_equal(step.predictions, event.predictions[:, :40])
     np.testing.assert_array_equal(step.synops, event.synops[:40])
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_a_frozen_mask_stops_regrowth_after_the_ramp(digits, freeze) -> None:
+    config, data = small_run(digits, target_sparsity=0.6, prune_start=0.0, prune_ramp=0.3,
+                             epochs=4, freeze_mask=freeze)
+    checkpoint_run = [train(config, **data, stop_after=n).network for n in (2, 4)]
+    masks = [[d == 0 for d in network.deployed] for network in checkpoint_run]
+    for early, late, early_net, late_net in zip(masks[0], masks[1], checkpoint_run[0].weights,
+                                                checkpoint_run[1].weights, strict=True):
+        assert early.any()
+        if freeze:  # same mask, and pruned shadow weights untouched
+            np.testing.assert_array_equal(early, late)
+            np.testing.assert_array_equal(early_net[early], late_net[early])
+        else:
+            assert not np.array_equal(early_net[early], late_net[early])
 
 
 def test_magnitude_runs_train_dense_before_they_prune(digits) -> None:
