@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
             None, help="threshold learning rate, on the weights' schedule "
                        f"{_default('threshold_learning_rate')}"),
         margin: float | None = typer.Option(
-            None, help=f"output margin gamma as a fraction of t_max {_default('margin')}"),
+            None, help="output margin gamma as a fraction of t_max (default "
+                       f"1/{round(1 / BSTDGConfig().margin)}: one step at t_max 256)"),
         hidden_threshold: float | None = typer.Option(
             None, help=f"initial hidden-layer threshold {_default('hidden_threshold')}"),
         output_threshold: float | None = typer.Option(
@@ -58,6 +59,10 @@ def register(app: typer.Typer) -> None:
         pruning: str = typer.Option(
             "magnitude", help=f"pruning-aware mode: {' or '.join(PRUNING_MODES)} (fixed signs, "
                               "Gradient Rewiring)"),
+        balanced_fan_in: bool = typer.Option(
+            True, "--balanced-fan-in/--unbalanced-fan-in",
+            help="pruning: every neuron of a layer keeps the same number of synapses (+-1), or "
+                 "the layer's weakest go wherever they are"),
         limit: int | None = typer.Option(None, help="use only the first N samples of each split"),
         resume: bool = typer.Option(False, help="continue from <output>.ckpt.npz"),
     ) -> None:
@@ -70,7 +75,7 @@ def register(app: typer.Typer) -> None:
                       init_positive=init_positive)
         config = BSTDGConfig(
             hidden=_hidden_sizes(hidden), t_max=tmax, epochs=epochs, seed=seed, shift=shift,
-            target_sparsity=target_sparsity, pruning=pruning,
+            target_sparsity=target_sparsity, pruning=pruning, balanced_fan_in=balanced_fan_in,
             **{key: value for key, value in chosen.items() if value is not None})
         result = train_dataset(
             config, dataset, output, data_dir=data_dir, resume=resume, limit=limit,

@@ -58,7 +58,12 @@ Pruning-aware training (``target_sparsity = p > 0``) removes a global fraction `
 synapses, shared out over the layers by :func:`layer_sparsities` (the ERK rule: small layers such
 as the output layer keep more). Every :data:`PRUNE_INTERVAL` samples the ``floor(p_l * size)``
 weakest synapses of layer ``l`` are pruned (deployed weight 0) and the others deployed; pruned
-synapses still receive updates, so they can grow back. Two modes:
+synapses still receive updates, so they can grow back. With ``balanced_fan_in`` (the default)
+the layer's kept synapses are shared out evenly, each neuron keeping its own strongest (fan-ins
+differ by at most one; :func:`prune`): one threshold per layer then suits every neuron, and
+synapse memory per neuron is uniform. MNIST at 1% connectivity: 75.8% balanced against 31-38%
+without, where most hidden neurons kept too few synapses to reach the shared threshold; at 10%:
+93.5% against 93.2%. Two modes:
 
 * ``magnitude`` (the default): the strength is ``|w|`` and a kept synapse deploys ``sign(w)``.
   The run trains dense for ``prune_start`` of its length, ramps the sparsity cubically over
@@ -377,12 +382,15 @@ def layer_sparsities(sizes: list[tuple[int, int]], sparsity: float) -> list[floa
 
 
 def prune(shadow: np.ndarray, deployed: np.ndarray, fixed: np.ndarray | None,
-          sparsity: float) -> None:
+          sparsity: float, fan_in_axis: int | None = None) -> None:
     """Deploy one layer at ``sparsity``: the ``floor(sparsity * size)`` weakest synapses get 0.
 
     Strength is ``|w|`` with free signs (kept synapses deploy ``sign(w)``) and ``theta`` with
     ``fixed`` signs (kept synapses deploy the fixed sign; ``theta <= 0`` is pruned as well).
-    Any array layout works as long as the three arrays share it.
+    With ``fan_in_axis`` (the axis of the presynaptic index) the count is the same but shared
+    out evenly: every neuron keeps its ``k`` strongest synapses, ``k = kept // neurons``, and the
+    ``kept % neurons`` strongest of the neurons' next-strongest synapses are kept as well, so
+    fan-ins differ by at most one.
     """
     if fixed is None:
         strength = np.abs(shadow)
@@ -391,6 +399,23 @@ def prune(shadow: np.ndarray, deployed: np.ndarray, fixed: np.ndarray | None,
         strength = shadow
         deployed[...] = np.where(shadow > 0, fixed, 0)
     pruned = int(sparsity * shadow.size)
+    if fan_in_axis is not None and pruned:
+        fan_in = shadow.shape[fan_in_axis]
+        neurons = shadow.size // fan_in
+        kept = shadow.size - pruned
+        each, extra = divmod(kept, neurons)
+        # rank every neuron's synapses strongest first (stable, so ties go to lower indices)
+        ranked = np.argsort(-np.moveaxis(strength, fan_in_axis, -1), axis=-1, kind="stable")
+        keep = np.zeros(ranked.shape, bool)
+        np.put_along_axis(keep, ranked[:, :each], True, axis=-1)
+        if extra:
+            runner_up = ranked[:, each]
+            runner_strength = np.take_along_axis(np.moveaxis(strength, fan_in_axis, -1),
+                                                 runner_up[:, None], axis=-1)[:, 0]
+            chosen = np.argsort(-runner_strength, kind="stable")[:extra]
+            keep[chosen, runner_up[chosen]] = True
+        deployed[~np.moveaxis(keep, -1, fan_in_axis)] = 0
+        return
     if pruned:
         weakest = np.argpartition(strength.reshape(-1), pruned - 1)[:pruned]
         deployed.reshape(-1)[weakest] = 0
@@ -407,12 +432,15 @@ class EpochRecord:
     seconds: float
     hidden_spikes: float  # mean hidden spikes per training sample
     connectivity: float = 1.0  # fraction of synapses deployed at the end of the epoch
+    thresholds: list[float] = field(default_factory=list)  # per layer, at the end of the epoch
 
     def line(self, epochs: int) -> str:
         test = "" if self.test_accuracy is None else f"  test {self.test_accuracy:.2%}"
         sparse = "" if self.connectivity == 1.0 else f"  connectivity {self.connectivity:.1%}"
+        thresholds = "/".join(f"{t:.1f}" for t in self.thresholds)
         return (f"epoch {self.epoch}/{epochs}  train {self.train_accuracy:.2%}{test}  "
-                f"hidden spikes {self.hidden_spikes:.1f}{sparse}  {self.seconds:.1f}s")
+                f"hidden spikes {self.hidden_spikes:.1f}{sparse}  thresholds {thresholds}  "
+                f"{self.seconds:.1f}s")
 
 
 @dataclass
@@ -455,7 +483,7 @@ def initial_network(config: BSTDGConfig, input_shape: tuple[int, ...], classes: 
     targets = layer_sparsities([w.shape[::-1] for w in weights], config.target_sparsity)
     for theta, deployed, signs, sparsity in zip(network.weights, network.deployed, fixed,
                                                 targets, strict=True):
-        prune(theta, deployed, signs, sparsity)
+        prune(theta, deployed, signs, sparsity, 1 if config.balanced_fan_in else None)
     return network
 
 
@@ -479,13 +507,13 @@ class Working:
         network.weights = [np.ascontiguousarray(w.T) for w in self.shadow]
         network.deployed = [np.ascontiguousarray(d.T) for d in self.deployed]
 
-    def prune(self, targets: list[float], shrink: float) -> None:
+    def prune(self, targets: list[float], shrink: float, balanced: bool) -> None:
         fixed = self.fixed or [None] * len(self.shadow)
         for shadow, deployed, signs, sparsity in zip(self.shadow, self.deployed, fixed, targets,
                                                      strict=True):
             if shrink:
                 shadow -= shrink * np.sign(shadow)
-            prune(shadow, deployed, signs, sparsity)
+            prune(shadow, deployed, signs, sparsity, 0 if balanced else None)
 
     def connectivity(self) -> float:
         kept = sum(int(np.count_nonzero(d)) for d in self.deployed)
@@ -585,7 +613,7 @@ def train(
                     shrink = (_learning_rate(config, progress_done) * config.sparsity_prior
                               * len(index) if config.fixed_signs else 0.0)
                     working.prune(layer_sparsities(sizes, config.sparsity_at(progress_done)),
-                                  shrink)
+                                  shrink, config.balanced_fan_in)
                 advance(len(index))
         working.store(network)
         test_accuracy = None
@@ -593,7 +621,7 @@ def train(
             test_accuracy = network.accuracy(test_images, test_labels)
         record = EpochRecord(epoch + 1, correct / samples, test_accuracy,
                              time.perf_counter() - started, spikes / samples,
-                             working.connectivity())
+                             working.connectivity(), [float(t) for t in network.thresholds])
         history.append(record)
         if checkpoint is not None:
             save_checkpoint(checkpoint, network, rates, config, history)

@@ -40,6 +40,7 @@ class BSTDGConfig:
     prune_start: float = 0.5  # magnitude pruning: fraction of the run trained dense ...
     prune_ramp: float = 0.1  # ... and the fraction over which sparsity ramps up (cubic)
     freeze_mask: bool = True  # magnitude pruning: no regrowth once the target is reached
+    balanced_fan_in: bool = True  # pruning shares each layer's budget evenly over its neurons
     sparsity_prior: float = 0.0  # GradR's Laplace prior on strengths (gradr mode)
     init_positive: bool = True
     shift: int = 0  # augmentation: random image translations of up to this many pixels

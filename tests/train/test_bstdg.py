@@ -210,6 +210,24 @@ def test_prune_removes_the_weakest_and_deploys_the_rest() -> None:
     np.testing.assert_array_equal(deployed, [[1, -1, 0], [-1, 1, -1]])
 
 
+def test_balanced_pruning_shares_the_same_count_out_evenly() -> None:
+    strength = np.array([[0.13, 0.13, 0.64, 0.10],
+                         [0.54, 0.36, 1.30, 0.95],
+                         [0.70, 1.27, 0.62, 0.04],
+                         [2.33, 0.22, 1.25, 0.73],
+                         [0.54, 0.32, 0.41, 1.04]])  # (in 5, out 4)
+    deployed = np.zeros(strength.shape, np.int8)
+    prune(strength, deployed, None, 0.55, fan_in_axis=0)  # floor(11) pruned, 9 kept: 2 each + 1
+    assert np.count_nonzero(deployed == 0) == 11
+    np.testing.assert_array_equal((deployed != 0).sum(axis=0), [2, 2, 2, 3])
+    # each neuron keeps its strongest; the extra goes to the strongest runner-up (0.73)
+    np.testing.assert_array_equal(deployed != 0, [[0, 0, 0, 0], [0, 1, 1, 1], [1, 1, 0, 0],
+                                                  [1, 0, 1, 1], [0, 0, 0, 1]])
+    transposed = np.zeros(strength.T.shape, np.int8)
+    prune(strength.T.copy(), transposed, None, 0.55, fan_in_axis=1)
+    np.testing.assert_array_equal(transposed, deployed.T)
+
+
 def test_magnitude_schedule_trains_dense_then_ramps_cubically() -> None:
     config = BSTDGConfig(target_sparsity=0.8, prune_start=0.5, prune_ramp=0.2)
     assert config.sparsity_at(0.49) == 0.0
@@ -316,9 +334,10 @@ def test_config_errors(field: str, value, message: str) -> None:
 @pytest.mark.parametrize("pruning", ["magnitude", "gradr"])
 def test_pruning_aware_training_meets_the_target_sparsity(digits, pruning) -> None:
     train_set, test_set = digits
-    # without a frozen mask the last re-pruning ranks the final weights (frozen: tested below)
+    # without a frozen mask the last re-pruning ranks the final weights (frozen: tested below);
+    # unbalanced, the layer's weakest synapses go wherever they are (balanced: tested below)
     config = BSTDGConfig(**{**DIGITS_CONFIG, "target_sparsity": 0.5, "pruning": pruning,
-                            "freeze_mask": False})
+                            "freeze_mask": False, "balanced_fan_in": False})
     result = train(config, train_set.images, train_set.labels, test_set.images, test_set.labels)
     model = to_model(result, "digits")
     sizes = [w.shape[::-1] for w in model.weights]
@@ -370,6 +389,21 @@ def test_a_frozen_mask_stops_regrowth_after_the_ramp(digits, freeze) -> None:
             np.testing.assert_array_equal(early_net[early], late_net[early])
         else:
             assert not np.array_equal(early_net[early], late_net[early])
+
+
+@pytest.mark.parametrize("pruning", ["magnitude", "gradr"])
+def test_balanced_runs_give_every_neuron_the_same_fan_in(digits, pruning) -> None:
+    config, data = small_run(digits, target_sparsity=0.8, pruning=pruning, prune_start=0.0,
+                             prune_ramp=0.5)
+    result = train(config, **data)
+    sizes = [w.shape[::-1] for w in result.network.weights]
+    for deployed, sparsity in zip(result.network.deployed, layer_sparsities(sizes, 0.8),
+                                  strict=True):
+        fan_in = (deployed != 0).sum(axis=1)
+        assert fan_in.max() - fan_in.min() <= 1 or pruning == "gradr"  # gradr: theta <= 0 too
+        assert np.count_nonzero(deployed == 0) >= int(sparsity * deployed.size)
+        if pruning == "magnitude":
+            assert np.count_nonzero(deployed == 0) == int(sparsity * deployed.size)
 
 
 def test_magnitude_runs_train_dense_before_they_prune(digits) -> None:
@@ -465,7 +499,7 @@ def test_cli_passes_every_option_to_the_run(tmp_path: Path) -> None:
         "--limit", "100", "--margin", "0.125", "--symmetric-init", "--shift", "1",
         "--learning-rate", "0.05", "--threshold-learning-rate", "0.01",
         "--hidden-threshold", "3", "--output-threshold", "5", "--target-sparsity", "0.3",
-        "--pruning", "gradr", "-o", str(output)])
+        "--pruning", "gradr", "--unbalanced-fan-in", "-o", str(output)])
     assert result.exit_code == 0, result.output
     settings = read_bstdg(output).metadata["hyperparameters"]
     assert settings["margin"] == 0.125 and settings["init_positive"] is False
@@ -473,6 +507,7 @@ def test_cli_passes_every_option_to_the_run(tmp_path: Path) -> None:
     assert settings["threshold_learning_rate"] == 0.01
     assert (settings["hidden_threshold"], settings["output_threshold"]) == (3, 5)
     assert (settings["target_sparsity"], settings["pruning"]) == (0.3, "gradr")
+    assert settings["balanced_fan_in"] is False
     dense = tmp_path / "dense.bstdg.h5"
     result = CliRunner().invoke(app, [
         "train", "bstdg", "--dataset", "digits", "--hidden", "16", "--epochs", "1", "--tmax", "16",
