@@ -37,7 +37,10 @@ def register(app: typer.Typer) -> None:
         tmax: int = typer.Option(256, help="time steps of the latency code (t_max)"),
         seed: int = typer.Option(0, help="random seed (runs are deterministic)"),
         learning_rate: float | None = typer.Option(
-            None, help=f"initial per-sample SGD learning rate {_default('learning_rate')}"),
+            None, help="initial per-sample SGD learning rate, decayed to 1/100 on a cosine "
+                       f"(default {BSTDGConfig().learning_rate:g}; "
+                       f"{BSTDGConfig(target_sparsity=0.5, pruning='gradr').learning_rate:g} "
+                       "with --pruning gradr)"),
         threshold_learning_rate: float | None = typer.Option(
             None, help="threshold learning rate, on the weights' schedule "
                        f"{_default('threshold_learning_rate')}"),

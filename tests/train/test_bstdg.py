@@ -228,6 +228,16 @@ def test_balanced_pruning_shares_the_same_count_out_evenly() -> None:
     np.testing.assert_array_equal(transposed, deployed.T)
 
 
+def test_learning_rate_defaults_depend_on_the_pruning_mode() -> None:
+    assert (BSTDGConfig().learning_rate, BSTDGConfig().final_learning_rate) == (0.1, 0.001)
+    gradr = BSTDGConfig(target_sparsity=0.9, pruning="gradr")
+    assert (gradr.learning_rate, gradr.final_learning_rate) == (0.01, 0.0001)
+    assert BSTDGConfig(target_sparsity=0.9).learning_rate == 0.1
+    chosen = BSTDGConfig(learning_rate=0.05)
+    assert chosen.final_learning_rate == 0.0005
+    assert BSTDGConfig(**chosen.to_json()) == chosen  # a stored config rebuilds exactly
+
+
 def test_magnitude_schedule_trains_dense_then_ramps_cubically() -> None:
     config = BSTDGConfig(target_sparsity=0.8, prune_start=0.5, prune_ramp=0.2)
     assert config.sparsity_at(0.49) == 0.0
