@@ -461,10 +461,10 @@ def initial_network(config: BSTDGConfig, input_shape: tuple[int, ...], classes: 
     """Shadow weights ``U(-init_scale, init_scale)`` (``U(0, init_scale)`` with ``init_positive``).
 
     Drawn from ``default_rng(seed)``. ``init_positive`` applies to networks with one hidden
-    layer (the BS4NN architecture); deeper ones always start symmetric. Gradient Rewiring runs always draw ``U(-init_scale,
-    init_scale)`` (their signs are fixed, so they must be mixed), fix each synapse's sign to that
-    of its initial weight, start its strength ``theta`` at the initial weight's magnitude and
-    are pruned to their layer's sparsity from the start.
+    layer (the BS4NN architecture); deeper ones always start symmetric. Gradient Rewiring runs
+    always draw ``U(-init_scale, init_scale)`` (their signs are fixed, so they must be mixed),
+    fix each synapse's sign to that of its initial weight, start its strength ``theta`` at the
+    initial weight's magnitude and are pruned to their layer's sparsity from the start.
     """
     rng = np.random.default_rng(config.seed)
     sizes = [int(np.prod(input_shape)), *config.hidden, classes]
@@ -491,7 +491,7 @@ def initial_network(config: BSTDGConfig, input_shape: tuple[int, ...], classes: 
 
 @dataclass
 class Working:
-    """The training state in the kernel's ``(in, out)`` layout."""
+    """A network's arrays in the training kernel's ``(in, out)`` layout (copied per epoch)."""
 
     shadow: list[np.ndarray]
     deployed: list[np.ndarray]
