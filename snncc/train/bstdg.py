@@ -178,6 +178,13 @@ class BSTDGNetwork:
 
 
 @numba.njit(cache=True, nogil=True)
+def cosine_rate(initial: float, final: float, progress_done: float) -> float:
+    """The learning rate after ``progress_done`` (0..1) of the run: cosine from initial to final."""
+    decay = 0.5 * (1.0 + math.cos(math.pi * min(progress_done, 1.0)))
+    return final + (initial - final) * decay
+
+
+@numba.njit(cache=True, nogil=True)
 def _fire_one(pre, weight_t, threshold, t_max, times, v, v_fire, counts,
               order):  # pragma: no cover - compiled
     """One sample through one layer, event-driven: spikes ``times``, ``v`` at spike, final ``v``.
@@ -320,9 +327,7 @@ def _sgd_kernel(inputs, labels, order, shadow, deployed, fixed, thresholds, rate
                 if own[j] == t_max and rate[j] < min_rate:
                     delta[j] += dead_push * (1.0 - rate[j] / min_rate)
         # updates, after every error is known
-        progress_done = (done + position) / total
-        decay = 0.5 * (1.0 + math.cos(math.pi * min(progress_done, 1.0)))
-        rate_now = final_rate + (learning_rate - final_rate) * decay
+        rate_now = cosine_rate(learning_rate, final_rate, (done + position) / total)
         for layer in range(layers):
             pre = times[layer]
             post = times[layer + 1]
@@ -612,7 +617,8 @@ def train(
                           and _mask_frozen(config, done, config.epochs * samples))
                 if config.target_sparsity > 0 and not frozen:
                     progress_done = (done + len(index)) / (config.epochs * samples)
-                    shrink = (_learning_rate(config, progress_done) * config.sparsity_prior
+                    shrink = (cosine_rate(config.learning_rate, config.final_learning_rate,
+                                          progress_done) * config.sparsity_prior
                               * len(index) if config.fixed_signs else 0.0)
                     working.prune(layer_sparsities(sizes, config.sparsity_at(progress_done)),
                                   shrink, config.balanced_fan_in)
@@ -630,12 +636,6 @@ def train(
         if on_epoch is not None:
             on_epoch(record)
     return TrainResult(network, config, history)
-
-
-def _learning_rate(config: BSTDGConfig, progress_done: float) -> float:
-    """The cosine schedule from ``learning_rate`` to ``final_learning_rate`` (as the kernel)."""
-    decay = 0.5 * (1 + math.cos(math.pi * min(progress_done, 1.0)))
-    return config.final_learning_rate + (config.learning_rate - config.final_learning_rate) * decay
 
 
 def shifted_images(images: np.ndarray, offsets: np.ndarray) -> np.ndarray:
