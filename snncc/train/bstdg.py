@@ -529,8 +529,8 @@ class Working:
 
 def _mask_frozen(config: BSTDGConfig, done: int, total: int) -> bool:
     """Whether a magnitude run's mask is fixed: pruned to the target by an earlier chunk."""
-    return (config.freeze_mask and done > 0
-            and config.sparsity_at(done / total) >= config.target_sparsity)
+    return (config.freeze_mask and config.target_sparsity > 0 and not config.fixed_signs
+            and done > 0 and config.sparsity_at(done / total) >= config.target_sparsity)
 
 
 def sgd_samples(working: Working, thresholds: np.ndarray, rates: list[np.ndarray],
@@ -542,7 +542,7 @@ def sgd_samples(working: Working, thresholds: np.ndarray, rates: list[np.ndarray
     position). Every update rule is in the module docstring.
     """
     mode = 0 if config.target_sparsity == 0 else (2 if config.fixed_signs else 1)
-    if mode == 1 and _mask_frozen(config, done, total):
+    if _mask_frozen(config, done, total):
         mode = 3
     fixed = working.fixed or [np.zeros((0, 0), np.int8)] * len(working.shadow)
     correct, spikes = _sgd_kernel(
@@ -591,6 +591,7 @@ def train(
     samples = len(train_labels)
     input_times = None if config.shift else network.input_times(train_images)
     sizes = [w.shape[::-1] for w in network.weights]
+    total = config.epochs * samples
     chunk = PRUNE_INTERVAL if config.target_sparsity > 0 else samples
     last_epoch = config.epochs if stop_after is None else min(stop_after, config.epochs)
     for epoch in range(len(history), last_epoch):
@@ -609,14 +610,11 @@ def train(
                 index = order[start:start + chunk]
                 done = epoch * samples + start
                 right, fired = sgd_samples(working, network.thresholds, rates, epoch_times,
-                                           train_labels, index, config, done,
-                                           config.epochs * samples)
+                                           train_labels, index, config, done, total)
                 correct += right
                 spikes += fired
-                frozen = (not config.fixed_signs
-                          and _mask_frozen(config, done, config.epochs * samples))
-                if config.target_sparsity > 0 and not frozen:
-                    progress_done = (done + len(index)) / (config.epochs * samples)
+                if config.target_sparsity > 0 and not _mask_frozen(config, done, total):
+                    progress_done = (done + len(index)) / total
                     shrink = (cosine_rate(config.learning_rate, config.final_learning_rate,
                                           progress_done) * config.sparsity_prior
                               * len(index) if config.fixed_signs else 0.0)
