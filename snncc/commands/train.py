@@ -47,6 +47,10 @@ def register(app: typer.Typer) -> None:
         margin: float | None = typer.Option(
             None, help="output margin gamma as a fraction of t_max (default "
                        f"1/{round(1 / BSTDGConfig().margin)}: one step at t_max 256)"),
+        potential_margin: int | None = typer.Option(
+            None, help="potential margin m: the error sees the correct output neuron with "
+                       "threshold + m and the others with threshold - m "
+                       f"{_default('potential_margin')}"),
         hidden_threshold: float | None = typer.Option(
             None, help=f"initial hidden-layer threshold {_default('hidden_threshold')}"),
         output_threshold: float | None = typer.Option(
@@ -74,6 +78,7 @@ def register(app: typer.Typer) -> None:
 
         chosen = dict(learning_rate=learning_rate,
                       threshold_learning_rate=threshold_learning_rate, margin=margin,
+                      potential_margin=potential_margin,
                       hidden_threshold=hidden_threshold, output_threshold=output_threshold,
                       init_positive=init_positive)
         config = BSTDGConfig(

@@ -24,6 +24,14 @@ layer. For each training sample, in this order:
   every other neuron's ``T_k = min(max(t_k, T_c + gamma), t_max)`` (fire at least ``gamma``
   later; a silent wrong neuron has no error). The error is ``delta_k = (t_k - T_k) / t_max``. A
   sample whose error is zero (right, with the margin) changes nothing.
+* Potential margin ``m`` (``potential_margin``, default 2): the output spike times ``t_k`` that
+  the error (and everything below it: the targets, the timing indicators of the output layer and
+  of the hidden errors) sees are those the output neurons would have with the threshold raised
+  to ``ceil(theta) + m`` for the correct class and lowered to ``max(1, ceil(theta) - m)`` for the
+  others. The deployed network and the decision keep ``theta``. A sample then counts as learnt
+  only when its decision survives a swing of ``2 m`` in potential, a margin in the units the
+  binary weights move in, where the timing margin alone lets the decision hang on one synapse
+  (MNIST, 30 epochs: 96.21% against 95.21% with ``m = 0``; docs/bstdg-format.md).
 * Error normalisation (S4NN, ``normalize_error``): each layer's error vector is scaled to unit
   Euclidean norm, so every sample takes a step of the same size whatever the spread of its spike
   times, and hidden layers learn at the pace of the output layer.
@@ -227,7 +235,8 @@ def _fire_one(pre, weight_t, threshold, t_max, times, v, v_fire, counts,
 @numba.njit(cache=True, nogil=True)
 def _sgd_kernel(inputs, labels, order, shadow, deployed, fixed, thresholds, rates, done, total,
                 learning_rate, final_rate, threshold_rate, margin_steps, t_max, window,
-                normalize, dead_push, min_rate, mode):  # pragma: no cover - compiled
+                normalize, dead_push, min_rate, mode,
+                potential_margin):  # pragma: no cover - compiled
     """Per-sample SGD over ``inputs[order]`` (see the module docstring); in place.
 
     ``shadow``/``deployed``/``fixed`` are per-layer ``(in, out)`` arrays; ``mode`` 0 dense, 1
@@ -253,6 +262,10 @@ def _sgd_kernel(inputs, labels, order, shadow, deployed, fixed, thresholds, rate
         fired_at.append(np.zeros(size, np.int32))
         deltas.append(np.zeros(size))
     classes = shadow[layers - 1].shape[1]
+    raised = np.zeros(classes, np.int16)  # output spikes at threshold + potential margin ...
+    lowered = np.zeros(classes, np.int16)  # ... and at threshold - potential margin
+    scratch_v = np.zeros(classes, np.int32)
+    scratch_fire = np.zeros(classes, np.int32)
     correct = 0
     hidden_spikes = 0
     for position in range(order.shape[0]):
@@ -277,6 +290,17 @@ def _sgd_kernel(inputs, labels, order, shadow, deployed, fixed, thresholds, rate
                     best = k
         label = labels[sample]
         correct += best == label
+        if potential_margin > 0:
+            # the error sees the correct neuron at a raised, the others at a lowered threshold
+            below = layers - 1
+            threshold = math.ceil(thresholds[below])
+            _fire_one(times[below], deployed[below], threshold + potential_margin, t_max,
+                      raised, scratch_v, scratch_fire, counts, order_buffer)
+            _fire_one(times[below], deployed[below], max(1, threshold - potential_margin),
+                      t_max, lowered, scratch_v, scratch_fire, counts, order_buffer)
+            for k in range(classes):
+                out_times[k] = raised[k] if k == label else lowered[k]
+            first = out_times.min()
         for layer in range(layers - 1):
             rate = rates[layer]
             spikes = times[layer + 1]
@@ -552,7 +576,7 @@ def sgd_samples(working: Working, thresholds: np.ndarray, rates: list[np.ndarray
         int(total), config.learning_rate, config.final_learning_rate,
         config.threshold_learning_rate, config.margin * config.t_max, config.t_max,
         config.backprop_window, config.normalize_error, config.dead_push,
-        config.min_firing_rate, mode)
+        config.min_firing_rate, mode, config.potential_margin)
     return int(correct), int(spikes)
 
 

@@ -27,6 +27,7 @@ class BSTDGConfig:
     final_learning_rate: float | None = None  # learning_rate / 100
     threshold_learning_rate: float = 0.0
     margin: float = 1 / 256  # gamma as a fraction of t_max (one step at t_max = 256)
+    potential_margin: int = 2  # the error sees the correct output at theta + m, others theta - m
     hidden_threshold: float = 20.0
     output_threshold: float = 30.0
     init_scale: float = 0.1
@@ -64,6 +65,8 @@ class BSTDGConfig:
             (self.threshold_learning_rate >= 0,
              f"threshold learning rate must be >= 0, got {self.threshold_learning_rate}"),
             (0 <= self.margin < 1, f"margin must be in [0, 1), got {self.margin}"),
+            (self.potential_margin >= 0 and float(self.potential_margin).is_integer(),
+             f"potential margin must be a whole number >= 0, got {self.potential_margin}"),
             (self.hidden_threshold >= 1 and self.output_threshold >= 1,
              "initial thresholds must be >= 1"),
             (self.backprop_window >= 0,
@@ -82,6 +85,7 @@ class BSTDGConfig:
         for ok, message in checks:
             if not ok:
                 raise SnnccError(message)
+        self.potential_margin = int(self.potential_margin)
 
     @property
     def fixed_signs(self) -> bool:

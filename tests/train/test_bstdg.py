@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from snncc.backends.ttfs import simulate_ttfs
+from snncc.backends.ttfs import fire_times, simulate_ttfs
 from snncc.commands.train import register
 from snncc.datasets import load_dataset
 from snncc.errors import SnnccError
@@ -29,9 +29,11 @@ from snncc.train.bstdg import (
 )
 
 #: The fast digits run of the CI: 1,437 training images, 360 test images, a few seconds.
-#: 90.6% (seeds 1 and 2: 89.7% and 88.6%).
+#: 90.6% (seeds 1 and 2: 89.7% and 88.6%). The potential margin, tuned on MNIST, costs these
+#: small thresholds 3-5 pp (margin 1: 87.5%, 85.8%, 83.3%; margin 2: 86.1%, 85.6%, 86.4%).
 DIGITS_CONFIG = dict(hidden=(400,), t_max=64, epochs=20, hidden_threshold=6, output_threshold=12,
-                     learning_rate=0.03, final_learning_rate=0.0003, init_positive=False)
+                     learning_rate=0.03, final_learning_rate=0.0003, init_positive=False,
+                     potential_margin=0)
 DIGITS_MIN_ACCURACY = 0.85
 
 
@@ -60,6 +62,14 @@ def reference_sample(network: BSTDGNetwork, rates: list[np.ndarray], times_in: n
         fired = times[layer + 1] < t_max
         rate_layer[:] = 0.999 * rate_layer + 0.001 * fired
     out = times[-1].astype(np.float64)
+    if config.potential_margin:  # the error's view: correct at theta + m, others at theta - m
+        threshold = network.integer_thresholds()[-1]
+        view = [fire_times(times[-2][None], network.deployed[-1], limit, t_max)[0][0]
+                for limit in (threshold + config.potential_margin,
+                              max(1, threshold - config.potential_margin))]
+        out = view[1].astype(np.float64)
+        out[label] = view[0][label]
+        times[-1] = out.astype(np.int64)
     margin = config.margin * t_max
     target_correct = min(out.min(), t_max - margin)
     target = np.minimum(np.maximum(out, target_correct + margin), t_max)
@@ -100,7 +110,9 @@ def reference_sample(network: BSTDGNetwork, rates: list[np.ndarray], times_in: n
 @pytest.mark.parametrize("settings", [
     dict(hidden=(12,)),
     dict(hidden=(12, 9), backprop_window=0, threshold_learning_rate=0.3),
-    dict(hidden=(12,), normalize_error=False, margin=0.2, min_firing_rate=0.6),
+    dict(hidden=(12,), normalize_error=False, margin=0.2, min_firing_rate=0.6,
+         potential_margin=0),
+    dict(hidden=(12,), potential_margin=1),  # the output threshold 2 - 1 is the floor of 1
     dict(hidden=(12,), target_sparsity=0.4),
     dict(hidden=(12, 9), target_sparsity=0.4, pruning="gradr", threshold_learning_rate=0.1),
     dict(hidden=(12,), target_sparsity=0.4, prune_start=0.0, prune_ramp=0.0),  # frozen mask
@@ -332,6 +344,8 @@ def test_resume_errors(digits, tmp_path: Path) -> None:
     ("backprop_window", -1, "backprop window must be >= 0"),
     ("hidden", (0,), "hidden sizes must be >= 1"),
     ("margin", 1.5, "margin must be in"),
+    ("potential_margin", -1, "potential margin must be a whole number >= 0, got -1"),
+    ("potential_margin", 1.5, "potential margin must be a whole number >= 0, got 1.5"),
 ])
 def test_config_errors(field: str, value, message: str) -> None:
     with pytest.raises(SnnccError, match=message):
@@ -506,13 +520,15 @@ def test_cli_passes_every_option_to_the_run(tmp_path: Path) -> None:
     output = tmp_path / "digits.bstdg.h5"
     result = CliRunner().invoke(app, [
         "train", "bstdg", "--dataset", "digits", "--hidden", "16", "--epochs", "1", "--tmax", "16",
-        "--limit", "100", "--margin", "0.125", "--symmetric-init", "--shift", "1",
+        "--limit", "100", "--margin", "0.125", "--potential-margin", "3", "--symmetric-init",
+        "--shift", "1",
         "--learning-rate", "0.05", "--threshold-learning-rate", "0.01",
         "--hidden-threshold", "3", "--output-threshold", "5", "--target-sparsity", "0.3",
         "--pruning", "gradr", "--unbalanced-fan-in", "-o", str(output)])
     assert result.exit_code == 0, result.output
     settings = read_bstdg(output).metadata["hyperparameters"]
     assert settings["margin"] == 0.125 and settings["init_positive"] is False
+    assert settings["potential_margin"] == 3
     assert settings["shift"] == 1 and settings["learning_rate"] == 0.05
     assert settings["threshold_learning_rate"] == 0.01
     assert (settings["hidden_threshold"], settings["output_threshold"]) == (3, 5)
