@@ -24,7 +24,7 @@ layer. For each training sample, in this order:
   every other neuron's ``T_k = min(max(t_k, T_c + gamma), t_max)`` (fire at least ``gamma``
   later; a silent wrong neuron has no error). The error is ``delta_k = (t_k - T_k) / t_max``. A
   sample whose error is zero (right, with the margin) changes nothing.
-* Potential margin ``m`` (``potential_margin``, default 2): the output spike times ``t_k`` that
+* Potential margin ``m`` (``potential_margin``, default 3): the output spike times ``t_k`` that
   the error (and everything below it: the targets, the timing indicators of the output layer and
   of the hidden errors) sees are those the output neurons would have with the threshold raised
   to ``ceil(theta) + m`` for the correct class and lowered to ``max(1, ceil(theta) - m)`` for the

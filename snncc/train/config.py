@@ -27,9 +27,9 @@ class BSTDGConfig:
     final_learning_rate: float | None = None  # learning_rate / 100
     threshold_learning_rate: float = 0.0
     margin: float = 1 / 256  # gamma as a fraction of t_max (one step at t_max = 256)
-    potential_margin: int = 2  # the error sees the correct output at theta + m, others theta - m
+    potential_margin: int = 3  # the error sees the correct output at theta + m, others theta - m
     hidden_threshold: float = 20.0
-    output_threshold: float = 30.0
+    output_threshold: float = 40.0
     init_scale: float = 0.1
     dead_push: float = 0.05
     min_firing_rate: float = 0.2

@@ -595,9 +595,13 @@ def test_laplace_prior_pulls_strengths_down(digits) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sparsity, epochs, floor", [(0.0, 3, 0.93), (0.9, 5, 0.925)])
+@pytest.mark.parametrize("sparsity, epochs, floor", [(0.0, 3, 0.945), (0.9, 5, 0.94)])
 def test_mnist_training_reaches_its_floor(data_dir: Path, sparsity, epochs, floor) -> None:
-    """Short MNIST runs of the default recipe: 94.26% dense in 3 epochs, 93.99% at 10% in 5."""
+    """Short MNIST runs of the default recipe: 95.35% dense in 3 epochs, 94.45% at 10% in 5.
+
+    Both floors fail with the previous defaults, output threshold 30 and no potential margin
+    (94.26% and 93.99%).
+    """
     train_set = load_dataset("mnist", "train", data_dir)
     test_set = load_dataset("mnist", "test", data_dir)
     config = BSTDGConfig(epochs=epochs, target_sparsity=sparsity)
