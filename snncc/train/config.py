@@ -38,8 +38,8 @@ class BSTDGConfig:
     seed: int = 0
     target_sparsity: float = 0.0
     pruning: str = "magnitude"
-    prune_start: float = 0.5  # magnitude pruning: fraction of the run trained dense ...
-    prune_ramp: float = 0.1  # ... and the fraction over which sparsity ramps up (cubic)
+    prune_start: float = 0.2  # magnitude pruning: fraction of the run trained dense ...
+    prune_ramp: float = 0.3  # ... and the fraction over which sparsity ramps up (cubic)
     freeze_mask: bool = True  # magnitude pruning: no regrowth once the target is reached
     balanced_fan_in: bool = True  # pruning shares each layer's budget evenly over its neurons
     sparsity_prior: float = 0.0  # GradR's Laplace prior on strengths (gradr mode)
