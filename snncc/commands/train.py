@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from snncc.errors import SnnccError
-from snncc.train.config import PRUNING_MODES, BSTDGConfig
+from snncc.train.config import PRUNING_MODES, BSTDGConfig, recipe_config
 
 
 def _hidden_sizes(text: str) -> tuple[int, ...]:
@@ -19,8 +19,10 @@ def _hidden_sizes(text: str) -> tuple[int, ...]:
 
 
 def _default(name: str) -> str:
-    """``(default X)`` from :class:`BSTDGConfig`, so help never drifts from the code."""
-    return f"(default {getattr(BSTDGConfig(), name):g})"
+    """``(MNIST default X)`` from :class:`BSTDGConfig`, so help never drifts from the code."""
+    value = getattr(BSTDGConfig(), name)
+    shown = ",".join(map(str, value)) if isinstance(value, tuple) else f"{value:g}"
+    return f"(MNIST default {shown})"
 
 
 def register(app: typer.Typer) -> None:
@@ -32,13 +34,15 @@ def register(app: typer.Typer) -> None:
         dataset: str = typer.Option(..., help="mnist, fashion-mnist or digits"),
         output: Path = typer.Option(..., "-o", "--output", help="network file (.bstdg.h5)"),
         data_dir: Path | None = typer.Option(None, help="folder with the IDX files"),
-        hidden: str = typer.Option("600", help="hidden layer sizes, e.g. 600 or 400,200"),
-        epochs: int = typer.Option(30, help="training epochs"),
-        tmax: int = typer.Option(256, help="time steps of the latency code (t_max)"),
+        hidden: str | None = typer.Option(
+            None, help=f"hidden layer sizes, e.g. 600 or 400,200 {_default('hidden')}"),
+        epochs: int | None = typer.Option(None, help=f"training epochs {_default('epochs')}"),
+        tmax: int | None = typer.Option(
+            None, help=f"time steps of the latency code (t_max) {_default('t_max')}"),
         seed: int = typer.Option(0, help="random seed (runs are deterministic)"),
         learning_rate: float | None = typer.Option(
             None, help="initial per-sample SGD learning rate, decayed to 1/100 on a cosine "
-                       f"(default {BSTDGConfig().learning_rate:g}; "
+                       f"(MNIST default {BSTDGConfig().learning_rate:g}; "
                        f"{BSTDGConfig(target_sparsity=0.5, pruning='gradr').learning_rate:g} "
                        "with --pruning gradr)"),
         threshold_learning_rate: float | None = typer.Option(
@@ -58,7 +62,7 @@ def register(app: typer.Typer) -> None:
         init_positive: bool | None = typer.Option(
             None, "--positive-init/--symmetric-init",
             help="one-hidden-layer networks: shadow weights start in U(0, s) (all +1) or "
-                 "U(-s, s) (default positive)"),
+                 "U(-s, s) (MNIST default positive)"),
         shift: int = typer.Option(
             0, help="augmentation: random translations of up to this many pixels"),
         target_sparsity: float = typer.Option(
@@ -73,18 +77,20 @@ def register(app: typer.Typer) -> None:
         limit: int | None = typer.Option(None, help="use only the first N samples of each split"),
         resume: bool = typer.Option(False, help="continue from <output>.ckpt.npz"),
     ) -> None:
-        """Train a BSTDG network (binary weights, one spike per neuron) on a dataset."""
+        """Train a BSTDG network (binary weights, one spike per neuron) on a dataset.
+
+        Options left out take the dataset's recipe: the MNIST defaults shown,
+        higher thresholds for fashion-mnist, a small network without margin for digits.
+        """
         from snncc.train.bstdg import train_dataset
 
-        chosen = dict(learning_rate=learning_rate,
-                      threshold_learning_rate=threshold_learning_rate, margin=margin,
-                      potential_margin=potential_margin,
-                      hidden_threshold=hidden_threshold, output_threshold=output_threshold,
-                      init_positive=init_positive)
-        config = BSTDGConfig(
-            hidden=_hidden_sizes(hidden), t_max=tmax, epochs=epochs, seed=seed, shift=shift,
-            target_sparsity=target_sparsity, pruning=pruning, balanced_fan_in=balanced_fan_in,
-            **{key: value for key, value in chosen.items() if value is not None})
+        config = recipe_config(
+            dataset, hidden=None if hidden is None else _hidden_sizes(hidden), t_max=tmax,
+            epochs=epochs, seed=seed, shift=shift, target_sparsity=target_sparsity,
+            pruning=pruning, balanced_fan_in=balanced_fan_in, learning_rate=learning_rate,
+            threshold_learning_rate=threshold_learning_rate, margin=margin,
+            potential_margin=potential_margin, hidden_threshold=hidden_threshold,
+            output_threshold=output_threshold, init_positive=init_positive)
         result = train_dataset(
             config, dataset, output, data_dir=data_dir, resume=resume, limit=limit,
             on_epoch=lambda record: typer.echo(record.line(config.epochs), err=True),
