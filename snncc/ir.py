@@ -4,7 +4,8 @@ A :class:`Graph` is a directed acyclic graph of named nodes. Every node is a sma
 docstring states exactly what it computes. Shapes never include the batch dimension; images are
 ``(C, H, W)`` (NCHW without N), vectors are ``(N,)``.
 
-Three ways of executing one graph (all implemented by :mod:`snncc.backends.sim`):
+Three ways of executing one graph (defined step by step in :mod:`snncc.semantics`; fast engines
+in :mod:`snncc.engines`):
 
 * **ANN** — one evaluation; :class:`ReLU` and :class:`Clip` are functions, :class:`MaxPool2d` is max.
   Used to check a frontend against onnxruntime and to calibrate conversion.

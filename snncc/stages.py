@@ -1,7 +1,7 @@
 """The per-stage accuracy ladder: ANN -> converted SNN -> binarized -> folded -> quantized -> pruned.
 
 Each stage applies one more pass to the previous stage's graph and is measured on the same test
-samples with the reference simulator (:mod:`snncc.simulator`, integer mode once the graph is
+samples with the reference simulator (:mod:`snncc.engines`, integer mode once the graph is
 integer): accuracy, spikes and synaptic operations per sample, weight memory and connectivity.
 The ANN stage is onnxruntime for ONNX sources (the simulator's ANN mode otherwise).
 
@@ -141,7 +141,7 @@ def accuracy_ladder(
     previous_accuracy: float | None = None
     if not is_spiking(graph):
         start = time.perf_counter()
-        from snncc.simulator import run_ann
+        from snncc.engines import run_ann
 
         activations = [n for n in graph.of_type(ir.ReLU, ir.Clip)]
         values = run_ann(graph, inputs, outputs=activations + [graph.output_name])
@@ -165,7 +165,7 @@ def accuracy_ladder(
         graph, applied = run_passes(graph, [stage], context)
         info = applied[0][1].info
         integer = graph.is_integer()
-        from snncc.simulator import simulate
+        from snncc.engines import simulate
 
         result = simulate(graph, inputs, timesteps, mode="integer" if integer else "float",
                           labels=labels, count_neurons=True)

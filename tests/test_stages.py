@@ -9,8 +9,8 @@ import pytest
 
 from snncc import ir
 from snncc.datasets import Dataset
+from snncc.engines import run_ann
 from snncc.errors import SnnccError
-from snncc.simulator import run_ann
 from snncc.stages import (
     LadderReport,
     StageResult,

@@ -148,7 +148,7 @@ def step_currents(graph: ir.Graph, name: str, input_bound: float,
     direct = isinstance(graph.nodes[source], ir.Input) and graph.input.coding == "direct"
     if not direct or calibration is None or not len(calibration):
         return worst
-    from snncc.simulator import run_ann
+    from snncc.engines import run_ann
 
     current = run_ann(graph, calibration[:CALIBRATION_LIMIT], outputs=[name])[name]
     peak = np.abs(current).reshape(len(current), current.shape[1], -1).max(axis=(0, 2))

@@ -230,7 +230,7 @@ def activation_scores(graph: ir.Graph, calibration: np.ndarray,
     over the calibration samples (Sun et al. 2023, "Wanda"); inputs that never fire (e.g. image
     borders that are always 0) make their synapses the first to go.
     """
-    from snncc.simulator import run_ann
+    from snncc.engines import run_ann
 
     sources = {name: graph.inputs_of(name)[0] for name in chosen}
     inputs = run_ann(graph, calibration[:1000], outputs=sorted(set(sources.values())))
@@ -410,7 +410,7 @@ def reconstruct(graph: ir.Graph, reference: ir.Graph, calibration: np.ndarray,
     graphs are rounded back (to the ``m * 2**e`` grid and mantissa range of a quantized layer).
     Returns per layer the relative current error after the fit.
     """
-    from snncc.simulator import run_ann
+    from snncc.engines import run_ann
 
     samples = calibration[:1000]
     quantized = graph.metadata.get("quantize", {}).get("layers", {})

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from snncc import ir
+from snncc.engines import simulate
 from snncc.errors import SnnccError, UnsupportedError
-from snncc.simulator import simulate
 
 try:
     import lava.magma.core.run_configs  # noqa: F401

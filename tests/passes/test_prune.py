@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from snncc import ir
+from snncc.engines import run_ann
 from snncc.errors import SnnccError
 from snncc.passes import PassContext, run_passes
 from snncc.passes.fold import fold
 from snncc.passes.prune import erk_sparsity, prune
 from snncc.passes.quantize import quantize
-from snncc.simulator import run_ann
 
 
 def _prune(graph: ir.Graph, calibration=None, **options):

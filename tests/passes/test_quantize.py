@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from snncc import ir
+from snncc.engines import simulate
 from snncc.errors import SnnccError
 from snncc.passes import PassContext, run_passes
 from snncc.passes.fold import fold
 from snncc.passes.quantize import TARGETS, quantize
-from snncc.simulator import simulate
 
 
 def _quantize(graph: ir.Graph, **options) -> tuple[ir.Graph, dict]:
