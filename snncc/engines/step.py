@@ -185,13 +185,12 @@ class _Synapse:
                 dtype=dtype)
         weight_t = cache[dtype]
         _, out_h, out_w = node.output_shape([x.shape[1:]])
-        out = np.zeros((len(x), out_h, out_w, node.weight.shape[0]), dtype)
+        out = np.empty((len(x), node.weight.shape[0], out_h, out_w), dtype)
+        bias = np.zeros(0, dtype) if node.bias is None else node.bias.astype(dtype)
         _conv_events_kernel(np.ascontiguousarray(x), weight_t, node.weight.shape[1],
                             weight_t.shape[3], *node.stride, node.padding[0], node.padding[1],
-                            *node.dilation, out)
-        if node.bias is not None:
-            out += node.bias.astype(dtype)
-        return out.transpose(0, 3, 1, 2)
+                            *node.dilation, bias, out)
+        return out
 
     def events_in(self, dtype: type) -> np.ndarray:
         """``events`` converted once per dtype."""
@@ -388,10 +387,10 @@ def _if_update(v, armed, current, threshold, low, high, subtract, fire_once, sat
         v[f] = value
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _if_kernel(current, v_init, threshold, bounds, subtract, fire_once, saturate, spikes,
                totals):  # pragma: no cover - compiled
-    """IF neurons over all steps, sample by sample.
+    """IF neurons over all steps, sample by sample (samples spread over the threads).
 
     ``current`` (Tc, N, F) with ``Tc`` = T, or 1 for the same current every step; ``v_init``,
     ``threshold`` (F,) and ``bounds`` (2,) in the state dtype; ``spikes`` (T, N, F) uint8 and
@@ -399,7 +398,7 @@ def _if_kernel(current, v_init, threshold, bounds, subtract, fire_once, saturate
     """
     steps, samples, neurons = spikes.shape
     repeat = current.shape[0] == 1
-    for n in range(samples):
+    for n in numba.prange(samples):
         v = v_init.copy()
         armed = np.ones(neurons, v.dtype)
         for t in range(steps):
@@ -407,7 +406,7 @@ def _if_kernel(current, v_init, threshold, bounds, subtract, fire_once, saturate
                        subtract, fire_once, saturate, spikes[t, n], totals[n])
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _dense_if_kernel(x, weight_t, bias, v_init, threshold, bounds, subtract, fire_once, saturate,
                      spikes, totals):  # pragma: no cover - compiled
     """A Dense layer feeding IF neurons, event-driven, sample by sample.
@@ -418,7 +417,7 @@ def _dense_if_kernel(x, weight_t, bias, v_init, threshold, bounds, subtract, fir
     """
     steps, samples, inputs = x.shape
     neurons = weight_t.shape[1]
-    for n in range(samples):
+    for n in numba.prange(samples):
         v = v_init.copy()
         armed = np.ones(neurons, v.dtype)
         current = np.empty(neurons, v.dtype)
@@ -440,20 +439,23 @@ def _dense_if_kernel(x, weight_t, bias, v_init, threshold, bounds, subtract, fir
                        saturate, spikes[t, n], totals[n])
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _conv_events_kernel(x, weight_t, group_in, group_out, stride_h, stride_w, top, left, dil_h,
-                        dil_w, out):  # pragma: no cover - compiled
+                        dil_w, bias, out):  # pragma: no cover - compiled
     """Event-driven Conv2d: every nonzero input adds its weighted kernel to the outputs it reaches.
 
     ``x`` (M, C, H, W); ``weight_t`` (C, kH, kW, C_out / G) with ``weight_t[c, u, v, j] =
-    W[g * C_out / G + j, c - g * group_in, u, v]`` for ``g = c // group_in``; ``out`` (M, Ho, Wo,
-    C_out) zeros, channels last so that the innermost loop is contiguous. Input ``(y, x)`` meets
+    W[g * C_out / G + j, c - g * group_in, u, v]`` for ``g = c // group_in``; ``bias`` (C_out,) or
+    empty for none; ``out`` (M, C_out, Ho, Wo) receives ``bias + sum``. Input ``(y, x)`` meets
     kernel offset ``(u, v)`` at output ``((y + top - u dil_h) / stride_h, ...)`` when that is a
-    whole number inside the output.
+    whole number inside the output. Rows are independent and spread over the threads; each
+    accumulates in a channels-last buffer (the innermost loop contiguous), starting from zero and
+    adding inputs in ``(c, y, x)`` order, the bias last, so every sum is the same whatever the
+    thread count.
     """
     rows, channels, height, width = x.shape
     kernel_h, kernel_w = weight_t.shape[1], weight_t.shape[2]
-    out_h, out_w = out.shape[1], out.shape[2]
+    out_channels, out_h, out_w = out.shape[1], out.shape[2], out.shape[3]
     # output row (column) reached from input row y (column) through kernel row u (column v); -1
     # for none. Tabulated once: the divisions would otherwise dominate the cost of an event.
     out_row = np.full((height, kernel_h), -1, np.int64)
@@ -468,7 +470,11 @@ def _conv_events_kernel(x, weight_t, group_in, group_out, stride_h, stride_w, to
             col = x_index + left - v * dil_w
             if col >= 0 and col % stride_w == 0 and col // stride_w < out_w:
                 out_col[x_index, v] = col // stride_w
-    for m in range(rows):
+    has_bias = bias.size > 0
+    weights = weight_t.reshape(-1)
+    plane = out_h * out_w
+    for m in numba.prange(rows):
+        acc = np.zeros(plane * out_channels, out.dtype)
         for c in range(channels):
             base = (c // group_in) * group_out
             for y in range(height):
@@ -484,14 +490,90 @@ def _conv_events_kernel(x, weight_t, group_in, group_out, stride_h, stride_w, to
                             col = out_col[x_index, v]
                             if col < 0:
                                 continue
-                            column = weight_t[c, u, v]
-                            target = out[m, row, col]
+                            # slices, so that the innermost loop has provably non-negative
+                            # indices and vectorises (2x faster than indexing base + j)
+                            start = ((c * kernel_h + u) * kernel_w + v) * group_out
+                            column = weights[start:start + group_out]
+                            start = (row * out_w + col) * out_channels + base
+                            target = acc[start:start + group_out]
                             if value == 1:  # a spike: no multiplications
                                 for j in range(group_out):
-                                    target[base + j] += column[j]
+                                    target[j] += column[j]
                             else:
                                 for j in range(group_out):
-                                    target[base + j] += value * column[j]
+                                    target[j] += value * column[j]
+        for j in range(out_channels):
+            for position in range(plane):
+                total = acc[position * out_channels + j]
+                if has_bias:
+                    total += bias[j]
+                out[m, j, position // out_w, position % out_w] = total
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _max_pool_spikes_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left,
+                            out):  # pragma: no cover - compiled
+    """Spiking max-pool of 0/1 spikes ``x`` (T, N, C, H, W) into ``out`` (T, N, C, Ho, Wo) uint8.
+
+    Per sample (samples spread over the threads) it keeps each input's spike count so far and
+    the previous step's window maxima: ``out[t] = M(t) - M(t-1)`` with ``M(t)`` the max over the
+    window (positions inside the input only: padding never wins over a count >= 0) of the counts
+    up to step ``t`` (:func:`snncc.semantics.max_pool_step`).
+    """
+    steps, samples, channels, height, width = x.shape
+    out_h, out_w = out.shape[3], out.shape[4]
+    for n in numba.prange(samples):
+        counts = np.zeros((channels, height, width), np.int32)
+        previous = np.zeros((channels, out_h, out_w), np.int32)
+        for t in range(steps):
+            spikes = x[t, n]
+            for c in range(channels):
+                for y in range(height):
+                    for x_index in range(width):
+                        counts[c, y, x_index] += spikes[c, y, x_index]
+                for row in range(out_h):
+                    for col in range(out_w):
+                        largest = 0
+                        for u in range(kernel_h):
+                            y = row * stride_h - top + u
+                            if y < 0 or y >= height:
+                                continue
+                            for v in range(kernel_w):
+                                x_index = col * stride_w - left + v
+                                if 0 <= x_index < width and counts[c, y, x_index] > largest:
+                                    largest = counts[c, y, x_index]
+                        out[t, n, c, row, col] = np.uint8(largest - previous[c, row, col])
+                        previous[c, row, col] = largest
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _sum_pool_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left, scale,
+                     out):  # pragma: no cover - compiled
+    """Sum pooling of small integers ``x`` (M, C, H, W) (zero padding) into ``out`` (M, C, Ho, Wo).
+
+    Each window sum is exact (an int64), then converted to ``out``'s dtype and, when ``scale`` is
+    not 1, multiplied by ``scale`` (given in ``out``'s dtype): the very values :func:`sum_pool`
+    and ``* node.scale`` give for the same inputs. Rows are spread over the threads.
+    """
+    rows, channels, height, width = x.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    scaled = scale != 1
+    for m in numba.prange(rows):
+        for c in range(channels):
+            for row in range(out_h):
+                for col in range(out_w):
+                    total = 0
+                    for u in range(kernel_h):
+                        y = row * stride_h - top + u
+                        if y < 0 or y >= height:
+                            continue
+                        for v in range(kernel_w):
+                            x_index = col * stride_w - left + v
+                            if 0 <= x_index < width:
+                                total += np.int64(x[m, c, y, x_index])
+                    out[m, c, row, col] = total
+                    if scaled:
+                        out[m, c, row, col] = out[m, c, row, col] * scale
 
 
 # ---------------------------------------------------------------------------- layer-major steps
@@ -578,11 +660,32 @@ def _run_if(node: ir.IF, shape: ir.Shape, current: np.ndarray | _Deferred, timed
 
 
 def _run_max_pool(node: ir.MaxPool2d, x: np.ndarray, dtype: type) -> np.ndarray:
-    """Spiking max-pool: the per-step increase of the max of the cumulative input counts."""
+    """Spiking max-pool: the per-step increase of the max of the cumulative input counts.
+
+    Spikes (uint8 0/1) go through a compiled kernel whose output is uint8 again (the max of
+    counts grows by at most one per step); other values through cumsum, max-pool and diff.
+    """
+    if x.dtype == np.uint8 and x.ndim == 5:
+        _, out_h, out_w = node.output_shape([x.shape[2:]])
+        out = np.empty(x.shape[:3] + (out_h, out_w), np.uint8)
+        _max_pool_spikes_kernel(np.ascontiguousarray(x), node.kernel[0], node.kernel[1],
+                                node.stride[0], node.stride[1], node.padding[0], node.padding[1],
+                                out)
+        return out
     totals = np.cumsum(x, axis=0, dtype=dtype)
     pooled = max_pool(_merged(totals), node)
     pooled = pooled.reshape(x.shape[:2] + pooled.shape[1:])
     return np.diff(pooled, axis=0, prepend=np.zeros((1,) + pooled.shape[1:], dtype))
+
+
+def _run_sum_pool(node: ir.SumPool2d, x: np.ndarray, dtype: type) -> np.ndarray:
+    """Sum pooling of spikes ``x`` (T, N, C, H, W) uint8 over all steps, in the value ``dtype``."""
+    merged = np.ascontiguousarray(_merged(x))
+    _, out_h, out_w = node.output_shape([x.shape[2:]])
+    out = np.empty(merged.shape[:2] + (out_h, out_w), dtype)
+    _sum_pool_kernel(merged, node.kernel[0], node.kernel[1], node.stride[0], node.stride[1],
+                     node.padding[0], node.padding[1], dtype(node.scale), out)
+    return out.reshape(x.shape[:3] + (out_h, out_w))
 
 
 def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, timesteps: int,
@@ -637,6 +740,9 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
             else:
                 steps_active = timesteps * (inputs[0] != 0)
             synops += semantics.synaptic_events(steps_active, plan.fanout[name])
+        elif (isinstance(node, ir.SumPool2d) and not static and inputs[0].dtype == np.uint8
+              and (not integer or node.scale == 1.0)):
+            out = _run_sum_pool(node, inputs[0], plan.value_dtypes[name])
         else:
             if not isinstance(node, _LAYOUT):
                 inputs = [i.astype(plan.value_dtypes[name], copy=False) for i in inputs]

@@ -1,0 +1,81 @@
+"""How many CPU threads snncc computes with: ``--threads`` or ``SNNCC_THREADS``, default all cores.
+
+One setting caps both thread pools a run can use:
+
+* numba's (the compiled engine kernels split their samples over it with ``prange``), and
+* the BLAS library's (OpenBLAS behind numpy): matrix products run with the same cap.
+
+Inside :func:`snncc.engines.step.simulate` BLAS is held to one thread: the engine splits a batch's
+rows across its own threads instead, so no BLAS helper thread busy-waits on a core that a kernel
+needs (on a 2-core machine an idle OpenBLAS helper spinning at 100% costs more than it gives).
+Results never depend on the thread count: every thread computes whole samples (or whole rows of
+a product) with the same arithmetic in the same order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from snncc.errors import SnnccError
+
+THREADS_ENV = "SNNCC_THREADS"
+
+_configured: int | None = None
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def parse_threads(value: str | int | None, origin: str = THREADS_ENV) -> int | None:
+    """``value`` as a thread count >= 1 (``None`` or ``""``: not set); a clear error otherwise."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        threads = int(value)
+    except ValueError:
+        raise SnnccError(f"{origin} must be a whole number of threads, got {value!r}") from None
+    if threads < 1:
+        raise SnnccError(f"{origin} must be >= 1, got {threads}")
+    return threads
+
+
+def configure(threads: int | None = None) -> int:
+    """Cap numba and BLAS at ``threads`` (default: ``$SNNCC_THREADS``, else every core).
+
+    The cap never exceeds the cores available. Returns the thread count in force. Called by the
+    CLI for ``--threads`` and, with no argument, by the engines before they compute.
+    """
+    global _configured
+    if threads is None:
+        threads = parse_threads(os.environ.get(THREADS_ENV))
+    threads = min(threads or available_cores(), available_cores())
+    if threads == _configured:
+        return threads
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    threadpool_limits(limits=threads, user_api="blas")
+    _configured = threads
+    return threads
+
+
+def current() -> int:
+    """The thread count in force (configuring from the environment on first use)."""
+    return _configured if _configured is not None else configure()
+
+
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Hold BLAS to one thread inside the block (the caller splits work across threads itself)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
