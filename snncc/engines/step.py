@@ -510,6 +510,14 @@ def _conv_events_kernel(x, weight_t, group_in, group_out, stride_h, stride_w, to
                 out[m, j, position // out_w, position % out_w] = total
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _window_range(offset, stride, size, out_size):  # pragma: no cover - compiled
+    """Outputs ``[lo, hi)`` whose input ``o * stride + offset`` lies in ``[0, size)``."""
+    lo = 0 if offset >= 0 else (-offset + stride - 1) // stride
+    hi = (size - 1 - offset) // stride + 1 if size - 1 - offset >= 0 else 0
+    return lo, max(lo, min(hi, out_size))
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _max_pool_spikes_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left,
                             out):  # pragma: no cover - compiled
@@ -525,25 +533,29 @@ def _max_pool_spikes_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left
     for n in numba.prange(samples):
         counts = np.zeros((channels, height, width), np.int32)
         previous = np.zeros((channels, out_h, out_w), np.int32)
+        largest = np.empty((out_h, out_w), np.int32)
         for t in range(steps):
             spikes = x[t, n]
             for c in range(channels):
+                plane = counts[c]
                 for y in range(height):
                     for x_index in range(width):
-                        counts[c, y, x_index] += spikes[c, y, x_index]
+                        plane[y, x_index] += spikes[c, y, x_index]
+                largest[:] = 0
+                for u in range(kernel_h):
+                    row_lo, row_hi = _window_range(u - top, stride_h, height, out_h)
+                    for v in range(kernel_w):
+                        col_lo, col_hi = _window_range(v - left, stride_w, width, out_w)
+                        for row in range(row_lo, row_hi):
+                            source = plane[row * stride_h + u - top]
+                            target = largest[row]
+                            for col in range(col_lo, col_hi):
+                                target[col] = max(target[col], source[col * stride_w + v - left])
+                before = previous[c]
                 for row in range(out_h):
                     for col in range(out_w):
-                        largest = 0
-                        for u in range(kernel_h):
-                            y = row * stride_h - top + u
-                            if y < 0 or y >= height:
-                                continue
-                            for v in range(kernel_w):
-                                x_index = col * stride_w - left + v
-                                if 0 <= x_index < width and counts[c, y, x_index] > largest:
-                                    largest = counts[c, y, x_index]
-                        out[t, n, c, row, col] = np.uint8(largest - previous[c, row, col])
-                        previous[c, row, col] = largest
+                        out[t, n, c, row, col] = np.uint8(largest[row, col] - before[row, col])
+                        before[row, col] = largest[row, col]
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -551,7 +563,7 @@ def _sum_pool_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left, scale
                      out):  # pragma: no cover - compiled
     """Sum pooling of small integers ``x`` (M, C, H, W) (zero padding) into ``out`` (M, C, Ho, Wo).
 
-    Each window sum is exact (an int64), then converted to ``out``'s dtype and, when ``scale`` is
+    Each window sum is exact (an int32), then converted to ``out``'s dtype and, when ``scale`` is
     not 1, multiplied by ``scale`` (given in ``out``'s dtype): the very values :func:`sum_pool`
     and ``* node.scale`` give for the same inputs. Rows are spread over the threads.
     """
@@ -559,21 +571,25 @@ def _sum_pool_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left, scale
     out_h, out_w = out.shape[2], out.shape[3]
     scaled = scale != 1
     for m in numba.prange(rows):
+        total = np.empty((out_h, out_w), np.int32)
         for c in range(channels):
+            plane = x[m, c]
+            total[:] = 0
+            for u in range(kernel_h):
+                row_lo, row_hi = _window_range(u - top, stride_h, height, out_h)
+                for v in range(kernel_w):
+                    col_lo, col_hi = _window_range(v - left, stride_w, width, out_w)
+                    for row in range(row_lo, row_hi):
+                        source = plane[row * stride_h + u - top]
+                        target = total[row]
+                        for col in range(col_lo, col_hi):
+                            target[col] += source[col * stride_w + v - left]
+            target_plane = out[m, c]
             for row in range(out_h):
                 for col in range(out_w):
-                    total = 0
-                    for u in range(kernel_h):
-                        y = row * stride_h - top + u
-                        if y < 0 or y >= height:
-                            continue
-                        for v in range(kernel_w):
-                            x_index = col * stride_w - left + v
-                            if 0 <= x_index < width:
-                                total += np.int64(x[m, c, y, x_index])
-                    out[m, c, row, col] = total
+                    target_plane[row, col] = total[row, col]
                     if scaled:
-                        out[m, c, row, col] = out[m, c, row, col] * scale
+                        target_plane[row, col] = target_plane[row, col] * scale
 
 
 # ---------------------------------------------------------------------------- layer-major steps
