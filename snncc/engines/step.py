@@ -30,6 +30,7 @@ import numba
 import numpy as np
 
 from snncc import ir, semantics
+from snncc.engines import threads
 from snncc.engines.result import SimResult
 from snncc.errors import SnnccError
 
@@ -237,8 +238,16 @@ def run_ann(graph: ir.Graph, raw_inputs: np.ndarray, batch_size: int = 512,
 
     ReLU/Clip are functions, IF nodes act as ``clip(x / threshold, 0, 1)``, MaxPool2d is max, Readout
     is the identity and the input coding is ignored (preprocessed values go in). With ``outputs``
-    (node names) it returns those nodes' values instead, as a dict.
+    (node names) it returns those nodes' values instead, as a dict. BLAS runs on one thread
+    here: a multi-threaded BLAS splits the sums themselves, so values would change (in the last
+    bits) with the thread count; with one thread they do not.
     """
+    with threads.single_threaded_blas():
+        return _run_ann(graph, raw_inputs, batch_size, outputs)
+
+
+def _run_ann(graph: ir.Graph, raw_inputs: np.ndarray, batch_size: int,
+             outputs: list[str] | None) -> np.ndarray | dict[str, np.ndarray]:
     graph.validate()
     raw_inputs = _check_inputs(graph, raw_inputs)
     order = graph.topological_order()
@@ -847,14 +856,16 @@ def simulate(
     largest = max(int(np.prod(shape)) for shape in plan.shapes.values())
     batch_size = max(1, min(batch_size, ACTIVATION_BYTES // (8 * timesteps * largest)))
     parts = []
-    for start in range(0, len(raw_inputs), batch_size):
-        stop = min(start + batch_size, len(raw_inputs))
-        parts.append(_simulate_batch(
-            plan, raw_inputs[start:stop], np.arange(start, stop), timesteps,
-            None if labels is None else labels[start:stop], record, seed, count_neurons,
-        ))
-        if progress is not None:
-            progress(stop - start)
+    # one BLAS thread: the results then never depend on the thread count (see run_ann)
+    with threads.single_threaded_blas():
+        for start in range(0, len(raw_inputs), batch_size):
+            stop = min(start + batch_size, len(raw_inputs))
+            parts.append(_simulate_batch(
+                plan, raw_inputs[start:stop], np.arange(start, stop), timesteps,
+                None if labels is None else labels[start:stop], record, seed, count_neurons,
+            ))
+            if progress is not None:
+                progress(stop - start)
     if not parts:
         raise SnnccError("no input samples to simulate")
     return SimResult.concatenate(parts)

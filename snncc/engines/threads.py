@@ -1,15 +1,15 @@
 """How many CPU threads snncc computes with: ``--threads`` or ``SNNCC_THREADS``, default all cores.
 
-One setting caps both thread pools a run can use:
+One setting caps both thread pools a run can use: numba's (the compiled engine kernels spread
+their samples over it with ``prange``) and the BLAS library's (OpenBLAS behind numpy).
 
-* numba's (the compiled engine kernels split their samples over it with ``prange``), and
-* the BLAS library's (OpenBLAS behind numpy): matrix products run with the same cap.
-
-Inside :func:`snncc.engines.step.simulate` BLAS is held to one thread: the engine splits a batch's
-rows across its own threads instead, so no BLAS helper thread busy-waits on a core that a kernel
-needs (on a 2-core machine an idle OpenBLAS helper spinning at 100% costs more than it gives).
-Results never depend on the thread count: every thread computes whole samples (or whole rows of
-a product) with the same arithmetic in the same order.
+Inside the engines (:func:`snncc.engines.step.simulate`, :func:`~snncc.engines.step.run_ann`)
+BLAS is held to one thread. A multi-threaded BLAS splits the sums of a product among its threads,
+so float results would change in their last bits with the thread count (measured on the shared
+CNNs: spike counts differ between one and two OpenBLAS threads); with one thread they never do,
+and no idle BLAS helper busy-waits on a core that a kernel needs. The kernels themselves compute
+whole samples per thread with the same arithmetic in the same order: results are the same for
+every thread count.
 """
 
 from __future__ import annotations
