@@ -715,7 +715,15 @@ def _run_sum_pool(node: ir.SumPool2d, x: np.ndarray, dtype: type) -> np.ndarray:
 
 def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, timesteps: int,
                     labels: np.ndarray | None, record: bool, seed: int,
-                    count_neurons: bool) -> SimResult:
+                    count_neurons: bool, given: dict[str, np.ndarray] | None = None,
+                    only: set[str] | None = None, keep: tuple[str, ...] = ()
+                    ) -> SimResult | tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """One batch through the graph; a SimResult.
+
+    A *segment* run (``only`` given, see :func:`simulate_segment`) evaluates only the nodes in
+    ``only``, takes the values of ``given`` nodes as computed, skips synaptic event counting and
+    returns ``(values of keep, neuron_counts)`` instead.
+    """
     graph, integer = plan.graph, plan.integer
     state_dtype = np.int64 if integer else np.float32
     batch = len(raw)
@@ -734,6 +742,11 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
     totals: dict[str, np.ndarray] = {}
 
     for name in plan.order:
+        if given is not None and name in given:
+            values[name] = given[name]
+            continue
+        if only is not None and name not in only:
+            continue
         node = graph.nodes[name]
         sources = plan.sources[name]
         static = name in plan.static
@@ -758,13 +771,14 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
         elif isinstance(node, ir.SYNAPTIC):
             out = _run_synapse(plan.synapses[name], inputs[0], timed[0], integer,
                                name in plan.fusable, plan.value_dtypes[name])
-            if sources[0] in totals:
-                steps_active = totals[sources[0]]
-            elif timed[0]:
-                steps_active = np.count_nonzero(inputs[0], axis=0)
-            else:
-                steps_active = timesteps * (inputs[0] != 0)
-            synops += semantics.synaptic_events(steps_active, plan.fanout[name])
+            if only is None:  # a segment run counts no synaptic events
+                if sources[0] in totals:
+                    steps_active = totals[sources[0]]
+                elif timed[0]:
+                    steps_active = np.count_nonzero(inputs[0], axis=0)
+                else:
+                    steps_active = timesteps * (inputs[0] != 0)
+                synops += semantics.synaptic_events(steps_active, plan.fanout[name])
         elif (isinstance(node, ir.SumPool2d) and not static and inputs[0].dtype == np.uint8
               and (not integer or node.scale == 1.0)):
             out = _run_sum_pool(node, inputs[0], plan.value_dtypes[name])
@@ -784,7 +798,7 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
         values[name] = out
         for source in sources:
             unread[source] -= 1
-            if unread[source] == 0 and source != graph.output_name:
+            if unread[source] == 0 and source != graph.output_name and source not in keep:
                 del values[source]
         if name in plan.spiking:
             key = f"input:{name}" if name == graph.input_name else name
@@ -795,6 +809,8 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
             if count_neurons:
                 neuron_counts[key] = per_neuron
 
+    if only is not None:
+        return {name: values[name] for name in keep}, neuron_counts
     return SimResult(
         timesteps=timesteps,
         mode=plan.mode,
@@ -853,8 +869,8 @@ def simulate(
     plan = _Plan(graph, mode, max(max_input, 1.0))
     seed = graph.input.seed if seed is None else seed
     labels = None if labels is None else np.asarray(labels)
-    largest = max(int(np.prod(shape)) for shape in plan.shapes.values())
-    batch_size = max(1, min(batch_size, ACTIVATION_BYTES // (8 * timesteps * largest)))
+    batch_size = _batch_size(plan, timesteps, batch_size)
+    threads.current()  # numba's thread count from --threads / SNNCC_THREADS
     parts = []
     # one BLAS thread: the results then never depend on the thread count (see run_ann)
     with threads.single_threaded_blas():
@@ -869,3 +885,50 @@ def simulate(
     if not parts:
         raise SnnccError("no input samples to simulate")
     return SimResult.concatenate(parts)
+
+
+def _batch_size(plan: _Plan, timesteps: int, batch_size: int) -> int:
+    """``batch_size`` shrunk so that one node's values over the run stay under ACTIVATION_BYTES."""
+    largest = max(int(np.prod(shape)) for shape in plan.shapes.values())
+    return max(1, min(batch_size, ACTIVATION_BYTES // (8 * timesteps * largest)))
+
+
+class Segments:
+    """Part of a graph at a time, batch by batch: for calibration passes that change a layer and
+    then need only what lies after it (:func:`snncc.passes.convert.bias_correct`).
+
+    The batches are :func:`simulate`'s (same ``batch_size`` rule, same boundaries), float or
+    integer mode, and each batch is computed exactly as :func:`simulate` would: a node's values
+    are the same whether it was computed in one run of the whole graph or in a segment from the
+    stored values of the nodes before it. ``run(batch, nodes, given, keep)`` evaluates ``nodes``
+    (in topological order) from the values ``given`` and returns the values of ``keep`` and the
+    spike counts per neuron of the spiking nodes among ``nodes``. Call :meth:`refresh` after
+    changing a synaptic node's parameters.
+    """
+
+    def __init__(self, graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int,
+                 mode: str = "float", batch_size: int = 256) -> None:
+        self.graph = graph
+        self.raw = _check_inputs(graph, raw_inputs)
+        self.timesteps = timesteps
+        self.mode = mode
+        max_input = float(np.abs(self.raw).max(initial=0)) if len(self.raw) else 1.0
+        self.max_input = max(max_input, 1.0)
+        self.plan = _Plan(graph, mode, self.max_input)
+        size = _batch_size(self.plan, timesteps, batch_size)
+        self.batches = [(start, min(start + size, len(self.raw)))
+                        for start in range(0, len(self.raw), size)]
+
+    def refresh(self) -> None:
+        """Re-read the graph's parameters (after a pass changed them)."""
+        self.plan = _Plan(self.graph, self.mode, self.max_input)
+
+    def run(self, batch: int, nodes: set[str], given: dict[str, np.ndarray],
+            keep: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        start, stop = self.batches[batch]
+        threads.current()
+        with threads.single_threaded_blas():
+            return _simulate_batch(  # type: ignore[return-value]
+                self.plan, self.raw[start:stop], np.arange(start, stop), self.timesteps, None,
+                False, self.graph.input.seed, True, given=given, only=nodes, keep=keep)
+
