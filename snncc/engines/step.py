@@ -255,9 +255,20 @@ def _run_ann(graph: ir.Graph, raw_inputs: np.ndarray, batch_size: int,
     for name in wanted:
         if name not in graph.nodes:
             raise SnnccError(f"no node named {name!r}")
+    # only what the wanted nodes read, each value dropped once its last reader has run: the memory
+    # of a batch is a few layers' values, not the whole network's
+    needed, todo = set(wanted), list(wanted)
+    while todo:
+        for source in graph.inputs_of(todo.pop()):
+            if source not in needed:
+                needed.add(source)
+                todo.append(source)
+    order = [name for name in order if name in needed]
+    readers = {name: sum(c in needed for c in graph.consumers(name)) for name in order}
     collected: dict[str, list[np.ndarray]] = {name: [] for name in wanted}
     for start in range(0, len(raw_inputs), batch_size):
         values: dict[str, np.ndarray] = {}
+        unread = dict(readers)
         for name in order:
             node = graph.nodes[name]
             inputs = [values[s] for s in graph.inputs_of(name)]
@@ -272,9 +283,15 @@ def _run_ann(graph: ir.Graph, raw_inputs: np.ndarray, batch_size: int,
                 values[name] = inputs[0]
             else:
                 values[name] = _stateless(node, inputs)
+            del inputs
+            for source in graph.inputs_of(name):
+                unread[source] -= 1
+                if unread[source] == 0 and source not in collected:
+                    del values[source]
         for name in wanted:
             collected[name].append(values[name])
-    result = {name: np.concatenate(parts) for name, parts in collected.items()}
+    result = {name: parts[0] if len(parts) == 1 else np.concatenate(parts)
+              for name, parts in collected.items()}
     return result[graph.output_name] if outputs is None else result
 
 

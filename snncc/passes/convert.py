@@ -169,15 +169,19 @@ def _thresholds(graph: ir.Graph, activations: list[str], calibration: np.ndarray
         first = [True]
 
         def feed(add) -> None:
-            for start, values in _ann_chunks(graph, calibration, need_data):
-                for index, name in enumerate(need_data):
-                    rows = _rows(values[name], per_channel)
+            # after the first pass only the layers whose percentiles are still open
+            names = [n for i, n in enumerate(need_data) if first[0] or not stats[i].done]
+            for start, values in _ann_chunks(graph, calibration, names):
+                for name in names:
+                    rows = _rows(values.pop(name), per_channel)
                     if wanted:
-                        add(index, rows)
+                        add(need_data.index(name), rows)
                     if first[0]:
                         maxima[name] = np.maximum(maxima[name], rows.max(axis=1))
-                        column = start * rows.shape[1] // len(values[name])
-                        samples[name].append(rows[:, (-column) % steps[name]::steps[name]])
+                        column = start * rows.shape[1] // (len(calibration[start:start + ANN_CHUNK]))
+                        samples[name].append(rows[:, (-column) % steps[name]::steps[name]].copy())
+                    del rows
+                del values
             first[0] = False
 
         if wanted:
@@ -412,7 +416,8 @@ class _ChannelMean:
         self.positions = int(np.prod(shape[1:]))
 
     def add(self, error: np.ndarray) -> None:
-        per_sample = error.reshape(len(error), error.shape[1], -1)
+        # C order first: on a channels-last array numpy would sum the positions in another order
+        per_sample = np.ascontiguousarray(error).reshape(len(error), error.shape[1], -1)
         sums = np.add.reduce(per_sample, axis=2) if per_sample.shape[2] > 1 else per_sample[..., 0]
         for row in sums:
             self.total = self.total + row

@@ -25,7 +25,9 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 #: A prefix holding at most this many values is collected and selected exactly.
-COLLECT = 1 << 20
+COLLECT = 1 << 22
+#: Values turned into keys at a time (bounds the temporaries of :meth:`StreamingPercentiles.add`).
+PIECE = 1 << 20
 _DIGIT = 16
 _BINS = 1 << _DIGIT
 
@@ -106,6 +108,10 @@ class StreamingPercentiles:
 
     def add(self, rows: np.ndarray) -> None:
         """Feed the next columns of every row, ``(R, m)``, in the same order every pass."""
+        if rows.shape[1] > PIECE:  # bounded temporaries: the keys of a piece at a time
+            for start in range(0, rows.shape[1], PIECE):
+                self.add(rows[:, start:start + PIECE])
+            return
         keys: dict[int, np.ndarray] = {}
         for group in self._plan:
             row = group["row"]

@@ -53,8 +53,9 @@ def test_channel_mean_sums_in_numpys_order(shape, batch):
     rng = np.random.default_rng(1)
     error = rng.normal(size=shape) * rng.integers(0, 2, size=shape)
     mean = _ChannelMean(shape[1:])
-    for start in range(0, len(error), batch):
-        mean.add(error[start:start + batch])
+    channels_last = np.moveaxis(np.ascontiguousarray(np.moveaxis(error, 1, -1)), -1, 1)
+    for start in range(0, len(error), batch):  # the layout the ANN's conv output has
+        mean.add(channels_last[start:start + batch])
     axes = (0,) + tuple(range(2, error.ndim))
     np.testing.assert_array_equal(mean.result(), error.mean(axis=axes))
 
