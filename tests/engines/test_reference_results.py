@@ -1,7 +1,11 @@
 """Today's figures, kept: conversion and simulation of every shared model against a fingerprint.
 
-``reference_results.json`` was recorded with the engine and the convert pass as they were before
-the issue-23 speed work (commit in the file). For every shared ONNX model at T=32 it holds, per
+``reference_results.json`` holds today's figures as the convert pass computed them before the
+issue-23 work (its code of commit f87e933, holding every activation in memory and re-simulating
+the whole network per corrected layer), run on an engine proven equal to that commit's sample for
+sample (``recorded_at``), with BLAS on one thread (``OPENBLAS_NUM_THREADS=1``: a multi-threaded
+BLAS changes float sums in their last bits, so float results then varied with the core count;
+the engines now always run BLAS on one thread). For every shared ONNX model at T=32 it holds, per
 graph (``sim``: default passes for the sim target; ``lava``: the lava target's integer graph), a
 sha256 of every array of every node (thresholds, biases, weights, ``v_init``), and per mode (float
 on the sim graph, integer on the lava graph) on the first ``SAMPLES`` test images: the accuracy
