@@ -560,6 +560,101 @@ def broadcast_per_neuron(values: np.ndarray, shape: Shape, what: str = "paramete
 SYNAPTIC = (Dense, Conv2d)
 #: Nodes that only move data around.
 LAYOUT = (Flatten, Reshape, Transpose)
+#: Spiking neuron models (a membrane that integrates, fires and resets).
+NEURONS: tuple[type[Node], ...] = (IF,)
+#: What a synaptic layer can feed: neurons, the readout, or (before conversion) an activation.
+LAYER_TARGETS: tuple[type[Node], ...] = NEURONS + (Readout, ReLU, Clip)
+#: Nodes whose output is a layer's input events: neurons, spiking pools, the input, activations.
+SPIKE_SOURCES: tuple[type[Node], ...] = NEURONS + (MaxPool2d, Input, ReLU, Clip)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer: a synaptic node and the neurons it feeds (the one view every pass and backend uses).
+
+    ``name``/``node``: the Dense or Conv2d. ``target_name``/``target``: the first node of
+    :data:`LAYER_TARGETS` downstream of it through non-synaptic nodes (an Affine, an Add of a
+    residual branch, ...), ``None`` when there is none; ``direct`` is True when that target reads
+    the synapse itself and is its only reader (``Dense|Conv2d -> IF|Readout``, what the
+    deployment passes and netx require). ``source``: the node the synapse reads.
+    ``spike_source``: the nearest node upstream whose output is the layer's input events
+    (:data:`SPIKE_SOURCES`, found through layout and pooling nodes). ``upstream``: the synaptic
+    nodes (or the Input) whose outputs reach the synapse through non-synaptic nodes.
+    """
+
+    name: str
+    node: Dense | Conv2d
+    target_name: str | None
+    target: Node | None
+    direct: bool
+    source: str
+    spike_source: str
+    upstream: tuple[str, ...]
+
+    @property
+    def is_output(self) -> bool:
+        """The layer feeds the readout."""
+        return isinstance(self.target, Readout)
+
+    @property
+    def channels(self) -> int:
+        """Output channels (Dense outputs or Conv2d maps): axis 0 of the weight."""
+        return int(self.node.weight.shape[0])
+
+
+def layers(graph: Graph) -> list[Layer]:
+    """Every synaptic node of ``graph`` as a :class:`Layer`, in topological order."""
+    found = []
+    for name in graph.of_type(*SYNAPTIC):
+        target = _downstream_target(graph, name)
+        consumers = graph.consumers(name)
+        upstream, spike_source = _upstream(graph, name)
+        found.append(Layer(
+            name=name, node=graph.nodes[name],  # type: ignore[arg-type]
+            target_name=target, target=None if target is None else graph.nodes[target],
+            direct=consumers == [target], source=graph.inputs_of(name)[0],
+            spike_source=spike_source, upstream=tuple(upstream),
+        ))
+    return found
+
+
+def _downstream_target(graph: Graph, name: str) -> str | None:
+    frontier = graph.consumers(name)
+    seen: set[str] = set()
+    while frontier:
+        current = frontier.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        node = graph.nodes[current]
+        if isinstance(node, LAYER_TARGETS):
+            return current
+        if not isinstance(node, SYNAPTIC):
+            frontier.extend(graph.consumers(current))
+    return None
+
+
+def _upstream(graph: Graph, name: str) -> tuple[list[str], str]:
+    sources: list[str] = []
+    spike_source: str | None = None
+    stack = list(graph.inputs_of(name))
+    seen: set[str] = set()
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        node = graph.nodes[current]
+        if spike_source is None and isinstance(node, SPIKE_SOURCES):
+            spike_source = current
+        if isinstance(node, SYNAPTIC + (Input,)):
+            if current not in sources:
+                sources.append(current)
+            continue
+        stack.extend(graph.inputs_of(current))
+    if spike_source is None:
+        spike_source = sources[0] if sources else graph.input_name
+    return sources, spike_source
 
 
 class Graph:
@@ -677,6 +772,10 @@ class Graph:
         if len(sinks) != 1:
             raise SnnccError(f"graph must have exactly one output, found {sinks}")
         return sinks[0]
+
+    def layers(self) -> list[Layer]:
+        """Every synaptic layer with the neurons it feeds (:func:`layers`)."""
+        return layers(self)
 
     def of_type(self, *types: type[Node]) -> list[str]:
         """Names of nodes of the given types, in topological order."""

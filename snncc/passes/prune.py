@@ -53,7 +53,6 @@ from snncc.passes import PassContext, PassResult
 from snncc.passes.binarize import select_layers
 from snncc.passes.calibrate import recalibrate
 from snncc.passes.layers import (
-    Layer,
     binarized_layers,
     channel_view,
     input_magnitude,
@@ -275,7 +274,7 @@ def _prune_global(graph: ir.Graph, chosen: list[str], sparsity: dict[str, float]
         node.weight = flat.reshape(node.weight.shape)
 
 
-def _prune_units(graph: ir.Graph, layer: Layer, sparsity: float,
+def _prune_units(graph: ir.Graph, layer: ir.Layer, sparsity: float,
                  kept_channels: dict[str, np.ndarray]) -> None:
     shape = graph.infer_shapes()[layer.target_name]
     threshold = neuron_values(layer.target.threshold, shape, "threshold")
@@ -303,7 +302,7 @@ def _reader_path(graph: ir.Graph, name: str) -> tuple[str, bool] | None:
     return found
 
 
-def _remove_units(graph: ir.Graph, layer: Layer, keep: np.ndarray,
+def _remove_units(graph: ir.Graph, layer: ir.Layer, keep: np.ndarray,
                   kept_channels: dict[str, np.ndarray]) -> bool:
     """Delete the units of ``layer`` where ``keep`` is false (rule 4); False if impossible."""
     if keep.all() or layer.is_output or not keep.any():
