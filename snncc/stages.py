@@ -12,7 +12,7 @@ samples and neurons; the first layer in topological order whose correlation fall
 ``min_correlation`` (else the least correlated layer) is named.
 
 Weight memory counts synaptic weights only: 32 bits per weight for float graphs; for integer
-graphs the quantized mantissa width (``graph.metadata["quantize"]``), 1 bit for binarized layers,
+graphs the quantized mantissa width (``graph.quantization``), 1 bit for binarized layers,
 otherwise the signed width of the largest weight; a layer is stored sparse (nonzero weights plus a
 ``ceil(log2(fan_in))``-bit index each) when that is smaller than dense.
 """
@@ -247,7 +247,7 @@ def first_divergence(correlations: dict[str, float], graph: ir.Graph,
 
 def weight_memory_bytes(graph: ir.Graph) -> int:
     """Bytes to store every synaptic weight (see the module docstring for the rules)."""
-    quantized = graph.metadata.get("quantize", {}).get("layers", {})
+    quantized = {} if graph.quantization is None else graph.quantization.layers
     binary = set(graph.metadata.get("binarize", {}).get("layers", {}))
     total_bits = 0
     for name in graph.of_type(*ir.SYNAPTIC):
@@ -255,7 +255,7 @@ def weight_memory_bytes(graph: ir.Graph) -> int:
         if weight.dtype.kind == "f":
             bits = 1 if name in binary and _is_binary(weight) else 32
         elif name in quantized:
-            bits = int(quantized[name]["weight_bits"])
+            bits = int(quantized[name].weight_bits)
         elif name in binary and _is_binary(weight):
             bits = 1
         else:

@@ -231,10 +231,8 @@ def _bits_for(low: float, high: float) -> int:
 
 
 def _direct_range(graph: ir.Graph) -> tuple[float, float]:
-    # Direct coding sends raw integers; their range comes from the graph metadata when a frontend
-    # recorded it, else the 8-bit pixels every shipped dataset uses.
-    low, high = graph.metadata.get("input_range", (0, 255))
-    return float(low), float(high)
+    # Direct coding sends the raw integers themselves: the graded spikes must hold that range.
+    return graph.input.raw_range
 
 
 def conv_matrix(node: ir.Conv2d | ir.SumPool2d, in_shape: tuple[int, int, int],
@@ -665,7 +663,7 @@ def encode(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int) -> np.ndarra
         if raw.size and (raw.min() < low or raw.max() > high):
             raise SnnccError(
                 f"direct-coded inputs span [{raw.min()}, {raw.max()}] but the Lava mapping was "
-                f"checked for [{low:.0f}, {high:.0f}] (graph metadata 'input_range')"
+                f"checked for [{low:.0f}, {high:.0f}] (the Input's raw_range)"
             )
     return semantics.encode_input(node, raw, timesteps, integer=True).astype(np.int32)
 

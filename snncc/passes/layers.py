@@ -70,6 +70,14 @@ def compact(values: np.ndarray) -> np.ndarray:
     return values.copy()
 
 
+def raw_input_bound(graph: ir.Graph, calibration: np.ndarray | None) -> float:
+    """The largest ``|raw sample value|`` the passes plan for: the calibration samples' maximum
+    when there are any, else the bound of the Input's declared ``raw_range``."""
+    if calibration is not None and len(calibration):
+        return float(np.max(np.abs(calibration)))
+    return float(max(abs(v) for v in graph.input.raw_range))
+
+
 def input_magnitude(graph: ir.Graph, input_max: float) -> dict[str, float]:
     """An upper bound of ``|value|`` per node output for the nodes before synaptic layers.
 

@@ -172,7 +172,7 @@ def test_direct_coding_sends_pixels_as_graded_spikes():
 
 
 def test_direct_inputs_outside_the_checked_range_are_rejected():
-    with pytest.raises(SnnccError, match=r"inputs span \[291, 300\].*input_range"):
+    with pytest.raises(SnnccError, match=r"inputs span \[291, 300\].*raw_range"):
         lava.encode(direct_mlp(), np.arange(291, 301).reshape(1, 10), 4)
 
 
