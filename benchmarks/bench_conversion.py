@@ -34,17 +34,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from snncc.backends import get_target
 from snncc.datasets import load_dataset
 from snncc.engines import simulate, threads
-from snncc.pipeline import (
-    calibration_samples,
-    default_passes,
-    load_model,
-    model_inputs,
-    onnxruntime_logits,
-    prepare,
-    with_target_defaults,
-)
+from snncc.loading import calibration_samples, load_model, model_inputs, onnxruntime_logits
+from snncc.pipeline import default_passes, pass_defaults, prepare
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -94,12 +88,13 @@ def bench_model(path: Path, data_dir: Path, timesteps: list[int], limit: int | N
     row["ann_accuracy"] = float((logits.argmax(1) == test.labels).mean())
 
     start = time.perf_counter()
-    sim_graph, _ = prepare(graph, default_passes(graph, "sim"), dataset=name,
+    sim, lava = [get_target("sim")], [get_target("lava")]
+    sim_graph, _ = prepare(graph, default_passes(graph, sim), dataset=name,
                            data_dir=str(data_dir), timesteps=SPEED_T)
     row["convert_seconds"] = time.perf_counter() - start
-    lava_graph, _ = prepare(sim_graph, ["fold", "quantize"], dataset=name,
+    lava_graph, _ = prepare(sim_graph, default_passes(sim_graph, lava), dataset=name,
                             data_dir=str(data_dir), timesteps=SPEED_T,
-                            options=with_target_defaults("lava", None))
+                            options=pass_defaults(lava, None))
 
     speed = inputs[:speed_samples]
     simulate(sim_graph, speed[:8], SPEED_T)  # compile the kernels before timing
@@ -124,7 +119,7 @@ def bench_model(path: Path, data_dir: Path, timesteps: list[int], limit: int | N
     row["snn"] = {}
     for steps in timesteps:
         snn = sim_graph if steps == SPEED_T else prepare(
-            graph, default_passes(graph, "sim"), dataset=name, data_dir=str(data_dir),
+            graph, default_passes(graph, sim), dataset=name, data_dir=str(data_dir),
             timesteps=steps)[0]
         result = simulate(snn, inputs, steps, labels=test.labels)
         row["snn"][steps] = {"accuracy": result.accuracy,

@@ -75,15 +75,17 @@ def result_fingerprint(result) -> dict:
 
 def convert_graphs(stem: str, models_dir: Path, data_dir: Path) -> tuple[ir.Graph, ir.Graph]:
     """The sim and lava targets' deployed graphs with their default passes at T=32."""
-    from snncc.pipeline import default_passes, load_model, prepare, with_target_defaults
+    from snncc.backends import get_target
+    from snncc.pipeline import default_passes, load_model, pass_defaults, prepare
 
     source = load_model(models_dir / f"{stem}.onnx")
     dataset = source.metadata["dataset"]
     graphs = []
-    for target in ("sim", "lava"):
-        graph, _ = prepare(source, default_passes(source, target), dataset=dataset,
+    for name in ("sim", "lava"):
+        targets = [get_target(name)]
+        graph, _ = prepare(source, default_passes(source, targets), dataset=dataset,
                            data_dir=str(data_dir), timesteps=TIMESTEPS,
-                           options=with_target_defaults(target, None))
+                           options=pass_defaults(targets, None))
         graphs.append(graph)
     return graphs[0], graphs[1]
 
