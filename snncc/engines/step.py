@@ -22,6 +22,7 @@ Float mode keeps float32 state; its sums may round differently on the two paths.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -889,8 +890,9 @@ def simulate(
     batch_size = _batch_size(plan, timesteps, batch_size)
     threads.current()  # numba's thread count from --threads / SNNCC_THREADS
     parts = []
-    # one BLAS thread: the results then never depend on the thread count (see run_ann)
-    with threads.single_threaded_blas():
+    # float mode: one BLAS thread, so the results never depend on the thread count (see
+    # run_ann); integer sums are exact in any order, so BLAS keeps its threads there
+    with threads.single_threaded_blas() if plan.mode == "float" else contextlib.nullcontext():
         for start in range(0, len(raw_inputs), batch_size):
             stop = min(start + batch_size, len(raw_inputs))
             parts.append(_simulate_batch(

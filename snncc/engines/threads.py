@@ -3,13 +3,14 @@
 One setting caps both thread pools a run can use: numba's (the compiled engine kernels spread
 their samples over it with ``prange``) and the BLAS library's (OpenBLAS behind numpy).
 
-Inside the engines (:func:`snncc.engines.step.simulate`, :func:`~snncc.engines.step.run_ann`)
-BLAS is held to one thread. A multi-threaded BLAS splits the sums of a product among its threads,
-so float results would change in their last bits with the thread count (measured on the shared
-CNNs: spike counts differ between one and two OpenBLAS threads); with one thread they never do,
-and no idle BLAS helper busy-waits on a core that a kernel needs. The kernels themselves compute
-whole samples per thread with the same arithmetic in the same order: results are the same for
-every thread count.
+Inside the engines (:func:`snncc.engines.step.simulate` in float mode,
+:func:`~snncc.engines.step.run_ann`) BLAS is held to one thread. A multi-threaded BLAS splits the
+sums of a product among its threads, so float results would change in their last bits with the
+thread count (measured on the shared CNNs: spike counts differ between one and two OpenBLAS
+threads); with one thread they never do, and no idle BLAS helper busy-waits on a core that a
+kernel needs. Integer mode keeps BLAS's threads: its float32 sums are exact integers, the same in
+any order. The kernels themselves compute whole samples per thread with the same arithmetic in
+the same order: results are the same for every thread count.
 """
 
 from __future__ import annotations
