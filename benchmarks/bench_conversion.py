@@ -148,7 +148,7 @@ def main() -> None:
     stems = args.models.split(",") if args.models else sorted(
         p.stem for p in (SHARED / "models").glob("*.onnx"))
     timesteps = [int(t) for t in args.timesteps.split(",") if t]
-    console = Console()
+    console = Console(width=180)  # the table is wide; a pipe would otherwise get 80 columns
     console.print(f"snncc threads: {used}; {load()}; T={SPEED_T}; best of {args.repeats}; "
                   f"{args.speed_samples} samples per speed run")
     rows = []
