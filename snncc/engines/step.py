@@ -878,11 +878,7 @@ def simulate(
     """
     if timesteps < 1:
         raise SnnccError(f"timesteps must be >= 1, got {timesteps}")
-    raw_inputs = _check_inputs(graph, raw_inputs)
-    if mode == "integer" and raw_inputs.dtype.kind not in "iub":
-        if not np.array_equal(raw_inputs, np.rint(raw_inputs)):
-            raise SnnccError("integer mode needs integer input samples")
-        raw_inputs = raw_inputs.astype(np.int64)
+    raw_inputs = _mode_inputs(graph, raw_inputs, mode)
     max_input = float(np.abs(raw_inputs).max(initial=0)) if len(raw_inputs) else 1.0
     plan = _Plan(graph, mode, max(max_input, 1.0))
     seed = graph.input.seed if seed is None else seed
@@ -904,6 +900,16 @@ def simulate(
     if not parts:
         raise SnnccError("no input samples to simulate")
     return SimResult.concatenate(parts)
+
+
+def _mode_inputs(graph: ir.Graph, raw_inputs: np.ndarray, mode: str) -> np.ndarray:
+    """Raw samples checked against the input shape; int64 in integer mode (which needs integers)."""
+    raw_inputs = _check_inputs(graph, raw_inputs)
+    if mode == "integer" and raw_inputs.dtype.kind not in "iub":
+        if not np.array_equal(raw_inputs, np.rint(raw_inputs)):
+            raise SnnccError("integer mode needs integer input samples")
+        raw_inputs = raw_inputs.astype(np.int64)
+    return raw_inputs
 
 
 def _batch_size(plan: _Plan, timesteps: int, batch_size: int) -> int:
@@ -928,7 +934,7 @@ class Segments:
     def __init__(self, graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int,
                  mode: str = "float", batch_size: int = 256) -> None:
         self.graph = graph
-        self.raw = _check_inputs(graph, raw_inputs)
+        self.raw = _mode_inputs(graph, raw_inputs, mode)
         self.timesteps = timesteps
         self.mode = mode
         max_input = float(np.abs(self.raw).max(initial=0)) if len(self.raw) else 1.0
