@@ -709,6 +709,7 @@ def _run_max_pool(node: ir.MaxPool2d, x: np.ndarray, dtype: type) -> np.ndarray:
     counts grows by at most one per step); other values through cumsum, max-pool and diff.
     """
     if x.dtype == np.uint8 and x.ndim == 5:
+        threads.current()
         _, out_h, out_w = node.output_shape([x.shape[2:]])
         out = np.empty(x.shape[:3] + (out_h, out_w), np.uint8)
         _max_pool_spikes_kernel(np.ascontiguousarray(x), node.kernel[0], node.kernel[1],
@@ -723,6 +724,7 @@ def _run_max_pool(node: ir.MaxPool2d, x: np.ndarray, dtype: type) -> np.ndarray:
 
 def _run_sum_pool(node: ir.SumPool2d, x: np.ndarray, dtype: type) -> np.ndarray:
     """Sum pooling of spikes ``x`` (T, N, C, H, W) uint8 over all steps, in the value ``dtype``."""
+    threads.current()
     merged = np.ascontiguousarray(_merged(x))
     _, out_h, out_w = node.output_shape([x.shape[2:]])
     out = np.empty(merged.shape[:2] + (out_h, out_w), dtype)
@@ -743,6 +745,7 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
     returns ``(values of keep, neuron_counts)`` instead.
     """
     graph, integer = plan.graph, plan.integer
+    threads.current()  # numba's threads, before any kernel launches them (see threads.configure)
     state_dtype = np.int64 if integer else np.float32
     batch = len(raw)
     input_node = graph.input

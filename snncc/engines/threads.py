@@ -51,7 +51,8 @@ def configure(threads: int | None = None) -> int:
     """Cap numba and BLAS at ``threads`` (default: ``$SNNCC_THREADS``, else every core).
 
     The cap never exceeds the cores available. Returns the thread count in force. Called by the
-    CLI for ``--threads`` and, with no argument, by the engines before they compute.
+    CLI for ``--threads`` and, with no argument, by the engines before any compiled kernel runs
+    (so numba's threads start here, leaving multiprocessing's start method as it was).
     """
     global _configured
     if threads is None:
@@ -59,10 +60,17 @@ def configure(threads: int | None = None) -> int:
     threads = min(threads or available_cores(), available_cores())
     if threads == _configured:
         return threads
+    import multiprocessing
+
     import numba
     from threadpoolctl import threadpool_limits
 
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    unset = multiprocessing.get_start_method(allow_none=True) is None
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # launches its threads
+    if unset and multiprocessing.get_start_method(allow_none=True) is not None:
+        # numba's launch asks for the start method, which fixes it; leave it unset, as it was,
+        # for code that sets it later (lava-nc sets 'fork' when imported, and fails otherwise)
+        multiprocessing.set_start_method(None, force=True)
     threadpool_limits(limits=threads, user_api="blas")
     _configured = threads
     return threads
