@@ -813,6 +813,17 @@ def _readout_step(node: ir.Readout, state: dict[str, np.ndarray], current: np.nd
         state["time"][decided_now] = t
 
 
+def batch_rows(shapes: dict[str, ir.Shape], timesteps: int, batch_size: int = 256) -> int:
+    """Samples per batch of :func:`simulate`: ``batch_size``, shrunk so that the largest node's
+    values over all ``timesteps`` stay below ``ACTIVATION_BYTES`` (8 bytes each), at least 1.
+
+    A sharded run whose shards start at multiples of this number evaluates exactly the batches
+    one whole run evaluates (float mode picks its summation path per batch).
+    """
+    largest = max(int(np.prod(shape)) for shape in shapes.values())
+    return max(1, min(batch_size, ACTIVATION_BYTES // (8 * timesteps * largest)))
+
+
 def simulate(
     graph: ir.Graph,
     raw_inputs: np.ndarray,
@@ -824,14 +835,19 @@ def simulate(
     seed: int | None = None,
     progress: Callable[[int], None] | None = None,
     count_neurons: bool = False,
+    sample_offset: int = 0,
 ) -> SimResult:
     """Run the SNN for ``timesteps`` steps on ``raw_inputs`` ``(N, *input_shape)``.
 
     ``mode="integer"`` requires an integer graph (see :meth:`snncc.ir.Graph.check_integer`) and
     integer raw inputs. ``seed`` overrides the Input node's seed for rate coding. ``progress`` is
     called with the number of samples finished after each batch (batches shrink below
-    ``batch_size`` when one node's whole run would exceed ``ACTIVATION_BYTES``). ``record`` keeps every spiking
+    ``batch_size`` when one node's whole run would exceed ``ACTIVATION_BYTES``, see
+    :func:`batch_rows`). ``record`` keeps every spiking
     node's raster; ``count_neurons`` keeps per-neuron spike totals (``neuron_counts``).
+    ``sample_offset``: the global index of ``raw_inputs[0]`` in the whole evaluated set, when
+    this call runs one shard of it; rate coding seeds sample ``k`` by ``sample_offset + k``, so
+    a sharded run draws exactly what one run over the whole set draws.
     """
     if timesteps < 1:
         raise SnnccError(f"timesteps must be >= 1, got {timesteps}")
@@ -844,13 +860,12 @@ def simulate(
     plan = _Plan(graph, mode, max(max_input, 1.0))
     seed = graph.input.seed if seed is None else seed
     labels = None if labels is None else np.asarray(labels)
-    largest = max(int(np.prod(shape)) for shape in plan.shapes.values())
-    batch_size = max(1, min(batch_size, ACTIVATION_BYTES // (8 * timesteps * largest)))
+    batch_size = batch_rows(plan.shapes, timesteps, batch_size)
     parts = []
     for start in range(0, len(raw_inputs), batch_size):
         stop = min(start + batch_size, len(raw_inputs))
         parts.append(_simulate_batch(
-            plan, raw_inputs[start:stop], np.arange(start, stop), timesteps,
+            plan, raw_inputs[start:stop], np.arange(start, stop) + sample_offset, timesteps,
             None if labels is None else labels[start:stop], record, seed, count_neurons,
         ))
         if progress is not None:

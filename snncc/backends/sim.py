@@ -31,6 +31,7 @@ def run(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int, labels: np.ndar
     mode = "integer" if graph.is_integer() else "float"
     if is_ttfs_graph(graph):
         options.pop("progress", None)
+        options.pop("sample_offset", None)  # latency coding draws nothing: shards need no offset
         return simulate_ttfs(graph, raw_inputs, labels=labels, mode=mode, record=record,
                              timesteps=timesteps)
     return simulate(graph, raw_inputs, timesteps, mode=mode, labels=labels, record=record,
