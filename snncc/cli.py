@@ -6,6 +6,7 @@ Errors print one line on stderr; set ``SNNCC_DEBUG=1`` to see tracebacks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -181,6 +182,14 @@ def validate(
     mean: str | None = typer.Option(None, help="Input mean (one value or one per channel)."),
     std: str | None = typer.Option(None, help="Input std (one value or one per channel)."),
     layout: str | None = typer.Option(None, help="Dataset layout for the model input: NCHW|NHWC."),
+    workers: int | None = typer.Option(
+        None, "--workers", "-w", help="Shard the sim run over N local Dask worker processes "
+        "(identical results; 1: this process)."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Shard the sim run over an existing Dask cluster, "
+        "tcp://HOST:PORT (its workers need snncc and the data directory)."),
+    scheduler_timeout: float = typer.Option(
+        10.0, "--scheduler-timeout", help="Seconds to wait for the scheduler before giving up."),
 ) -> None:
     """Convert MODEL, run it on a test set, check the gates and write the reports.
 
@@ -203,14 +212,24 @@ def validate(
     if settings.model is None:
         raise SnnccError("no model: give MODEL or set 'model' in the --config file")
     check_outputs(settings.outputs)
-    report, _ = run_validation(
-        settings.model, targets=settings.run_targets(), dataset=settings.dataset,
-        data_dir=None if settings.data_dir is None else str(settings.data_dir),
-        timesteps=settings.timesteps, limit=settings.limit, passes=settings.passes,
-        options=settings.options, preprocess=settings.preprocess or None,
-        layout=settings.layout, gates=settings.gates, stages=bool(settings.stages),
-        config=settings.path,
-    )
+    executor = None
+    if scheduler is not None or (workers is not None and workers != 1):
+        from snncc.cluster import Executor
+
+        if settings.run_targets()[0] != "sim":
+            raise SnnccError(f"--workers/--scheduler shard the sim target only, not "
+                             f"{settings.run_targets()[0]!r}")
+
+        executor = Executor(workers=workers, scheduler=scheduler, timeout=scheduler_timeout)
+    with executor if executor is not None else contextlib.nullcontext():
+        report, _ = run_validation(
+            settings.model, targets=settings.run_targets(), dataset=settings.dataset,
+            data_dir=None if settings.data_dir is None else str(settings.data_dir),
+            timesteps=settings.timesteps, limit=settings.limit, passes=settings.passes,
+            options=settings.options, preprocess=settings.preprocess or None,
+            layout=settings.layout, gates=settings.gates, stages=bool(settings.stages),
+            config=settings.path, executor=executor,
+        )
     print_report(report)
     outputs = settings.outputs
     written = write_reports(report.to_dict(), json_path=outputs.get("json"),
@@ -343,9 +362,9 @@ def _check_writable(path: Path) -> None:
 
 def _register_commands() -> None:
     """Command groups that live beside their library code (each module has ``register(app)``)."""
-    from snncc.commands import fpga, partition, stages, train
+    from snncc.commands import fpga, partition, stages, sweep, train
 
-    for module in (train, partition, stages, fpga):
+    for module in (train, partition, stages, fpga, sweep):
         module.register(app)
 
 

@@ -317,6 +317,7 @@ def validate(
     ann_reference: bool = True,
     config: str | Path | None = None,
     targets: list[str] | None = None,
+    executor: Any = None,
 ) -> tuple[ValidationReport, ir.Graph]:
     """Load, convert and run a model on a test set, then check ``gates``.
 
@@ -331,12 +332,19 @@ def validate(
     ``target_runs`` with its agreement with the first (the fraction of samples with the same
     final decision). Default passes are those of the most demanding target (fold and quantize
     when any target is a hardware one), so every target runs the same integer graph.
+
+    ``executor`` (a started :class:`snncc.cluster.Executor`): the first target, which must be
+    ``sim``, runs in shards on its workers (:func:`snncc.cluster.simulate_sharded`; identical
+    results to one run).
     """
     started = time.perf_counter()
     targets = list(targets) if targets else [target]
     if len(set(targets)) != len(targets):
         raise SnnccError(f"targets {', '.join(targets)}: each target may appear once")
     target = targets[0]
+    if executor is not None and target != "sim":
+        raise SnnccError(f"sharded validation (workers, scheduler) runs the sim target only, "
+                         f"not {target!r}")
     gates = GateSpec() if gates is None else replace(gates)
     if min_accuracy is not None:
         gates.min_accuracy = min_accuracy
@@ -405,7 +413,10 @@ def validate(
         result, wall = last_run
     else:
         start = time.perf_counter()
-        result = _run_backend(backend, target, graph, inputs, timesteps, test.labels)
+        if executor is not None:
+            result = _run_sharded(executor, graph, name, data_dir, len(test), timesteps)
+        else:
+            result = _run_backend(backend, target, graph, inputs, timesteps, test.labels)
         wall = max(time.perf_counter() - start, 1e-9)
     curve = result.accuracy_curve
     report = ValidationReport(
@@ -465,6 +476,15 @@ def _run_backend(backend: Any, target: str, graph: ir.Graph, inputs: np.ndarray,
     with progress(f"simulating ({target}, T={timesteps})", total) as advance:
         extra = {"progress": advance} if reports_progress else {}
         return backend.run(graph, inputs, timesteps, labels=labels, **extra)
+
+
+def _run_sharded(executor: Any, graph: ir.Graph, dataset: str, data_dir: str | None,
+                 samples: int, timesteps: int) -> Any:
+    from snncc.cluster import simulate_sharded
+
+    with progress(f"simulating (sim, T={timesteps}, {executor.describe()})", samples) as advance:
+        return simulate_sharded(executor, graph, dataset=dataset, data_dir=data_dir,
+                                samples=samples, timesteps=timesteps, progress=advance)
 
 
 def accuracy_ladder(source: ir.Graph, passes: list[str], test: Dataset, *, dataset: str,

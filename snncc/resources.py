@@ -722,8 +722,11 @@ def _builtin(name: str) -> ChipProfile:
     return load_chip_file(CHIPS_DIR / f"{name}.yaml")
 
 
-def load_chip(name_or_path: str | Path) -> ChipProfile:
-    """A built-in profile by name (``loihi``, ``speck``, ``zynq-7020`` ...) or a YAML file path."""
+def load_chip(name_or_path: str | Path | ChipProfile) -> ChipProfile:
+    """A built-in profile by name (``loihi``, ``speck``, ``zynq-7020`` ...) or a YAML file path
+    (a profile already loaded is returned as it is)."""
+    if isinstance(name_or_path, ChipProfile):
+        return name_or_path
     text = str(name_or_path)
     if text in builtin_chips():
         return _builtin(text)
