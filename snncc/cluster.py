@@ -150,19 +150,12 @@ class Executor:
             dashboard_address=None, silence_logs=logging.CRITICAL))
         self.client = self._stack.enter_context(Client(cluster, set_as_default=False))
 
-    def scatter(self, value: Any) -> Any:
-        """``value`` sent once to every worker (a future to pass to :meth:`run`'s function);
-        ``value`` itself when serial."""
-        if self.serial:
-            return value
-        return self.client.scatter(value, broadcast=True, hash=False)
-
     def run(self, function: Callable[..., Any], items: Iterable[Any], *shared: Any,
             progress: Callable[[int], None] | None = None) -> Iterator[Outcome]:
         """``function(item, *shared)`` for every item; outcomes in completion order (rules 3-4).
 
-        ``shared`` arguments go to every call (scatter big ones first). ``progress(1)`` is
-        called after each item.
+        ``shared`` arguments go with every call (not scattered: data held only on workers
+        would be lost with them, rule 4). ``progress(1)`` is called after each item.
         """
         items = list(items)
         if self.serial:
@@ -295,9 +288,8 @@ def simulate_sharded(executor: Executor, graph: Any, *, dataset: str, data_dir: 
 
     bounds = shard_bounds(samples, batch_rows(graph.infer_shapes(), timesteps),
                           executor.threads() * SHARDS_PER_THREAD)
-    shared = executor.scatter(graph)
     parts: dict[int, Any] = {}
-    for outcome in executor.run(run_shard, bounds, shared, dataset, data_dir, timesteps):
+    for outcome in executor.run(run_shard, bounds, graph, dataset, data_dir, timesteps):
         start, stop = bounds[outcome.index]
         if not outcome.ok:
             raise SnnccError(f"samples {start}..{stop - 1} could not be simulated: "

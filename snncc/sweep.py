@@ -372,8 +372,7 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, executor: Executor, *,
     failed = 0
     with progress(f"sweep ({executor.describe()})", len(plan.points)) as advance:
         advance(cached)
-        model = executor.scatter(plan.model) if todo else plan.model
-        outcomes = executor.run(evaluate, todo, model, progress=advance)
+        outcomes = executor.run(evaluate, todo, plan.model, progress=advance)
         try:
             for outcome in outcomes:
                 task = todo[outcome.index]
