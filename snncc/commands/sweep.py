@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
             "plots/, cache/); created if missing."),
         config: Path | None = typer.Option(
             None, "--config", "-c", help="Project config (snncc.toml): model, dataset, "
-            "options and the [sweep] table; flags override it."),
+            "options and the sweep table (see docs/sweep.md); flags override it."),
         dataset: str | None = typer.Option(
             None, "--dataset", help="Dataset: mnist, fashion-mnist or digits (default: the "
             "model's sidecar JSON)."),
