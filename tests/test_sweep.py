@@ -255,3 +255,22 @@ def test_config_sweep_table_errors(tmp_path, table, fragment):
 
     with pytest.raises(SnnccError, match=fragment.replace("(", r"\(")):
         parse_config(tomli.loads(f"[sweep]\n{table}\n"), tmp_path / "snncc.toml")
+
+
+def test_model_bytes_travel_with_the_point_for_workers_without_the_file(tmp_path):
+    """A worker that has no copy of the model writes one (with its sidecar) from the bytes."""
+    from dataclasses import replace
+
+    from snncc.pipeline import load_model
+    from snncc.sweep import ModelFiles
+
+    model = tmp_path / "digits_mlp.onnx"
+    model.write_bytes(EXAMPLE.read_bytes())
+    (tmp_path / "digits_mlp.json").write_bytes(EXAMPLE.with_suffix(".json").read_bytes())
+    files = ModelFiles.read(model)
+    assert files.sidecar is not None and files.local_path() == model
+    elsewhere = replace(files, path=str(tmp_path / "gone" / "digits_mlp.onnx"))
+    copy = elsewhere.local_path()
+    assert copy != model and copy.read_bytes() == model.read_bytes()
+    assert copy.with_suffix(".json").read_bytes() == files.sidecar
+    assert load_model(copy).metadata.get("dataset") == "digits"
