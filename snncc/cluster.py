@@ -236,7 +236,7 @@ SHARDS_PER_THREAD = 4
 def shard_bounds(samples: int, rows: int, shards: int) -> list[tuple[int, int]]:
     """``[start, stop)`` ranges covering ``samples`` in about ``shards`` pieces, each starting at
     a multiple of ``rows`` (the simulator's batch, so a sharded run evaluates exactly the
-    batches of one whole run; see :func:`snncc.simulator.batch_rows`)."""
+    batches of one whole run; see :func:`snncc.engines.step.batch_rows`)."""
     rows = max(int(rows), 1)
     batches = -(-samples // rows)
     per_shard = max(-(-batches // max(shards, 1)), 1) * rows
@@ -259,11 +259,11 @@ def _test_set(dataset: str, data_dir: str | None) -> Any:
 
 def run_shard(bounds: tuple[int, int], graph: Any, dataset: str, data_dir: str | None,
               timesteps: int) -> Any:
-    """The ``sim`` target on test samples ``[start, stop)``, read from the worker's data
-    directory; rate coding seeded by the global sample index."""
-    from snncc.backends import sim
+    """snncc's engines (the ``sim`` target) on test samples ``[start, stop)``, read from the
+    worker's data directory; rate coding seeded by the global sample index."""
+    from snncc import engines
     from snncc.datasets import Dataset
-    from snncc.pipeline import model_inputs
+    from snncc.loading import model_inputs
 
     start, stop = bounds
     test = _test_set(dataset, data_dir)
@@ -271,20 +271,21 @@ def run_shard(bounds: tuple[int, int], graph: Any, dataset: str, data_dir: str |
         raise SnnccError(f"dataset {dataset!r} on a worker has {len(test)} test samples, "
                          f"fewer than the {stop} this run needs (different data directory?)")
     part = Dataset(test.name, test.split, test.images[start:stop], test.labels[start:stop])
-    return sim.run(graph, model_inputs(graph, part), timesteps, labels=part.labels,
-                   sample_offset=start)
+    return engines.run(graph, model_inputs(graph, part), timesteps, labels=part.labels,
+                       sample_offset=start)
 
 
 def simulate_sharded(executor: Executor, graph: Any, *, dataset: str, data_dir: str | None,
                      samples: int, timesteps: int,
                      progress: Callable[[int], None] | None = None) -> Any:
     """The ``sim`` target's run over the first ``samples`` test samples, split into shards run
-    by ``executor``; the joined :class:`~snncc.simulator.SimResult` equals one whole run's.
+    by ``executor``; the joined :class:`~snncc.engines.SimResult` equals one whole run's.
 
     A shard that fails (rule 3/4 of this module) fails the whole run with a
     :class:`SnnccError`: a validation with samples missing would be wrong, not partial.
     """
-    from snncc.simulator import SimResult, batch_rows
+    from snncc.engines import SimResult
+    from snncc.engines.step import batch_rows
 
     bounds = shard_bounds(samples, batch_rows(graph.infer_shapes(), timesteps),
                           executor.threads() * SHARDS_PER_THREAD)

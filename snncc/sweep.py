@@ -54,6 +54,7 @@ import numpy as np
 from snncc import __version__, ir
 from snncc.cluster import Executor, Outcome
 from snncc.errors import SnnccError
+from snncc.util import jsonable
 
 SCHEMA = "snncc.sweep/1"
 TIMESTEP_KEYS = ("T", "timesteps")
@@ -61,28 +62,6 @@ RESULT_FILES = ("sweep.json", "sweep.csv", "sweep.md")
 
 
 # ---------------------------------------------------------------------------------------- grid
-
-
-def parse_grid(items: list[str]) -> dict[str, list[Any]]:
-    """``["T=8,16", "convert.percentile=99.9,99.99"]`` -> ``{"T": [8, 16], ...}`` (rule 1 syntax)."""
-    grid: dict[str, list[Any]] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise SnnccError(f"bad --grid {item!r}: expected KEY=V1,V2,... "
-                             f"(e.g. T=8,16,32 or convert.percentile=99.9,99.99)")
-        values = [parse_value(text.strip()) for text in raw.split(",") if text.strip()]
-        add_axis(grid, key, values)
-    return grid
-
-
-def parse_value(text: str) -> Any:
-    """A grid or option value: JSON when it parses (numbers, booleans), else the string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def add_axis(grid: dict[str, list[Any]], key: str, values: list[Any]) -> None:
@@ -188,8 +167,10 @@ class SweepPlan:
 
 def plan_sweep(spec: SweepSpec) -> SweepPlan:
     """Check ``spec`` (rules 1-2) and list its points; raises SnnccError before any work."""
+    from snncc.backends import get_target
+    from snncc.loading import dataset_name, load_model
     from snncc.passes import REGISTRY, pass_options
-    from snncc.pipeline import dataset_name, default_passes, load_model
+    from snncc.pipeline import default_passes
     from snncc.resources import load_chip
 
     if not spec.grid:
@@ -238,7 +219,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
         raise SnnccError("no dataset: pass --dataset (mnist, fashion-mnist or digits)")
     gridded = [key.partition(".")[0] for key in grid if key != "T"]
     if spec.passes is None:
-        passes = default_passes(graph, "sim")
+        passes = default_passes(graph, [get_target("sim")])
         passes += [name for name in dict.fromkeys(gridded) if name not in passes]
     else:
         passes = list(spec.passes)
@@ -379,7 +360,7 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, executor: Executor, *,
                 records[task.index] = _record(outcome)
                 if outcome.ok:
                     atomic_write_text(cache / f"{task.key}.json",
-                                      json.dumps(_jsonable(outcome.value), allow_nan=False))
+                                      json.dumps(jsonable(outcome.value), allow_nan=False))
                 else:
                     failed += 1
         except SnnccError as error:
@@ -421,13 +402,7 @@ def read_cached(path: Path) -> dict[str, Any] | None:
 def _record(outcome: Outcome) -> dict[str, Any]:
     return {"status": "ok" if outcome.ok else "failed", "cached": False,
             "attempts": outcome.attempts, "error": outcome.error,
-            "metrics": _jsonable(outcome.value) if outcome.ok else None}
-
-
-def _jsonable(value: Any) -> Any:
-    from snncc.pipeline import _jsonable as jsonable
-
-    return jsonable(value)
+            "metrics": jsonable(outcome.value) if outcome.ok else None}
 
 
 # ------------------------------------------------------------------------------------- results
@@ -467,7 +442,7 @@ def build_results(plan: SweepPlan, records: dict[int, dict[str, Any]], executor:
                        "metrics": metrics, "chips": chips})
     mark_pareto(points, [chip.name for chip in plan.chips])
     ok = sum(point["status"] == "ok" for point in points)
-    return _jsonable({
+    return jsonable({
         "schema": SCHEMA,
         "snncc_version": __version__,
         "model": str(plan.spec.model),

@@ -7,7 +7,8 @@ import pytest
 from conftest import raw_samples
 
 from snncc.cluster import Executor, shard_bounds, simulate_sharded
-from snncc.simulator import SimResult, batch_rows, simulate
+from snncc.engines import SimResult, simulate
+from snncc.engines.step import batch_rows
 
 
 def rate_coded(graph):
@@ -61,7 +62,8 @@ def test_serial_executor_runs_shards_of_a_digits_run():
     from conftest import REPO
 
     from snncc.datasets import load_dataset
-    from snncc.pipeline import load_model, model_inputs, prepare
+    from snncc.loading import load_model, model_inputs
+    from snncc.pipeline import prepare
 
     graph, _ = prepare(load_model(REPO / "examples" / "digits_mlp.onnx"), ["convert"],
                        dataset="digits", data_dir=None,

@@ -11,15 +11,10 @@ import jsonschema
 import pytest
 
 from snncc.cluster import Executor
+from snncc.commands.arguments import parse_grid
 from snncc.config import parse_config
 from snncc.errors import SnnccError
-from snncc.sweep import (
-    SweepSpec,
-    pareto_front,
-    parse_grid,
-    plan_sweep,
-    run_sweep,
-)
+from snncc.sweep import SweepSpec, pareto_front, plan_sweep, run_sweep
 from snncc.sweep_report import results_schema
 
 REPO = Path(__file__).resolve().parents[1]
@@ -261,7 +256,7 @@ def test_model_bytes_travel_with_the_point_for_workers_without_the_file(tmp_path
     """A worker that has no copy of the model writes one (with its sidecar) from the bytes."""
     from dataclasses import replace
 
-    from snncc.pipeline import load_model
+    from snncc.loading import load_model
     from snncc.sweep import ModelFiles
 
     model = tmp_path / "digits_mlp.onnx"

@@ -96,7 +96,7 @@ def test_sharded_validation_on_two_workers_equals_one_run(cluster):
 def test_sharded_validation_runs_the_sim_target_only(cluster):
     from snncc.pipeline import validate
 
-    with pytest.raises(SnnccError, match="runs the sim target only"):
+    with pytest.raises(SnnccError, match=r"\(the sim target\) only, not 'lava'"):
         validate(EXAMPLE, target="lava", executor=cluster)
 
 
@@ -294,7 +294,7 @@ def test_validate_workers_flag_gives_the_serial_report(tmp_path):
                 "synops_per_sample"):
         assert reports[0][key] == reports[1][key], key
     result = snncc("validate", str(EXAMPLE), "--target", "lava", "--workers", "2")
-    assert_one_line_error(result, "shard the sim target only")
+    assert_one_line_error(result, "(the sim target) only, not 'lava'")
 
 
 def test_sweep_from_the_config_file(tmp_path):

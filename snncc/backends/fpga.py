@@ -9,7 +9,7 @@ dense (Toeplitz) matrix ``A`` and offset ``c``, with ``y = A @ x + c`` for the r
 input ``x``. In the integer mode these nodes are exact integer affine maps without rounding or
 saturation (:mod:`snncc.ir`), so their composition is exactly equivalent (tests check it against
 the reference simulator). ``A`` is built by pushing the identity basis through the reference
-simulator's own operators (:func:`snncc.simulator.conv2d`, :func:`snncc.simulator.sum_pool`).
+step engine's own operators (:func:`snncc.engines.step.conv2d`, :func:`~snncc.engines.step.sum_pool`).
 ``MaxPool2d``, ``Add`` (branches) and float-only nodes are rejected.
 
 **Packing** (:func:`pack_memory`, the one packing every file format renders). A memory is a
@@ -47,7 +47,9 @@ from typing import Any
 import numpy as np
 
 import snncc
-from snncc import ir, resources, simulator
+from snncc import ir, resources
+from snncc.backends import Target
+from snncc.engines import step
 from snncc.errors import ResourceError, SnnccError, UnsupportedError
 
 BUNDLE_FORMAT = "snncc-fpga-bundle"
@@ -303,12 +305,12 @@ def _apply_linear(node: ir.Node, batch: np.ndarray, with_bias: bool, where: str)
             out = out + node.bias.astype(np.int64)
         return out
     if isinstance(node, ir.Conv2d):
-        out = simulator.conv2d(batch, node, simulator.conv_kernels(node, np.int64)).astype(np.int64)
+        out = step.conv2d(batch, node, step.conv_kernels(node, np.int64)).astype(np.int64)
         if with_bias and node.bias is not None:
             out = out + node.bias.astype(np.int64).reshape(1, -1, 1, 1)
         return out
     if isinstance(node, ir.SumPool2d):
-        return simulator.sum_pool(batch, node).astype(np.int64)
+        return step.sum_pool(batch, node).astype(np.int64)
     if isinstance(node, ir.Flatten):
         return batch.reshape(len(batch), -1)
     if isinstance(node, ir.Reshape):
@@ -913,3 +915,12 @@ def read_manifest(bundle_dir: str | Path, *, verify: bool = True) -> dict[str, A
                 raise SnnccError(f"{bundle_dir}: bundle file {relative} does not match its "
                                  f"sha256 in manifest.json")
     return manifest
+
+
+TARGET = Target(
+    name="fpga",
+    summary="an FPGA weight bundle (.mem/.coe/.h/.npy) + the Verilog engine (snncc hdl-check runs it)",
+    emit=emit,
+    passes=("fold", "quantize"),
+    options={"fpga_part": "zynq-7020", "strict": False, "options": None},
+)

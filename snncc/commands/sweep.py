@@ -67,11 +67,11 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
-        from snncc.cli import parse_options, parse_passes
         from snncc.cluster import SCHEDULER_TIMEOUT, Executor, machine_workers, resolve_scheduler
+        from snncc.commands.arguments import parse_grid, parse_options, parse_passes
         from snncc.config import ProjectConfig, load_config
         from snncc.errors import SnnccError
-        from snncc.sweep import SweepSpec, parse_grid, plan_sweep, run_sweep
+        from snncc.sweep import SweepSpec, plan_sweep, run_sweep
 
         settings = load_config(config) if config is not None else ProjectConfig()
         settings = settings.override(model=model, dataset=dataset, data_dir=data_dir,

@@ -111,7 +111,7 @@ import numpy as np
 from numba.typed import List as TypedList
 
 from snncc import coding
-from snncc.backends.ttfs import fire_times, first_spike_decision
+from snncc.engines.ttfs import decide_sample, fire_sample, fire_times, first_spike_decision
 from snncc.errors import SnnccError
 from snncc.frontend.bstdg import BSTDGModel, write_bstdg
 from snncc.train.config import BSTDGConfig
@@ -194,46 +194,6 @@ def cosine_rate(initial: float, final: float, progress_done: float) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def _fire_one(pre, weight_t, threshold, t_max, times, v, v_fire, counts,
-              order):  # pragma: no cover - compiled
-    """One sample through one layer, event-driven: spikes ``times``, ``v`` at spike, final ``v``.
-
-    ``weight_t`` is ``(in, out)``; spikes are bucketed by step (counting sort), each delivered
-    spike adds its weight row, and neurons are tested against ``threshold`` after every step
-    with input (the same semantics as :func:`snncc.backends.ttfs.fire_times`).
-    """
-    inputs, neurons = weight_t.shape
-    counts[:] = 0
-    for i in range(inputs):
-        if pre[i] < t_max:
-            counts[pre[i] + 1] += 1
-    for step in range(t_max):
-        counts[step + 1] += counts[step]
-    for i in range(inputs):
-        step = pre[i]
-        if step < t_max:
-            order[counts[step]] = i
-            counts[step] += 1
-    v[:] = 0
-    v_fire[:] = 0
-    times[:] = t_max
-    begin = 0
-    for step in range(t_max):
-        end = counts[step]
-        if end == begin:
-            continue
-        for k in range(begin, end):
-            row = weight_t[order[k]]
-            for j in range(neurons):
-                v[j] += row[j]
-        begin = end
-        for j in range(neurons):
-            if times[j] == t_max and v[j] >= threshold:
-                times[j] = step
-                v_fire[j] = v[j]
-
-
-@numba.njit(cache=True, nogil=True)
 def _sgd_kernel(inputs, labels, order, shadow, deployed, fixed, thresholds, rates, done, total,
                 learning_rate, final_rate, threshold_rate, margin_steps, t_max, window,
                 normalize, dead_push, min_rate, mode,
@@ -273,32 +233,21 @@ def _sgd_kernel(inputs, labels, order, shadow, deployed, fixed, thresholds, rate
         sample = order[position]
         times[0][:] = inputs[sample]
         for layer in range(layers):
-            _fire_one(times[layer], deployed[layer], math.ceil(thresholds[layer]), t_max,
-                      times[layer + 1], potentials[layer], fired_at[layer], counts, order_buffer)
+            fire_sample(times[layer], deployed[layer], math.ceil(thresholds[layer]), t_max,
+                        times[layer + 1], potentials[layer], fired_at[layer], counts, order_buffer)
         out_times = times[layers]
         first = out_times.min()
-        best = 0
-        if first < t_max:
-            best = -1
-            for k in range(classes):
-                if out_times[k] == first and (best < 0
-                                              or fired_at[layers - 1][k] > fired_at[layers - 1][best]):
-                    best = k
-        else:
-            final = potentials[layers - 1]
-            for k in range(1, classes):
-                if final[k] > final[best]:
-                    best = k
+        best = decide_sample(out_times, fired_at[layers - 1], potentials[layers - 1], t_max)
         label = labels[sample]
         correct += best == label
         if potential_margin > 0:
             # the error sees the correct neuron at a raised, the others at a lowered threshold
             below = layers - 1
             threshold = math.ceil(thresholds[below])
-            _fire_one(times[below], deployed[below], threshold + potential_margin, t_max,
-                      raised, scratch_v, scratch_fire, counts, order_buffer)
-            _fire_one(times[below], deployed[below], max(1, threshold - potential_margin),
-                      t_max, lowered, scratch_v, scratch_fire, counts, order_buffer)
+            fire_sample(times[below], deployed[below], threshold + potential_margin, t_max,
+                        raised, scratch_v, scratch_fire, counts, order_buffer)
+            fire_sample(times[below], deployed[below], max(1, threshold - potential_margin),
+                        t_max, lowered, scratch_v, scratch_fire, counts, order_buffer)
             for k in range(classes):
                 out_times[k] = raised[k] if k == label else lowered[k]
             first = out_times.min()

@@ -15,8 +15,8 @@ import pytest
 
 from snncc import ir
 from snncc.backends import fpga, fpga_hdl
+from snncc.engines import run_ann, simulate
 from snncc.errors import ResourceError, SnnccError, UnsupportedError
-from snncc.simulator import run_ann, simulate
 
 IVERILOG_MISSING = fpga_hdl.iverilog_missing()
 requires_iverilog = pytest.mark.skipif(IVERILOG_MISSING is not None,
