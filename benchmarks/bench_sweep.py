@@ -17,8 +17,9 @@
   source (``not published`` where a chip has none).
 
 Workers run one BLAS/OpenMP/numba thread each (snncc.cluster.WORKER_ENV), so N workers use N
-cores; the serial run keeps this process's defaults. Run ``uptime`` beside it: on a shared
-machine the ratio moves with the load.
+cores; a sweep point runs with one BLAS thread wherever it runs (snncc.sweep rule 3), the serial
+validation keeps this process's defaults. Run ``uptime`` beside it: on a shared machine the
+ratio moves with the load.
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ def bench_sweep(args: argparse.Namespace) -> None:
             print(f"  {executor.describe():>8}: {seconds[workers]:7.1f} s "
                   f"({runs[workers]['summary']['ok']} points ok)", flush=True)
     same = measured(runs[1]) == measured(runs[args.workers])
+    for first, second in zip(measured(runs[1]), measured(runs[args.workers]), strict=True):
+        for key in first:
+            if first[key] != second[key]:
+                print(f"  differs at {first['params']}: {key}: {str(first[key])[:70]} vs "
+                      f"{str(second[key])[:70]}")
     print(f"  speed-up {args.workers} workers vs serial: "
           f"{seconds[1] / seconds[args.workers]:.2f}x; identical results: {same}; "
           f"load after {load()}")

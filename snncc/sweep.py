@@ -17,7 +17,8 @@ writes the results (:mod:`snncc.sweep_report`). Rules:
    ``percentile`` unless the options name a method (the default method, ``mse``, ignores the
    percentile); the results say so in ``notes``.
 3. **A point** is one :func:`snncc.pipeline.validate` of the model with the point's options and
-   T on the test set (the ``sim`` target; accuracy, accuracy curve, spikes and synaptic events
+   T on the test set, with one BLAS thread wherever it runs (so its results do not depend on
+   the executor) (the ``sim`` target; accuracy, accuracy curve, spikes and synaptic events
    per sample, decision time) with a fit gate per chip (the partition analysis with this run's
    spike rates: cores, chips, memory, fits), then priced per chip from the chip profile's
    published figures (:func:`snncc.energy.estimate`: energy and latency per inference, each
@@ -288,15 +289,23 @@ def neuron_count(graph: ir.Graph) -> int:
 
 
 def evaluate_point(task: PointTask, model: ModelFiles) -> dict[str, Any]:
-    """Validate and partition one point (rule 3); the measurements, without energy."""
+    """Validate and partition one point (rule 3); the measurements, without energy.
+
+    Runs with one BLAS/OpenMP thread wherever it runs (this process or a worker): LAPACK
+    routines in the passes round differently with another thread count, and a point's results
+    must not depend on where it ran.
+    """
+    from threadpoolctl import threadpool_limits
+
     from snncc.gates import GateSpec
     from snncc.pipeline import validate
 
-    report, graph = validate(
-        model.local_path(), dataset=task.dataset, data_dir=task.data_dir,
-        timesteps=task.timesteps, limit=task.limit, passes=task.passes, options=task.options,
-        preprocess=task.preprocess, layout=task.layout, gates=GateSpec(fits=list(task.chips)),
-        ann_reference=False)
+    with threadpool_limits(limits=1):
+        report, graph = validate(
+            model.local_path(), dataset=task.dataset, data_dir=task.data_dir,
+            timesteps=task.timesteps, limit=task.limit, passes=task.passes,
+            options=task.options, preprocess=task.preprocess, layout=task.layout,
+            gates=GateSpec(fits=list(task.chips)), ann_reference=False)
     return {
         "accuracy": report.snn_accuracy,
         "accuracy_curve": report.accuracy_curve,

@@ -194,6 +194,9 @@ def write_plots(results: dict[str, Any], directory: Path) -> list[Path]:
             axes.plot([v[0] for v in values], [v[1] for v in values], marker="o", lw=1.2,
                       label=label)
         axes.set_xscale("log", base=2)
+        steps = sorted(results["grid"]["T"])
+        axes.set_xticks(steps, [str(step) for step in steps])
+        axes.minorticks_off()
         axes.set_xlabel("timesteps T")
     else:
         labels = [_label(point["params"]) for point in done]
