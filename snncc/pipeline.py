@@ -39,10 +39,13 @@ CALIBRATION_COUNT = 2000
 
 
 def model_kind(path: Path) -> str:
-    """``onnx``, ``ir`` (a saved snncc graph) or ``bstdg`` (HDF5), from the name and magic bytes."""
+    """``onnx``, ``ir`` (a saved snncc graph), ``nir`` (NIR HDF5) or ``bstdg`` (HDF5), from the
+    name and magic bytes."""
     name = path.name.lower()
     if name.endswith(".onnx"):
         return "onnx"
+    if name.endswith(".nir"):
+        return "nir"
     if name.endswith((".snn.npz", ".npz")):
         return "ir"
     if name.endswith((".h5", ".hdf5")):
@@ -56,18 +59,33 @@ def model_kind(path: Path) -> str:
     if head.startswith(b"PK"):
         return "ir"
     if head.startswith(b"\x89HDF"):
-        return "bstdg"
+        return "nir" if _is_nir_hdf5(path) else "bstdg"
     return "onnx"
 
 
+def _is_nir_hdf5(path: Path) -> bool:
+    """An HDF5 file with NIR's top-level ``version`` and ``node`` entries."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as handle:
+            return "version" in handle and "node" in handle
+    except Exception:  # noqa: BLE001 - unreadable: the BSTDG loader reports it
+        return False
+
+
 def load_model(path: str | Path, preprocess: dict[str, Any] | None = None,
-               layout: str | None = None) -> ir.Graph:
-    """Load an ONNX checkpoint, a BSTDG network file or a saved IR graph as a graph.
+               layout: str | None = None, nir: dict[str, Any] | None = None) -> ir.Graph:
+    """Load an ONNX checkpoint, a NIR file, a BSTDG network file or a saved IR graph as a graph.
 
     ``preprocess`` overrides the input preprocessing; ``layout`` (NCHW/NHWC) says how dataset
-    images are laid out for the model's input.
+    images are laid out for the model's input; ``nir`` holds the NIR import choices
+    (``convention``, ``dt``, ``coding``; see :func:`snncc.frontend.nir_import.load_nir`).
     """
-    graph = _load(Path(path), preprocess)
+    path = Path(path)
+    if nir and any(v is not None for v in nir.values()) and model_kind(path) != "nir":
+        raise SnnccError(f"{path}: --nir-* options apply to NIR files only")
+    graph = _load(path, preprocess, nir)
     if layout is not None:
         if layout.upper() not in ("NCHW", "NHWC"):
             raise SnnccError(f"unknown layout {layout!r}; choose NCHW or NHWC")
@@ -75,7 +93,8 @@ def load_model(path: str | Path, preprocess: dict[str, Any] | None = None,
     return graph
 
 
-def _load(path: Path, preprocess: dict[str, Any] | None) -> ir.Graph:
+def _load(path: Path, preprocess: dict[str, Any] | None,
+          nir: dict[str, Any] | None = None) -> ir.Graph:
     if not path.exists():
         raise SnnccError(f"{path}: no such file")
     if path.is_dir():
@@ -85,6 +104,10 @@ def _load(path: Path, preprocess: dict[str, Any] | None) -> ir.Graph:
         from snncc.frontend.onnx_import import load_onnx
 
         return load_onnx(path, preprocess=preprocess)
+    if kind == "nir":
+        from snncc.frontend.nir_import import load_nir
+
+        return load_nir(path, preprocess=preprocess, **(nir or {}))
     if kind == "bstdg":
         from snncc.frontend.bstdg import load_bstdg
 
@@ -102,7 +125,7 @@ def _load(path: Path, preprocess: dict[str, Any] | None) -> ir.Graph:
 
 
 def is_spiking(graph: ir.Graph) -> bool:
-    return any(isinstance(node, (ir.IF, ir.Readout)) for node in graph.nodes.values())
+    return any(isinstance(node, ir.NEURONS + (ir.Readout,)) for node in graph.nodes.values())
 
 
 def default_passes(graph: ir.Graph, target: str) -> list[str]:
@@ -317,6 +340,7 @@ def validate(
     ann_reference: bool = True,
     config: str | Path | None = None,
     targets: list[str] | None = None,
+    nir: dict[str, Any] | None = None,
 ) -> tuple[ValidationReport, ir.Graph]:
     """Load, convert and run a model on a test set, then check ``gates``.
 
@@ -330,7 +354,8 @@ def validate(
     headline figures; every further target runs the same graph and is reported in
     ``target_runs`` with its agreement with the first (the fraction of samples with the same
     final decision). Default passes are those of the most demanding target (fold and quantize
-    when any target is a hardware one), so every target runs the same integer graph.
+    when any target is a hardware one), so every target runs the same integer graph. ``nir``:
+    NIR import choices (see :func:`load_model`).
     """
     started = time.perf_counter()
     targets = list(targets) if targets else [target]
@@ -347,7 +372,7 @@ def validate(
     chips = resolve_chips(gates.fits)
 
     model = Path(model)
-    source = load_model(model, preprocess, layout)
+    source = load_model(model, preprocess, layout, nir)
     name = dataset_name(source, dataset)
     if name is None:
         raise SnnccError("no dataset: pass --dataset (mnist, fashion-mnist or digits)")
@@ -390,7 +415,7 @@ def validate(
     last_run = None
     options = with_target_defaults(target, options)
     if stages:
-        overridden = bool(preprocess) or layout is not None
+        overridden = bool(preprocess) or layout is not None or model_kind(model) == "nir"
         graph, pass_info, ladder, last_run = accuracy_ladder(
             source, passes, test, dataset=name, data_dir=data_dir, timesteps=timesteps,
             options=options, ann_accuracy=ann_accuracy,
@@ -654,10 +679,13 @@ def compile_model(
     preprocess: dict[str, Any] | None = None,
     layout: str | None = None,
     target_options: dict[str, Any] | None = None,
+    nir: dict[str, Any] | None = None,
 ) -> CompileResult:
     """Convert and lower ``model`` and write ``target``'s artifacts into ``out_dir`` atomically.
 
     ``out_dir`` also receives ``network.snn.npz`` (the deployed IR) and ``compile.json``.
+    Options given for the target's own name (``--option nir.dt=1e-4``) go to its ``emit``;
+    ``nir``: NIR import choices (see :func:`load_model`).
     """
     import json
 
@@ -665,7 +693,7 @@ def compile_model(
     from snncc.util import atomic_directory
 
     model = Path(model)
-    source = load_model(model, preprocess, layout)
+    source = load_model(model, preprocess, layout, nir)
     backend = get_backend(target)  # fail early, before any work, if the target is unavailable
     name = dataset_name(source, dataset)
     timesteps = resolve_timesteps(source, timesteps)
@@ -675,7 +703,7 @@ def compile_model(
     graph.metadata.update({"timesteps": timesteps, "target": target})
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as staging:
-        target_options = dict(target_options or {})
+        target_options = {**(options or {}).get(target, {}), **(target_options or {})}
         if target == "fpga":
             target_options.setdefault("source_hash", _sha256(model))
         files = list(backend.emit(graph, staging, **target_options))
