@@ -518,6 +518,11 @@ class _Builder:
                              name)
         values = {key: compact(np.asarray(value)) if np.ndim(value) else value
                   for key, value in params.items()}
+        if kind == "IF" and values["comparison"] == ">=" and not values["reset_delay"]:
+            # the IR's IF spikes on equality: an exact fit (snncc's own export of IF)
+            neuron_if = ir.IF(threshold=values["threshold"], v_init=values["v_init"],
+                              reset=values["reset"])
+            return self._add(name, neuron_if, [source], name)
         if kind == "CubaLIF":
             neuron: ir.Node = ir.CubaLIF(**values)
         else:
