@@ -21,6 +21,8 @@ Mapping (one Lava process per IR node unless said otherwise):
   passes identity ``Sparse`` delay lines, one step each.
 * :class:`~snncc.ir.IF` -> ``lava.proc.lif.LIFReset`` when LIF expresses it exactly (see
   :func:`lif_expressible`), else :class:`snncc.backends.lava_procs.IntegrateAndFire`.
+  :class:`~snncc.ir.LIF` / :class:`~snncc.ir.CubaLIF` -> :class:`snncc.backends.lava_procs
+  .LeakyIntegrateAndFire` (Loihi's fixed-point CUBA rules per neuron, see its docstring).
   :class:`~snncc.ir.MaxPool2d` -> :class:`~snncc.backends.lava_procs.SpikingMaxPool`,
   :class:`~snncc.ir.Readout` -> :class:`~snncc.backends.lava_procs.Readout`.
 * Monitors: the custom processes keep what they send in ring-buffer Vars, 0/1 spikes packed 48
@@ -368,6 +370,14 @@ def plan(graph: ir.Graph, timesteps: int, use_lif: bool = True) -> Plan:
                 plan_node.notes.append(f"custom IntegrateAndFire ({reason or 'LIF disabled'})")
             nodes[name] = plan_node
             spiking.append(name)
+        elif isinstance(node, ir.LEAKY):
+            # Loihi's CUBA rules with per-neuron parameters, either comparison, delayed
+            # subtraction and the bias on the current: the golden rule in a custom process.
+            v_init = ir.broadcast_per_neuron(node.v_init, shape, "v_init")
+            _check_state(np.asarray(v_init, np.int64) << ir.LEAKY_SHIFT, name, "v_init * 64")
+            _check_state(first.bias, name, "bias")
+            nodes[name] = NodePlan("leaky", first.depth, shape, False)
+            spiking.append(name)
         elif isinstance(node, ir.MaxPool2d):
             if max(abs(first.low), abs(first.high)) * timesteps > STATE_MAX:
                 raise UnsupportedError(
@@ -387,7 +397,8 @@ def plan(graph: ir.Graph, timesteps: int, use_lif: bool = True) -> Plan:
         else:
             raise UnsupportedError(
                 f"layer {name!r}: {kind} has no Lava mapping (supported: Input, Dense, Conv2d, "
-                "SumPool2d, MaxPool2d, Flatten, Reshape, Transpose, Add, IF, Readout)"
+                "SumPool2d, MaxPool2d, Flatten, Reshape, Transpose, Add, IF, LIF, CubaLIF, "
+                "Readout)"
             )
     readout = readouts[0]
     depth = max(p.depth for p in nodes.values())
@@ -602,6 +613,17 @@ def build(graph: ir.Graph, timesteps: int, encoded: np.ndarray | None = None,
                 **windowed(name))
             connect(sources[0], process.a_in, shape)
             outputs[name] = [process.s_out]
+        elif node_plan.kind == "leaky":
+            bias = lava_plan.nodes[sources[0]].bias
+            process = lava_procs.LeakyIntegrateAndFire(
+                shape=shape,
+                **{key: ir.broadcast_per_neuron(getattr(node, key), shape, key)
+                   for key in ("threshold", "du", "dv", "v_init")},
+                bias=np.zeros(shape, dtype=np.int64) if bias is None else bias,
+                reset=node.reset, reset_delay=node.reset_delay, comparison=node.comparison,
+                record_steps=steps, name=name, **windowed(name))
+            connect(sources[0], process.a_in, shape)
+            outputs[name] = [process.s_out]
         elif node_plan.kind == "maxpool":
             process = lava_procs.SpikingMaxPool(
                 in_shape=shapes[sources[0]], out_shape=shape, kernel=node.kernel,
@@ -616,7 +638,7 @@ def build(graph: ir.Graph, timesteps: int, encoded: np.ndarray | None = None,
                 shape=shape, mode=node.mode,
                 threshold=ir.broadcast_per_neuron(node.threshold, shape, "threshold"),
                 bias=np.zeros(shape, dtype=np.int64) if bias is None else bias,
-                record_steps=steps, name=name, **windowed(name))
+                record_steps=steps, dv=int(node.dv), name=name, **windowed(name))
             connect(sources[0], process.a_in, shape)
             outputs[name] = []
         else:  # pragma: no cover - plan() rejects everything else
@@ -635,7 +657,7 @@ def build(graph: ir.Graph, timesteps: int, encoded: np.ndarray | None = None,
                                                 name=f"{name}:monitor")
             process.s_out.connect(recorder.a_in)
             monitors[name] = Monitor(recorder.spikes, True)
-        elif kind in ("if", "maxpool"):
+        elif kind in ("if", "leaky", "maxpool"):
             monitors[name] = Monitor(process.spikes, not lava_plan.nodes[name].graded)
     readout = processes[lava_plan.readout]
     source = processes[input_name]
@@ -906,6 +928,7 @@ _LAVA_NAMES = {
     "add": "InPort summation",
     "lif": "lava.proc.lif.process.LIFReset",
     "if": "snncc.backends.lava_procs.IntegrateAndFire",
+    "leaky": "snncc.backends.lava_procs.LeakyIntegrateAndFire",
     "maxpool": "snncc.backends.lava_procs.SpikingMaxPool",
     "readout": "snncc.backends.lava_procs.Readout",
 }
