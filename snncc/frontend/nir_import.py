@@ -562,6 +562,9 @@ class _Builder:
                                  f"(got {float(tau.min()):g})")
             step = self._require_dt(name, kind)
             value = (ir.DECAY_UNITY * step) / tau
+            # tau = dt written in float32 may land a hair below dt: that is a full decay
+            value = np.where(value <= ir.DECAY_UNITY * (1 + GAIN_TOLERANCE),
+                             np.minimum(value, ir.DECAY_UNITY), value)
             if np.any(value > ir.DECAY_UNITY):
                 raise SnnccError(f"node {name!r} ({kind}): {key} = {float(tau.min()):g} is "
                                  f"shorter than dt = {step:g}: the Euler step is unstable")
