@@ -11,7 +11,7 @@ Option ``convention`` (``--option nir.convention=...``):
 
 * ``spec`` (default): the NIR equations with Euler steps of ``dt`` (option ``dt``, default 1):
   ``LIF``: ``tau = 4096 dt / dv`` (written as the float64 for which ``(4096 dt) / tau`` gives
-  ``dv`` back exactly; ``dv = 0`` is ``tau = inf``), ``r = tau / dt`` (unit input gain),
+  ``dv`` back, exactly where a float64 can; ``dv = 0`` is ``tau = inf``), ``r = tau / dt`` (unit input gain),
   ``v_leak = 0``, ``v_reset = 0``; ``CubaLIF`` the same with ``tau_syn`` from ``du`` and
   ``w_in = tau_syn / dt``; ``IF``: ``r = 1 / dt``; a leaky readout: ``LI``. Neurons must reset
   to zero in the spiking step with ``v_init = 0``: a subtract reset (a converted ANN's default),
@@ -65,8 +65,10 @@ def write_nir(graph: ir.Graph, path: str | Path, convention: str = "spec",
 
 
 def time_constant(decay: np.ndarray, dt: float) -> np.ndarray:
-    """The ``tau`` per element for which ``(4096 * dt) / tau`` is exactly ``decay`` (``inf`` for
-    0): the nearest float64 to ``4096 dt / decay``, nudged by ulps where division rounds away."""
+    """The ``tau`` per element for which ``(4096 * dt) / tau`` is ``decay`` (``inf`` for 0): the
+    float64 nearest to ``4096 dt / decay``, nudged by ulps until the division gives ``decay``
+    back exactly where some float64 does (for the rest it lands one ulp away; an integer graph's
+    import rounds its decays back to whole steps)."""
     numerator = ir.DECAY_UNITY * dt
     decay = np.asarray(decay, dtype=np.float64)
     with np.errstate(divide="ignore"):
@@ -74,12 +76,16 @@ def time_constant(decay: np.ndarray, dt: float) -> np.ndarray:
     for index in np.flatnonzero(decay.reshape(-1)):
         want = decay.reshape(-1)[index]
         candidate = tau.reshape(-1)[index]
-        for _ in range(64):
+        best = candidate
+        for _ in range(8):
             got = numerator / candidate
             if got == want:
+                best = candidate
                 break
+            if abs(got - want) < abs(numerator / best - want):
+                best = candidate
             candidate = np.nextafter(candidate, np.inf if got > want else 0.0)
-        tau.reshape(-1)[index] = candidate
+        tau.reshape(-1)[index] = best
     return tau
 
 

@@ -702,11 +702,15 @@ def _uniform(name: str, kind: str, what: str, values: np.ndarray) -> None:
 
 
 def _restore_integers(graph: ir.Graph) -> None:
-    """snncc wrote an integer graph: its decays are whole 12-bit steps (written as tau)."""
+    """snncc wrote an integer graph: its decays are whole 12-bit steps (written as tau), its
+    thresholds and initial potentials integers (read as floats like every NIR parameter)."""
     for node in graph.nodes.values():
-        for key in ("du", "dv"):
+        for key in ("du", "dv", "threshold", "v_init"):
             value = getattr(node, key, None)
-            if isinstance(value, np.ndarray) and np.all(value == np.rint(value)):
-                setattr(node, key, value.astype(np.int64))
-        if isinstance(node, ir.Readout) and float(node.dv).is_integer():
-            node.dv = int(node.dv)
+            # a decay d comes back as (4096 dt) / tau, which for some d no float64 tau makes
+            # exact (it lands an ulp away): whole numbers within 1e-9 are those integers
+            if isinstance(value, np.ndarray) and np.allclose(value, np.rint(value), rtol=1e-9,
+                                                             atol=0):
+                setattr(node, key, np.rint(value).astype(np.int64))
+        if isinstance(node, ir.Readout) and math.isclose(node.dv, round(node.dv), rel_tol=1e-9):
+            node.dv = int(round(node.dv))
