@@ -48,6 +48,7 @@ import numpy as np
 
 import snncc
 from snncc import ir, resources
+from snncc.backends import Target
 from snncc.engines import step
 from snncc.errors import ResourceError, SnnccError, UnsupportedError
 
@@ -914,3 +915,12 @@ def read_manifest(bundle_dir: str | Path, *, verify: bool = True) -> dict[str, A
                 raise SnnccError(f"{bundle_dir}: bundle file {relative} does not match its "
                                  f"sha256 in manifest.json")
     return manifest
+
+
+TARGET = Target(
+    name="fpga",
+    summary="an FPGA weight bundle (.mem/.coe/.h/.npy) + the Verilog engine (snncc hdl-check runs it)",
+    emit=emit,
+    passes=("fold", "quantize"),
+    options={"fpga_part": "zynq-7020", "strict": False, "options": None},
+)

@@ -62,6 +62,7 @@ from typing import Any
 import numpy as np
 
 from snncc import ir, semantics
+from snncc.backends import Target
 from snncc.errors import SnnccError, UnsupportedError
 from snncc.ir import STATE_BITS, STATE_MAX
 
@@ -91,7 +92,7 @@ def require_lava() -> None:
         raise SnnccError(LAVA_MISSING)
 
 
-# ``snncc.backends.get_backend("lava")`` fails here, before any compile work, without lava-nc.
+# ``snncc.backends.get_target("lava")`` fails here, before any compile work, without lava-nc.
 require_lava()
 
 
@@ -232,10 +233,8 @@ def _bits_for(low: float, high: float) -> int:
 
 
 def _direct_range(graph: ir.Graph) -> tuple[float, float]:
-    # Direct coding sends raw integers; their range comes from the graph metadata when a frontend
-    # recorded it, else the 8-bit pixels every shipped dataset uses.
-    low, high = graph.metadata.get("input_range", (0, 255))
-    return float(low), float(high)
+    # Direct coding sends the raw integers themselves: the graded spikes must hold that range.
+    return graph.input.raw_range
 
 
 def conv_matrix(node: ir.Conv2d | ir.SumPool2d, in_shape: tuple[int, int, int],
@@ -686,7 +685,7 @@ def encode(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int) -> np.ndarra
         if raw.size and (raw.min() < low or raw.max() > high):
             raise SnnccError(
                 f"direct-coded inputs span [{raw.min()}, {raw.max()}] but the Lava mapping was "
-                f"checked for [{low:.0f}, {high:.0f}] (graph metadata 'input_range')"
+                f"checked for [{low:.0f}, {high:.0f}] (the Input's raw_range)"
             )
     return semantics.encode_input(node, raw, timesteps, integer=True).astype(np.int32)
 
@@ -766,8 +765,9 @@ def _unwindow(recorded: np.ndarray, depth: int, window: int, timesteps: int) -> 
     return np.moveaxis(steps, 1, 0).astype(np.int64)
 
 
-def run(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int, labels: np.ndarray | None = None,
-        record: bool = False, batch_size: int = DEFAULT_BATCH, use_lif: bool = True,
+def run(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int, *,
+        labels: np.ndarray | None = None, record: bool = False, batch_size: int = DEFAULT_BATCH,
+        use_lif: bool = True,
         progress: Callable[[int], None] | None = None, count_neurons: bool = False) -> Any:
     """Run the integer graph in lava-nc (``Loihi2SimCfg``, ``fixed_pt``); return a ``SimResult``.
 
@@ -847,7 +847,7 @@ def synaptic_events(graph: ir.Graph, rasters: dict[str, np.ndarray], raw_inputs:
 
 
 def emit(graph: ir.Graph, out_dir: str | Path, timesteps: int | None = None,
-         **options: Any) -> list[Path]:
+         source_hash: str | None = None, **options: Any) -> list[Path]:
     """Write the Lava deployment: ``network.net`` (netx HDF5) when netx can express the network,
     the integer IR ``network.snn.npz`` (``Graph.load`` it for :func:`run`), and ``manifest.json``.
 
@@ -885,6 +885,7 @@ def emit(graph: ir.Graph, out_dir: str | Path, timesteps: int | None = None,
         "lava_nc": "0.10",
         "run_config": "Loihi2SimCfg(select_tag='fixed_pt')",
         "timesteps": timesteps,
+        "source_sha256": source_hash,
         "window_steps": lava_plan.window,
         "netx": netx_file.name if netx_file else None,
         "netx_inexpressible": problems,
@@ -932,3 +933,14 @@ _LAVA_NAMES = {
     "maxpool": "snncc.backends.lava_procs.SpikingMaxPool",
     "readout": "snncc.backends.lava_procs.Readout",
 }
+
+
+TARGET = Target(
+    name="lava",
+    summary="lava-nc processes (Loihi2SimCfg fixed_pt) + a lava-dl netx file when expressible",
+    emit=emit,
+    run=run,
+    passes=("fold", "quantize"),
+    pass_options={"quantize": {"target": "lava"}},
+    options={"use_lif": True},
+)

@@ -7,7 +7,7 @@ graph in the integer mode, whose Loihi rules are snncc's ``docs/semantics.md``),
 metadata ``comparison`` (``>=`` where snncc spikes on equality; NIR's equations say ``>``),
 ``reset`` and ``reset_delay``. snncc's importer reads all of it back (round trip: the same IR).
 
-Option ``convention`` (``--option nir.convention=...``):
+Target option ``convention`` (``--target-option convention=...``; also ``dt``):
 
 * ``spec`` (default): the NIR equations with Euler steps of ``dt`` (option ``dt``, default 1):
   ``LIF``: ``tau = 4096 dt / dv`` (written as the float64 for which ``(4096 dt) / tau`` gives
@@ -38,16 +38,13 @@ from snncc import __version__, ir
 from snncc.errors import SnnccError, UnsupportedError
 
 CONVENTIONS = {"spec": 1.0, "snntorch": 1e-4}  #: convention -> default dt
-OPTIONS = ("convention", "dt")
 
 
-def emit(graph: ir.Graph, out_dir: str | Path, **options: Any) -> list[Path]:
+def emit(graph: ir.Graph, out_dir: str | Path, *, timesteps: int | None = None,
+         source_hash: str | None = None, convention: str = "spec",
+         dt: float | None = None) -> list[Path]:
     """Write ``network.nir`` into ``out_dir`` (see the module docstring for the options)."""
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise SnnccError(f"target 'nir': unknown option {unknown[0]!r}; available: "
-                         f"{', '.join(OPTIONS)}")
-    return [write_nir(graph, Path(out_dir) / "network.nir", **options)]
+    return [write_nir(graph, Path(out_dir) / "network.nir", convention=convention, dt=dt)]
 
 
 def write_nir(graph: ir.Graph, path: str | Path, convention: str = "spec",
@@ -285,3 +282,13 @@ class _Writer:
         tau = time_constant(np.full(shape, float(node.dv)), self.dt)
         return {name: nir.LI(tau=tau, r=tau / self.dt, v_leak=np.zeros(shape)),
                 self.output_name: nir.Output(output_type=np.array(shape))}
+
+
+def _declare() -> Any:
+    from snncc.backends import Target
+
+    return Target(name="nir", summary="a NIR 1.x file (network.nir) through the nir package",
+                  emit=emit, options={"convention": "spec", "dt": None})
+
+
+TARGET = _declare()

@@ -308,41 +308,39 @@ def decide_sample(times, v_fire, v_final, t_max):  # pragma: no cover - compiled
 
 
 def ttfs_chain(graph: ir.Graph) -> list[TTFSLayer] | None:
-    """The synaptic stages of a TTFS graph in order, or ``None`` when the graph is not one."""
+    """The synaptic stages of a TTFS graph in order, or ``None`` when the graph is not one.
+
+    A TTFS graph is ``Input(latency) -> [Flatten|Reshape]* -> (Dense -> IF(fire_once,
+    v_init 0))* -> Dense -> Readout(first_spike)``: a chain of :func:`snncc.ir.layers` without
+    biases, each feeding its neurons directly and reading the previous layer's neurons.
+    """
     try:
         graph.validate()
     except SnnccError:
         return None
-    input_node = graph.input
-    if input_node.coding != "latency":
+    if graph.input.coding != "latency":
         return None
+    view = graph.layers()
+    source = graph.input_name
+    while len(graph.consumers(source)) == 1 and isinstance(
+            graph.nodes[graph.consumers(source)[0]], (ir.Flatten, ir.Reshape)):
+        source = graph.consumers(source)[0]
     layers: list[TTFSLayer] = []
-    name = graph.input_name
-    dense: str | None = None
-    while True:
-        consumers = graph.consumers(name)
-        if not consumers:
-            break
-        if len(consumers) != 1:
+    for layer in view:
+        node, target = layer.node, layer.target
+        if (layers and layers[-1].readout) or layer.source != source or not layer.direct \
+                or not isinstance(node, ir.Dense) or node.bias is not None \
+                or graph.consumers(source) != [layer.name]:
             return None
-        name = consumers[0]
-        node = graph.nodes[name]
-        if isinstance(node, (ir.Flatten, ir.Reshape)) and not layers and dense is None:
-            continue
-        if isinstance(node, ir.Dense) and dense is None and node.bias is None:
-            dense = name
-        elif isinstance(node, ir.IF) and dense is not None:
-            if not node.fire_once or np.any(node.v_init != 0):
-                return None
-            layers.append(_layer(graph, dense, name, node.threshold, readout=False))
-            dense = None
-        elif isinstance(node, ir.Readout) and dense is not None and node.mode == "first_spike":
-            if not np.all(node.threshold > 0):
-                return None
-            layers.append(_layer(graph, dense, name, node.threshold, readout=True))
-            dense = None
+        if isinstance(target, ir.IF) and target.fire_once and not np.any(target.v_init != 0):
+            readout = False
+        elif isinstance(target, ir.Readout) and target.mode == "first_spike" \
+                and np.all(target.threshold > 0):
+            readout = True
         else:
             return None
+        layers.append(_layer(graph, layer.name, layer.target_name, target.threshold, readout))
+        source = layer.target_name
     if not layers or not layers[-1].readout:
         return None
     return layers

@@ -65,6 +65,7 @@ from snncc.passes.layers import (
     input_magnitude,
     layers,
     neuron_values,
+    raw_input_bound,
     round_decays,
     rounding_slack,
     sole_synaptic_reader,
@@ -95,9 +96,7 @@ def fold(graph: ir.Graph, context: PassContext) -> PassResult:
     if options.get("integerize", True) and not already_integer:
         input_max = options.get("input_max")
         if input_max is None:
-            calibration = context.calibration
-            input_max = 255.0 if calibration is None or not len(calibration) else float(
-                np.max(np.abs(calibration)))
+            input_max = raw_input_bound(graph, context.calibration)
         changed |= _integerize(graph, context.timesteps, weight_bits,
                                bool(options.get("per_channel", True)), float(input_max),
                                context.calibration, info)

@@ -42,7 +42,7 @@ one exponent ``e >= 0`` per layer (Loihi-style ``weight_exp``). Rules:
 8. Leaky neurons: the state limit is at most ``(2**23 - 1) / 64`` (their integer state counts
    ``2**-6`` input units, :func:`snncc.passes.layers.state_limit`), a CubaLIF's current counts
    ``4096 / du`` one-step currents, and decays stay whole ``2**-12`` steps.
-9. ``graph.metadata["quantize"]`` records the target, bits and per layer ``weight_exponent``,
+9. ``graph.quantization`` (:class:`snncc.ir.Quantization`) records the target, bits and per layer ``weight_exponent``,
    ``bias_exponent`` and ``effective_bits`` so a backend can emit mantissa + exponent
    (``m = W >> e``, exact).
 
@@ -68,6 +68,7 @@ from snncc.passes.layers import (
     input_magnitude,
     layers,
     neuron_values,
+    raw_input_bound,
     round_decays,
     rounding_slack,
     state_limit,
@@ -132,7 +133,7 @@ def quantize(graph: ir.Graph, context: PassContext) -> PassResult:
 
     graph = graph.copy()
     before = {n: graph.nodes[n].weight.copy() for n in graph.of_type(*ir.SYNAPTIC)}
-    bounds = input_magnitude(graph, _input_bound(graph, context))
+    bounds = input_magnitude(graph, raw_input_bound(graph, context.calibration))
     shapes = graph.infer_shapes()
     binary = binarized_layers(graph)
     report: dict[str, dict[str, Any]] = {}
@@ -153,17 +154,11 @@ def quantize(graph: ir.Graph, context: PassContext) -> PassResult:
         for name, entry in report.items()
         if entry["weight_bits"] > 1 and entry["effective_bits"] < (bits + 1) // 2 + 1
     ]
-    graph.metadata["quantize"] = {"target": target.name, "bits": bits, "layers": report}
+    graph.quantization = ir.Quantization.from_dict(
+        {"target": target.name, "bits": bits, "layers": report})
     changed = any(not np.array_equal(before[n], graph.nodes[n].weight) for n in before)
     graph.check_integer()
     return PassResult(graph, changed, {"layers": report, "warnings": warnings})
-
-
-def _input_bound(graph: ir.Graph, context: PassContext) -> float:
-    calibration = context.calibration
-    if calibration is not None and len(calibration):
-        return float(np.max(np.abs(calibration)))
-    return 255.0
 
 
 def _quantize_layer(layer: Any, shape: ir.Shape, current: np.ndarray, input_bound: float,
@@ -224,11 +219,11 @@ def _quantize_layer(layer: Any, shape: ir.Shape, current: np.ndarray, input_boun
     node.weight = mantissa.astype(np.int64) * step
     bias_exponent = 0
     if bias is not None:
-        node.bias, bias_exponent = _bias_grid(bias * scale, target)
+        node.bias, bias_exponent = bias_grid(bias * scale, target)
     if threshold is not None:
         per_neuron_threshold = np.clip(np.rint(threshold * scale), 1, target.threshold_max)
         if target.threshold_mantissa_bits is not None:
-            per_neuron_threshold = _mantissa_grid(per_neuron_threshold,
+            per_neuron_threshold = mantissa_grid(per_neuron_threshold,
                                                   target.threshold_mantissa_bits)
         layer.target.threshold = compact(per_neuron_threshold.astype(np.int64))
         layer.target.v_init = compact(np.clip(np.rint(v_init * scale), -state_max,
@@ -248,7 +243,7 @@ def _quantize_layer(layer: Any, shape: ir.Shape, current: np.ndarray, input_boun
     }
 
 
-def _mantissa_grid(values: np.ndarray, mantissa_bits: int) -> np.ndarray:
+def mantissa_grid(values: np.ndarray, mantissa_bits: int) -> np.ndarray:
     """Round positive integers to the nearest ``m * 2**k`` with an unsigned ``mantissa_bits`` m."""
     values = np.asarray(values, dtype=np.float64)
     limit = 2**mantissa_bits - 1
@@ -266,7 +261,7 @@ def _bias_max(target: TargetLimits) -> float:
     return float((2 ** (target.bias_mantissa_bits - 1) - 1) * 2 ** target.bias_exponent[1])
 
 
-def _bias_grid(bias: np.ndarray, target: TargetLimits) -> tuple[np.ndarray, int]:
+def bias_grid(bias: np.ndarray, target: TargetLimits) -> tuple[np.ndarray, int]:
     """Round biases to the target's ``mantissa * 2**k`` grid (saturating); returns (bias, k)."""
     if target.bias_mantissa_bits is None:
         return np.clip(np.rint(bias), -target.state_max, target.state_max).astype(np.int64), 0

@@ -151,9 +151,9 @@ def test_integer_and_quantized_graphs_stay_deployable(samples, snn_cnn_no_mean):
     quantized = quantize(folded, PassContext(options={"quantize": {"target": "loihi"}})).graph
     pruned, _ = _prune(quantized, calibration, sparsity=0.5, remove_dead=False)
     pruned.check_integer()
-    record = pruned.metadata["quantize"]["layers"]
+    record = pruned.quantization.layers
     for name in ("conv1", "conv2", "fc"):
-        exponent = record[name]["weight_exponent"]
+        exponent = record[name].weight_exponent
         weight = pruned.nodes[name].weight
         assert np.all(weight % 2**exponent == 0) and np.abs(weight >> exponent).max() <= 127
     for name in pruned.of_type(ir.IF):
