@@ -1,0 +1,94 @@
+"""A peer reads snncc's NIR export: agreement of snnTorch's (or Norse's) own NIR import with snncc.
+
+For each shared snnTorch fixture, snncc imports the file, writes it back with ``--target nir``
+(``convention=snntorch``: what snnTorch's exporter writes) and a peer environment loads that file
+with its own NIR importer (``snntorch.import_nir.import_from_nir``, or ``norse.torch.from_nir``),
+feeds the first N test images as constant currents for T steps and counts output spikes. The
+benchmark reports how often the peer's argmax agrees with snncc's simulator. Known peer bugs are
+reported, not worked around: snnTorch 1.0.0 imports every LIF with ``reset_mechanism="zero"`` and
+``reset_delay=False`` (its own exporter's subtract networks come back different) and imports
+``IF`` as a leaky neuron with beta 0.9.
+
+The peer runs in its own Python (torch is not a snncc dependency): pass ``--peer-python`` or set
+``SNNCC_PEER_PYTHON`` to an interpreter with torch, nir and snntorch (and/or norse).
+
+    python benchmarks/bench_nir.py --peer-python PATH/bin/python --samples 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from snncc import engines
+from snncc.backends.nir import write_nir
+from snncc.datasets import load_dataset
+from snncc.loading import load_model, model_inputs
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+FIXTURES = ["snntorch_mnist_mlp_lif", "snntorch_fashion_mlp_if", "snntorch_mnist_cnn_lif"]
+
+PEER = r"""
+import json, sys, numpy as np, torch, nir
+path, data, peer, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+x = torch.tensor(np.load(data), dtype=torch.float32)
+graph = nir.read(path)
+if peer == "snntorch":
+    from snntorch.import_nir import import_from_nir
+    net = import_from_nir(graph)
+else:
+    import norse.torch
+    net = norse.torch.from_nir(graph, dt=1e-4)
+counts = 0
+with torch.no_grad():
+    state = None
+    for _ in range(steps):
+        out, state = net(x, state)
+        counts = counts + out
+print(json.dumps({"pred": counts.argmax(dim=1).tolist()}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--peer-python", default=os.environ.get("SNNCC_PEER_PYTHON"))
+    parser.add_argument("--peer", choices=("snntorch", "norse"), default="snntorch")
+    parser.add_argument("--samples", type=int, default=1000)
+    args = parser.parse_args()
+    if not args.peer_python:
+        sys.exit("bench_nir: give --peer-python or SNNCC_PEER_PYTHON (a Python with torch, nir "
+                 "and snntorch/norse)")
+    for name in FIXTURES:
+        graph = load_model(SHARED / "nir" / f"{name}.nir")
+        steps = int(graph.metadata["timesteps"])
+        test = load_dataset(graph.metadata["dataset"], "test", SHARED / "datasets").take(
+            args.samples)
+        raw = model_inputs(graph, test)
+        ours = engines.run(graph, raw, steps).predictions[-1]
+        with tempfile.TemporaryDirectory() as folder:
+            exported = write_nir(graph, Path(folder) / "network.nir", convention="snntorch")
+            data = Path(folder) / "x.npy"
+            np.save(data, graph.input.preprocess(raw).astype(np.float32))
+            done = subprocess.run([args.peer_python, "-c", PEER, str(exported), str(data),
+                                   args.peer, str(steps)], capture_output=True, text=True)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["?"])[-1]
+            print(f"{name}: {args.peer} could not run snncc's export: {last}")
+            continue
+        peer = np.array(json.loads(done.stdout.strip().splitlines()[-1])["pred"])
+        agreement = float(np.mean(peer == ours))
+        accuracy = float(np.mean(peer == test.labels))
+        print(f"{name}: {args.peer} import of snncc's NIR agrees with snncc on {agreement:.1%} "
+              f"of {len(ours)} images (peer accuracy {accuracy:.2%}, snncc "
+              f"{np.mean(ours == test.labels):.2%})")
+
+
+if __name__ == "__main__":
+    main()
