@@ -46,13 +46,21 @@ if peer == "snntorch":
 else:
     import norse.torch
     net = norse.torch.from_nir(graph, dt=1e-4)
-counts = 0
+# one unbatched sample at a time: the files' Flatten(start_dim=0) (snnTorch's own export
+# writes the same) becomes torch.nn.Flatten(0, -1) in the peer, which would flatten a batch too
+preds = []
 with torch.no_grad():
-    state = None
-    for _ in range(steps):
-        out, state = net(x, state)
-        counts = counts + out
-print(json.dumps({"pred": counts.argmax(dim=1).tolist()}))
+    for sample in x:
+        if peer == "snntorch":
+            import snntorch.utils
+            snntorch.utils.reset(net)
+        state, counts = None, 0
+        for _ in range(steps):
+            result = net(sample, state)
+            out, state = result if isinstance(result, tuple) else (result, None)
+            counts = counts + out
+        preds.append(int(torch.as_tensor(counts).reshape(-1).argmax()))
+print(json.dumps({"pred": preds}))
 """
 
 
