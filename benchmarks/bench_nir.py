@@ -13,6 +13,11 @@ The peer runs in its own Python (torch is not a snncc dependency): pass ``--peer
 ``SNNCC_PEER_PYTHON`` to an interpreter with torch, nir and snntorch (and/or norse).
 
     python benchmarks/bench_nir.py --peer-python PATH/bin/python --samples 1000
+
+``--integer N`` instead measures snncc itself on each fixture: the float import against the
+producer (agreement on the first 1,000 test images, full test accuracy), the network after
+``fold,quantize`` for the Lava target (Loihi's integer CUBA rules, full test accuracy) and
+lava-nc's simulator against snncc's integer mode on the first N images, raster by raster.
 """
 
 from __future__ import annotations
@@ -64,12 +69,49 @@ print(json.dumps({"pred": preds}))
 """
 
 
+def integer_figures(lava_samples: int) -> None:
+    """The import, integer-mode and Lava figures of each fixture (see the module docstring)."""
+    from snncc.backends import lava
+    from snncc.pipeline import prepare
+
+    for name in FIXTURES:
+        graph = load_model(SHARED / "nir" / f"{name}.nir")
+        steps = int(graph.metadata["timesteps"])
+        dataset = graph.metadata["dataset"]
+        test = load_dataset(dataset, "test", SHARED / "datasets")
+        reference = np.load(SHARED / "nir" / f"{name}.npz")
+        float_run = engines.run(graph, model_inputs(graph, test), steps, labels=test.labels)
+        agreement = np.mean(float_run.predictions[-1][:1000] == reference["pred"])
+        integer, _ = prepare(graph, ["fold", "quantize"], dataset=dataset,
+                             data_dir=str(SHARED / "datasets"), timesteps=steps,
+                             options={"quantize": {"target": "lava"}})
+        raw = model_inputs(integer, test)
+        integer_run = engines.run(integer, raw, steps, labels=test.labels)
+        few = test.take(lava_samples)
+        ours = engines.run(integer, raw[:lava_samples], steps, labels=few.labels, record=True)
+        theirs = lava.run(integer, raw[:lava_samples], steps, labels=few.labels, record=True)
+        exact = all(np.array_equal(ours.rasters[k], theirs.rasters[k]) for k in ours.rasters) \
+            and np.array_equal(ours.predictions, theirs.predictions) \
+            and np.array_equal(ours.readout_state, theirs.readout_state)
+        producer = graph.metadata["producer_test_accuracy"]
+        print(f"{name}: agreement with the producer {agreement:.1%} (first 1,000); accuracy "
+              f"{float_run.accuracy:.2%} float / {integer_run.accuracy:.2%} integer after "
+              f"fold,quantize (producer {producer:.2%}: {100 * (float_run.accuracy - producer):+.2f}"
+              f" / {100 * (integer_run.accuracy - producer):+.2f} pp); lava vs simulator on "
+              f"{lava_samples}: {'bit-exact' if exact else 'DIFFERENT'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peer-python", default=os.environ.get("SNNCC_PEER_PYTHON"))
     parser.add_argument("--peer", choices=("snntorch", "norse"), default="snntorch")
     parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--integer", type=int, metavar="N",
+                        help="measure import, integer mode and Lava (N samples) instead")
     args = parser.parse_args()
+    if args.integer:
+        integer_figures(args.integer)
+        return
     if not args.peer_python:
         sys.exit("bench_nir: give --peer-python or SNNCC_PEER_PYTHON (a Python with torch, nir "
                  "and snntorch/norse)")

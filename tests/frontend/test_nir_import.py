@@ -237,3 +237,24 @@ def test_inspect_prints_the_convention(nir_dir):
                            str(nir_dir / "snntorch_mnist_mlp_lif.nir")],
                           capture_output=True, text=True)
     assert "NIR convention norse (chosen with --nir-convention)" in done.stdout
+
+
+def test_conv1d_scale_and_pooling_match_their_definitions(tmp_path):
+    rng = np.random.default_rng(2)
+    weight = rng.normal(size=(3, 2, 3))
+    nodes = {
+        "in": nir.Input(input_type=np.array([2, 9])),
+        "conv": nir.Conv1d(input_shape=9, weight=weight, stride=2, padding=1, dilation=1,
+                           groups=1, bias=np.array([0.5, 0.0, -0.5])),
+        "flat": nir.Flatten(input_type={"input": np.array([3, 5])}, start_dim=0, end_dim=-1),
+        "scale": nir.Scale(scale=np.full(15, 2.0)),
+        "out": nir.Output(output_type=np.array([15])),
+    }
+    edges = [("in", "conv"), ("conv", "flat"), ("flat", "scale"), ("scale", "out")]
+    graph = load_nir(write_graph(tmp_path / "c.nir", nodes, edges), convention="spec", dt=1.0)
+    x = rng.normal(size=(4, 2, 9))
+    got = engines.run_ann(graph, x)
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1)))
+    expected = np.stack([np.einsum("ncl,ocl->no", padded[:, :, 2 * j:2 * j + 3], weight)
+                         for j in range(5)], axis=2) + np.array([0.5, 0.0, -0.5])[None, :, None]
+    np.testing.assert_allclose(got, 2.0 * expected.reshape(4, -1), rtol=1e-10)
