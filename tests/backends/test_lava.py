@@ -517,3 +517,23 @@ def test_snntorch_fixture_after_fold_quantize_matches_reference(data_dir):
                          timesteps=25, options={"quantize": {"target": "lava"}})
     test = load_dataset("mnist", "test", data_dir).take(8)
     assert_matches_reference(integer, model_inputs(integer, test), timesteps=25)
+
+
+def test_leaky_layers_lava_lif_expresses_run_in_lifreset():
+    rng = np.random.default_rng(7)
+    graph = ir.Graph()
+    graph.chain(
+        ("input", ir.Input(shape=(10,))),
+        ("fc1", ir.Dense(weight=rng.integers(-8, 10, (12, 10)) * 2,
+                         bias=rng.integers(-20, 30, 12))),
+        ("lif", ir.LIF(threshold=np.array([150]), dv=np.array([700]))),
+        ("fc2", ir.Dense(weight=rng.integers(-6, 9, (6, 12)) * 2)),
+        ("cuba", ir.CubaLIF(threshold=np.array([9]), du=np.array([1000]), dv=np.array([300]))),
+        ("readout", ir.Readout()),
+    )
+    graph.metadata["input_range"] = (0, 40)
+    plan = lava.plan(graph, 12)
+    assert plan.nodes["lif"].kind == "leaky_lif" and plan.nodes["cuba"].kind == "leaky_lif"
+    raw = rng.integers(0, 40, (5, 10))
+    result = assert_matches_reference(graph, raw, timesteps=12)
+    assert result.spike_counts["lif"].sum() > 0 and result.spike_counts["cuba"].sum() > 0
