@@ -37,9 +37,11 @@ Rules (applied in this order; one application is enough):
    ``int64`` arrays; thresholds and ``v_init`` become per channel when ``lam`` is.
    Leaky neurons (LIF, CubaLIF): their integer state counts ``2**-6`` input units, so the state
    limit above is ``(2**23 - 1) / 64`` (:func:`snncc.passes.layers.state_limit`); a CubaLIF's
-   current can add up to ``4096 / du`` one-step currents, so ``B`` (and the rounding slack) count
-   that many times; decays ``du``, ``dv`` (and a leaky readout's ``dv``) are rounded half to even
-   to whole ``2**-12`` steps (:func:`snncc.passes.layers.round_decays`).
+   current can add up to ``4096 / du`` one-step currents, so ``B`` and the rounding slack
+   (:func:`snncc.passes.layers.rounding_slack`: for a leaky layer reading raw samples only the
+   bias, threshold and ``v_init`` share) count that many times; decays ``du``, ``dv`` (and a
+   leaky readout's ``dv``) are rounded half to even to whole ``2**-12`` steps
+   (:func:`snncc.passes.layers.round_decays`).
 
 A graph whose synaptic weights are all integer already is not integerized again, so a second
 application changes nothing. Never mutates its input; deterministic. ``info`` reports per layer
