@@ -136,6 +136,7 @@ class ValidationReport:
     wall_seconds: float
     ann_accuracy: float | None = None
     ann_reference: str | None = None
+    engine: str | None = None
     decision_time: float | None = None
     agreement: float | None = None
     gates: list[Gate] = field(default_factory=list)
@@ -297,6 +298,7 @@ def validate(
         wall_seconds=wall,
         ann_accuracy=ann_accuracy,
         ann_reference=reference,
+        engine=result.engine,
         decision_time=None if result.decision_time is None
         else float(result.decision_time.mean()),
         pass_info=pass_info,

@@ -854,6 +854,7 @@ def run(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int, *,
         decision_time=decision_time,
         rasters={n: r.astype(np.uint8) for n, r in rasters.items()} if record else {},
         neuron_counts={n: r.sum(axis=0) for n, r in rasters.items()} if count_neurons else {},
+        engine="lava",
     )
 
 
