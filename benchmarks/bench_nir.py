@@ -1,8 +1,8 @@
-"""A peer reads snncc's NIR export: agreement of snnTorch's (or Norse's) own NIR import with snncc.
+"""A peer reads snncc's NIR export: agreement of snnTorch's own NIR import with snncc.
 
 For each shared snnTorch fixture, snncc imports the file, writes it back with ``--target nir``
 (``convention=snntorch``: what snnTorch's exporter writes) and a peer environment loads that file
-with its own NIR importer (``snntorch.import_nir.import_from_nir``, or ``norse.torch.from_nir``),
+with its own NIR importer (``snntorch.import_nir.import_from_nir``),
 feeds the first N test images as constant currents for T steps and counts output spikes. The
 benchmark reports how often the peer's argmax agrees with snncc's simulator. Known peer bugs are
 reported, not worked around: snnTorch 1.0.0 imports every LIF with ``reset_mechanism="zero"`` and
@@ -10,7 +10,7 @@ reported, not worked around: snnTorch 1.0.0 imports every LIF with ``reset_mecha
 ``IF`` as a leaky neuron with beta 0.9.
 
 The peer runs in its own Python (torch is not a snncc dependency): pass ``--peer-python`` or set
-``SNNCC_PEER_PYTHON`` to an interpreter with torch, nir and snntorch (and/or norse).
+``SNNCC_PEER_PYTHON`` to an interpreter with torch, nir and snntorch.
 
     python benchmarks/bench_nir.py --peer-python PATH/bin/python --samples 1000
 
@@ -42,23 +42,17 @@ FIXTURES = ["snntorch_mnist_mlp_lif", "snntorch_fashion_mlp_if", "snntorch_mnist
 
 PEER = r"""
 import json, sys, numpy as np, torch, nir
-path, data, peer, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+import snntorch.utils
+from snntorch.import_nir import import_from_nir
+path, data, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 x = torch.tensor(np.load(data), dtype=torch.float32)
-graph = nir.read(path)
-if peer == "snntorch":
-    from snntorch.import_nir import import_from_nir
-    net = import_from_nir(graph)
-else:
-    import norse.torch
-    net = norse.torch.from_nir(graph, dt=1e-4)
+net = import_from_nir(nir.read(path))
 # one unbatched sample at a time: the files' Flatten(start_dim=0) (snnTorch's own export
 # writes the same) becomes torch.nn.Flatten(0, -1) in the peer, which would flatten a batch too
 preds = []
 with torch.no_grad():
     for sample in x:
-        if peer == "snntorch":
-            import snntorch.utils
-            snntorch.utils.reset(net)
+        snntorch.utils.reset(net)
         state, counts = None, 0
         for _ in range(steps):
             result = net(sample, state)
@@ -104,7 +98,6 @@ def integer_figures(lava_samples: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peer-python", default=os.environ.get("SNNCC_PEER_PYTHON"))
-    parser.add_argument("--peer", choices=("snntorch", "norse"), default="snntorch")
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--integer", type=int, metavar="N",
                         help="measure import, integer mode and Lava (N samples) instead")
@@ -114,7 +107,7 @@ def main() -> None:
         return
     if not args.peer_python:
         sys.exit("bench_nir: give --peer-python or SNNCC_PEER_PYTHON (a Python with torch, nir "
-                 "and snntorch/norse)")
+                 "and snntorch)")
     for name in FIXTURES:
         graph = load_model(SHARED / "nir" / f"{name}.nir")
         steps = int(graph.metadata["timesteps"])
@@ -127,15 +120,15 @@ def main() -> None:
             data = Path(folder) / "x.npy"
             np.save(data, graph.input.preprocess(raw).astype(np.float32))
             done = subprocess.run([args.peer_python, "-c", PEER, str(exported), str(data),
-                                   args.peer, str(steps)], capture_output=True, text=True)
+                                   str(steps)], capture_output=True, text=True)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["?"])[-1]
-            print(f"{name}: {args.peer} could not run snncc's export: {last}")
+            print(f"{name}: snnTorch could not run snncc's export: {last}")
             continue
         peer = np.array(json.loads(done.stdout.strip().splitlines()[-1])["pred"])
         agreement = float(np.mean(peer == ours))
         accuracy = float(np.mean(peer == test.labels))
-        print(f"{name}: {args.peer} import of snncc's NIR agrees with snncc on {agreement:.1%} "
+        print(f"{name}: snnTorch's import of snncc's NIR agrees with snncc on {agreement:.1%} "
               f"of {len(ours)} images (peer accuracy {accuracy:.2%}, snncc "
               f"{np.mean(ours == test.labels):.2%})")
 

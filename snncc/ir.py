@@ -12,13 +12,14 @@ in :mod:`snncc.engines`):
 * **SNN, float** — ``timesteps`` discrete steps ``t = 0 .. T-1``. Every node is evaluated once per step
   in topological order with *no delay*: a spike emitted at step ``t`` reaches the next layer at step
   ``t``. Stateless nodes (Dense, Conv2d, SumPool2d, Affine, Flatten, Reshape, Transpose, Add) are
-  applied to their input at that step. Stateful nodes are :class:`IF`, :class:`MaxPool2d`
-  (cumulative max) and :class:`Readout`.
+  applied to their input at that step. Stateful nodes are :class:`IF`, the leaky :class:`LIF`
+  and :class:`CubaLIF`, :class:`MaxPool2d` (cumulative max) and :class:`Readout`.
 * **SNN, integer** (the deployed numeric mode; every hardware backend must match it bit for bit) —
   the same step semantics with every weight, bias, threshold and state an integer. Additions are exact;
   membrane potentials saturate to the signed range of ``STATE_BITS`` bits after every addition
   (``v = clip(v + x, -2**23, 2**23 - 1)``). There is no other rounding inside the network: all
-  rounding happens once, in the passes that produce integer parameters (see ``docs/semantics.md``).
+  rounding happens once, in the passes that produce integer parameters (see ``docs/semantics.md``),
+  except the leaky neurons' decays, which truncate as Loihi's do (:class:`CubaLIF`).
 
 Input coding (:class:`Input`) is the boundary: the encoder maps raw samples to what the network sees
 at each step (constant analog values, Bernoulli rate spikes or latency spikes), identically in every

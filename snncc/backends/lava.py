@@ -941,6 +941,8 @@ def emit(graph: ir.Graph, out_dir: str | Path, timesteps: int | None = None,
         "netx": netx_file.name if netx_file else None,
         "netx_inexpressible": problems,
         "netx_readout": None if netx_file is None else (
+            "the readout counts the last netx layer's spikes (prediction = argmax of the counts)"
+            if isinstance(graph.nodes[graph.inputs_of(graph.output_name)[0]], ir.NEURONS) else
             "the last netx layer is a CUBA layer with vThMant=131071: its potential v >> 6 is the "
             "readout accumulator (prediction = argmax) while it stays below 131071; the IR's "
             "24-bit saturating accumulator and first-spike tie-breaking are not expressible"),

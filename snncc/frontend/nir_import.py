@@ -33,7 +33,8 @@ Node mapping: ``Input`` -> Input (coding ``direct``: the preprocessed sample as 
 every step, as snnTorch and Norse feed images; or snncc's ``rate``/``latency`` encoders),
 ``Affine``/``Linear`` -> Dense, ``Scale`` -> Affine, ``Conv2d`` -> Conv2d, ``Conv1d`` -> Conv2d
 between Reshapes, ``SumPool2d``/``AvgPool2d`` -> SumPool2d, ``Flatten`` -> Flatten/Reshape,
-``IF``/``LIF``/``CubaLIF`` -> IF-like LIF/CubaLIF neurons, ``LI``/``I`` feeding the ``Output`` ->
+``LIF``/``CubaLIF`` -> LIF/CubaLIF, ``IF`` -> IF where it spikes on ``>=`` (snncc's export), else a
+non-leaky LIF (``dv = 0``, ``v > threshold``), ``LI``/``I`` feeding the ``Output`` ->
 a (leaky) potential Readout, any other node feeding the ``Output`` -> a potential Readout (spike
 counts or accumulated current; the class is its argmax, lowest index on ties), several edges
 into one node -> an Add. Anything else (Delay, Threshold, CubaLI, nested graphs, recurrent
