@@ -42,7 +42,8 @@ edges) is refused in one line naming the node.
 
 Files are read with h5py directly, following hard links only: external links, soft links,
 external or virtual dataset storage are refused (a NIR file cannot make snncc read other
-files). Preprocessing, dataset, ``T`` and the producer come from a sidecar JSON beside the file
+files); every node is then built by the ``nir`` package (``nir.dict2NIRNode``), so its checks
+apply, before snncc maps it. Preprocessing, dataset, ``T`` and the producer come from a sidecar JSON beside the file
 (``NAME.json``: ``preprocess`` ``{scale, mean, std}`` or ``preprocessing`` with a scale such as
 ``"1/255"``), as for ONNX models.
 """
@@ -348,6 +349,7 @@ class _Builder:
                 what = "nested graphs are" if kind == "NIRGraph" else f"{kind} is"
                 raise UnsupportedError(f"node {name!r} ({kind}): {what} not supported by snncc; "
                                        f"supported: {', '.join(SUPPORTED_NODES)}")
+            _check_with_nir(self.path, name, kind, nodes[name])
         network = nx.DiGraph()
         network.add_nodes_from(nodes)
         network.add_edges_from(pairs)
@@ -631,6 +633,18 @@ class _Builder:
         """``>`` unless the node's metadata (snncc's export) says ``>=``."""
         metadata = self.node_metadata.get(name)
         return ">=" if isinstance(metadata, dict) and metadata.get("comparison") == ">=" else ">"
+
+
+def _check_with_nir(path: Path, name: str, kind: str, node: dict[str, Any]) -> None:
+    """Let the ``nir`` package build the node from the file's fields: its own checks (parameter
+    shapes that agree, known fields) apply before snncc reads the values."""
+    import nir
+
+    try:
+        nir.dict2NIRNode(dict(node))
+    except Exception as error:  # nir raises AssertionError, TypeError, ValueError, KeyError
+        raise SnnccError(f"{path}: node {name!r} ({kind}) is not a valid NIR {kind} "
+                         f"({_first_line(error) or type(error).__name__})") from None
 
 
 def _arrays(path: Path, name: str, kind: str, node: dict[str, Any]) -> Any:
