@@ -7,7 +7,8 @@ feeds the first N test images as constant currents for T steps and counts output
 benchmark reports how often the peer's argmax agrees with snncc's simulator. Known peer bugs are
 reported, not worked around: snnTorch 1.0.0 imports every LIF with ``reset_mechanism="zero"`` and
 ``reset_delay=False`` (its own exporter's subtract networks come back different) and imports
-``IF`` as a leaky neuron with beta 0.9.
+``IF`` as a leaky neuron with beta 0.9 (seen on mnist_mlp converted to IF neurons that reset to
+zero, exported with the default ``spec`` convention).
 
 The peer runs in its own Python (torch is not a snncc dependency): pass ``--peer-python`` or set
 ``SNNCC_PEER_PYTHON`` to an interpreter with torch, nir and snntorch.
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +63,22 @@ with torch.no_grad():
         preds.append(int(torch.as_tensor(counts).reshape(-1).argmax()))
 print(json.dumps({"pred": preds}))
 """
+
+
+def converted_mlp() -> Any:
+    """mnist_mlp converted to IF neurons that reset to zero and start at 0 (what NIR's IF holds;
+    a stand-in for the netx branch's reset-to-zero conversion profile), T = 32."""
+    from snncc import ir
+    from snncc.pipeline import prepare
+
+    source = load_model(SHARED / "models" / "mnist_mlp.onnx")
+    graph, _ = prepare(source, ["convert"], dataset="mnist", data_dir=str(SHARED / "datasets"),
+                       timesteps=32)
+    for node in graph.nodes.values():
+        if isinstance(node, ir.IF):
+            node.reset, node.v_init = "zero", np.zeros(1)
+    graph.metadata.update({"timesteps": 32, "dataset": "mnist"})
+    return graph
 
 
 def integer_figures(lava_samples: int) -> None:
@@ -108,15 +126,17 @@ def main() -> None:
     if not args.peer_python:
         sys.exit("bench_nir: give --peer-python or SNNCC_PEER_PYTHON (a Python with torch, nir "
                  "and snntorch)")
-    for name in FIXTURES:
-        graph = load_model(SHARED / "nir" / f"{name}.nir")
+    networks = [(name, load_model(SHARED / "nir" / f"{name}.nir"), "snntorch")
+                for name in FIXTURES]
+    networks.append(("mnist_mlp (converted, IF reset to zero)", converted_mlp(), "spec"))
+    for name, graph, convention in networks:
         steps = int(graph.metadata["timesteps"])
         test = load_dataset(graph.metadata["dataset"], "test", SHARED / "datasets").take(
             args.samples)
         raw = model_inputs(graph, test)
         ours = engines.run(graph, raw, steps).predictions[-1]
         with tempfile.TemporaryDirectory() as folder:
-            exported = write_nir(graph, Path(folder) / "network.nir", convention="snntorch")
+            exported = write_nir(graph, Path(folder) / "network.nir", convention=convention)
             data = Path(folder) / "x.npy"
             np.save(data, graph.input.preprocess(raw).astype(np.float32))
             done = subprocess.run([args.peer_python, "-c", PEER, str(exported), str(data),
