@@ -55,3 +55,13 @@ def test_fold_quantize_full_test_within_half_a_point_of_producer(name, nir_dir, 
     test = load_dataset(dataset, "test", data_dir)
     result = engines.run(integer, model_inputs(integer, test), 25, labels=test.labels)
     assert abs(result.accuracy - graph.metadata["producer_test_accuracy"]) <= 0.005
+
+
+def test_partition_counts_leaky_neurons(nir_dir):
+    from snncc.passes.partition import partition
+
+    graph = load_model(nir_dir / "snntorch_mnist_cnn_lif.nir")
+    report = partition(graph, "loihi")
+    neurons = {plan.layer.name: plan.layer.neurons for plan in report.layers}
+    assert neurons == {"0": 8 * 24 * 24, "3": 16 * 8 * 8, "7": 10}
+    assert report.chips_needed == 1
