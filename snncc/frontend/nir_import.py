@@ -622,7 +622,7 @@ class _Builder:
                 raise UnsupportedError(f"node {name!r} (CubaLIF): v_leak != v_reset drives the "
                                        "membrane directly, which snncc's CubaLIF cannot express")
         fields["threshold"] = threshold - v_reset
-        fields["v_init"] = -v_reset
+        fields["v_init"] = 0.0 - v_reset  # 0.0 - 0.0 is +0.0 (-v_reset would print -0.)
         if np.any(fields["threshold"] <= 0) or not np.all(np.isfinite(fields["threshold"])):
             raise SnnccError(f"node {name!r} ({kind}): v_threshold must be finite and above "
                              "v_reset")
