@@ -7,8 +7,9 @@ feeds the first N test images as constant currents for T steps and counts output
 benchmark reports how often the peer's argmax agrees with snncc's simulator. Known peer bugs are
 reported, not worked around: snnTorch 1.0.0 imports every LIF with ``reset_mechanism="zero"`` and
 ``reset_delay=False`` (its own exporter's subtract networks come back different) and imports
-``IF`` as a leaky neuron with beta 0.9 (seen on mnist_mlp converted to IF neurons that reset to
-zero, exported with the default ``spec`` convention).
+``IF`` as ``Leaky(beta=0.9, init_hidden=False)``, whose ``(spk, mem)`` tuple the next layer
+cannot take (mnist_mlp converted to IF neurons that reset to zero, exported with the default
+``spec`` convention, does not run in snnTorch's import).
 
 The peer runs in its own Python (torch is not a snncc dependency): pass ``--peer-python`` or set
 ``SNNCC_PEER_PYTHON`` to an interpreter with torch, nir and snntorch.
