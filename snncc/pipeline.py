@@ -136,6 +136,7 @@ class ValidationReport:
     wall_seconds: float
     ann_accuracy: float | None = None
     ann_reference: str | None = None
+    engine: str | None = None
     decision_time: float | None = None
     agreement: float | None = None
     gates: list[Gate] = field(default_factory=list)
@@ -188,6 +189,7 @@ def validate(
     ann_reference: bool = True,
     config: str | Path | None = None,
     targets: list[str] | None = None,
+    nir: dict[str, Any] | None = None,
     executor: Any = None,
 ) -> tuple[ValidationReport, ir.Graph]:
     """Load, convert and run a model on a test set, then check ``gates``.
@@ -230,7 +232,7 @@ def validate(
                          f"(the sim target) only, not {target!r}")
 
     model = Path(model)
-    source = load_model(model, preprocess, layout)
+    source = load_model(model, preprocess, layout, nir)  # nir: NIR import choices
     name = dataset_name(source, dataset)
     if name is None:
         raise SnnccError("no dataset: pass --dataset (mnist, fashion-mnist or digits)")
@@ -261,7 +263,7 @@ def validate(
     last_run = None
     options = pass_defaults(list(declared.values()), options)
     if stages:
-        overridden = bool(preprocess) or layout is not None
+        overridden = bool(preprocess) or layout is not None or model_kind(model) == "nir"
         calibration = calibration_samples(source, name, data_dir, CALIBRATION_COUNT)
         with progress("accuracy ladder", len(passes) + 1) as advance:
             measured = accuracy_ladder(
@@ -307,6 +309,7 @@ def validate(
         wall_seconds=wall,
         ann_accuracy=ann_accuracy,
         ann_reference=reference,
+        engine=result.engine,
         decision_time=None if result.decision_time is None
         else float(result.decision_time.mean()),
         pass_info=pass_info,
@@ -437,6 +440,7 @@ def compile_model(
     preprocess: dict[str, Any] | None = None,
     layout: str | None = None,
     target_options: dict[str, Any] | None = None,
+    nir: dict[str, Any] | None = None,
 ) -> CompileResult:
     """Convert and lower ``model`` and write ``target``'s artifacts into ``out_dir`` atomically.
 
@@ -444,7 +448,7 @@ def compile_model(
     ``target_options`` are checked against the target's declared options before any work.
     """
     model = Path(model)
-    source = load_model(model, preprocess, layout)
+    source = load_model(model, preprocess, layout, nir)  # nir: NIR import choices
     declared = get_target(target)  # fail early, before any work, if the target is unavailable
     target_options = declared.target_options(target_options)
     name = dataset_name(source, dataset)

@@ -20,7 +20,7 @@ when input ``i`` spikes gives every neuron's weight at once. A layer whose weigh
 packs 1 bit per synapse (bit 1 = +1, bit 0 = -1); any other layer packs ``bits``-bit two's
 complement with the fewest bits that hold every weight (at least 2, at most
 :data:`MAX_WEIGHT_BITS`, or exactly ``options["weight_bits"]``). When every weight is a multiple
-of ``2**k`` (:func:`weight_shift`; quantized layers are ``mantissa * 2**exponent``) the lanes hold
+of ``2**k`` (:func:`snncc.resources.weight_exponent`; quantized layers are ``mantissa * 2**exponent``) the lanes hold
 ``W / 2**k`` and the engine shifts each input event left by ``k``, which is exact. Thresholds, biases and initial
 potentials are memories of depth ``neurons`` with one lane, two's complement, at most
 :data:`PARAM_BITS` bits (they live in the 24-bit state).
@@ -372,6 +372,9 @@ def lower_graph(graph: ir.Graph) -> list[BundleLayer]:
         if isinstance(node, ir.Input):
             continue
         kind = type(node).__name__
+        if isinstance(node, ir.LEAKY):
+            raise UnsupportedError(f"layer {name!r} ({kind}): the FPGA engine's neurons do not "
+                                   "leak (no decay datapath); leaky neurons are not supported")
         if not isinstance(node, _LINEAR + _NEURONS):
             raise UnsupportedError(f"layer {name!r} ({kind}) is not supported by the FPGA "
                                    f"engine; supported: {SUPPORTED}")
@@ -416,22 +419,8 @@ def _param_memory(layer: BundleLayer, what: str, values: np.ndarray) -> PackedMe
                        description=f"{what} of layer '{layer.name}', one word per neuron")
 
 
-def weight_shift(weight: np.ndarray) -> int:
-    """Largest ``k`` with every weight a multiple of ``2**k`` (0 when all are zero).
-
-    Quantized layers are often ``mantissa * 2**exponent``; storing the mantissa and shifting the
-    input event by ``k`` in the engine is exact and saves ``k`` bits per synapse.
-    """
-    nonzero = np.abs(np.asarray(weight, dtype=np.int64))
-    nonzero = nonzero[nonzero != 0]
-    if nonzero.size == 0:
-        return 0
-    combined = int(np.bitwise_or.reduce(nonzero))
-    return (combined & -combined).bit_length() - 1
-
-
 def _weight_memory(layer: BundleLayer, forced_bits: int | None) -> PackedMemory:
-    shift = weight_shift(layer.weight)
+    shift = resources.weight_exponent(layer.weight)
     stored = layer.weight >> shift  # exact: every weight is a multiple of 2**shift
     description = (f"weights of layer '{layer.name}', word i = input i, lane j = weight to "
                    f"neuron j")

@@ -35,6 +35,13 @@ Rules (applied in this order; one application is enough):
    Rounding: round half to even (``np.rint``) of ``lam * value`` for weights, biases, thresholds and
    ``v_init``; thresholds are at least 1; ``v_init`` is clipped to the state range. Results are
    ``int64`` arrays; thresholds and ``v_init`` become per channel when ``lam`` is.
+   Leaky neurons (LIF, CubaLIF): their integer state counts ``2**-6`` input units, so the state
+   limit above is ``(2**23 - 1) / 64`` (:func:`snncc.passes.layers.state_limit`); a CubaLIF's
+   current can add up to ``4096 / du`` one-step currents, so ``B`` and the rounding slack
+   (:func:`snncc.passes.layers.rounding_slack`: for a leaky layer reading raw samples only the
+   bias, threshold and ``v_init`` share) count that many times; decays ``du``, ``dv`` (and a
+   leaky readout's ``dv``) are rounded half to even to whole ``2**-12`` steps
+   (:func:`snncc.passes.layers.round_decays`).
 
 A graph whose synaptic weights are all integer already is not integerized again, so a second
 application changes nothing. Never mutates its input; deterministic. ``info`` reports per layer
@@ -48,19 +55,23 @@ from typing import Any
 
 import numpy as np
 
-from snncc import ir
+from snncc import affine, ir
 from snncc.errors import SnnccError
 from snncc.passes import PassContext, PassResult
 from snncc.passes.layers import (
     binarized_layers,
     channel_view,
     compact,
+    current_growth,
     expand_per_channel,
     input_magnitude,
     layers,
     neuron_values,
     raw_input_bound,
+    round_decays,
+    rounding_slack,
     sole_synaptic_reader,
+    state_limit,
     step_currents,
 )
 
@@ -117,14 +128,10 @@ def _fold_forward(graph: ir.Graph, source: str, scale: np.ndarray, shift: np.nda
     scale = expand_per_channel(scale, channels, f"{what} scale")
     shift = expand_per_channel(shift, channels, f"{what} shift")
     consumer = graph.nodes[consumer_name]
-    weight = np.asarray(consumer.weight, dtype=np.float64)
-    bias = (np.zeros(weight.shape[0]) if consumer.bias is None
-            else np.asarray(consumer.bias, dtype=np.float64))
     if isinstance(consumer, ir.Dense):
         spatial = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-        column_scale, column_shift = np.repeat(scale, spatial), np.repeat(shift, spatial)
-        bias = bias + weight @ column_shift
-        weight = weight * column_scale
+        weight, bias = affine.before(consumer, np.repeat(scale, spatial),
+                                     np.repeat(shift, spatial), always_bias=True)
     else:
         if len(shape) != 3:
             return False
@@ -134,13 +141,7 @@ def _fold_forward(graph: ir.Graph, source: str, scale: np.ndarray, shift: np.nda
             info["approximations"].append(
                 f"{what}: {consumer_name!r} is padded, so its padding now stands for raw 0 "
                 "instead of normalised 0")
-        groups = consumer.groups
-        per_group_in, per_group_out = weight.shape[1], weight.shape[0] // groups
-        group_of_output = np.arange(weight.shape[0]) // per_group_out
-        # input channel of weight[o, k] is group(o) * per_group_in + k
-        channel_index = group_of_output[:, None] * per_group_in + np.arange(per_group_in)[None]
-        bias = bias + np.einsum("okuv,ok->o", weight, shift[channel_index])
-        weight = weight * scale[channel_index][:, :, None, None]
+        weight, bias = affine.before(consumer, scale, shift, always_bias=True)
     consumer.weight, consumer.bias = weight, bias
     info["folded"].append(f"{what} -> {consumer_name}")
     return True
@@ -156,11 +157,8 @@ def _fold_affines(graph: ir.Graph, info: dict[str, Any]) -> bool:
             channels = producer_node.weight.shape[0]
             scale = expand_per_channel(node.scale, channels, f"affine {name!r} scale")
             shift = expand_per_channel(node.bias, channels, f"affine {name!r} bias")
-            bias = (np.zeros(channels) if producer_node.bias is None
-                    else np.asarray(producer_node.bias, dtype=np.float64))
-            shape = (-1,) + (1,) * (producer_node.weight.ndim - 1)
-            producer_node.weight = np.asarray(producer_node.weight, np.float64) * scale.reshape(shape)
-            producer_node.bias = scale * bias + shift
+            producer_node.weight, producer_node.bias = affine.after(producer_node, scale, shift,
+                                                                    always_bias=True)
             info["folded"].append(f"affine {name} -> {producer}")
         elif not _fold_forward(graph, name, node.scale, node.bias, f"affine {name}", False, info):
             raise SnnccError(
@@ -257,8 +255,10 @@ def _integerize(graph: ir.Graph, timesteps: int, weight_bits: int, per_channel: 
             v_init = neuron_values(neurons.v_init, shape, "v_init")
             flat = (threshold + np.abs(v_init)).reshape(layer.channels, -1).max(axis=1)
             # rounding may add 1/2 per weight (times the input bound), bias, threshold and v_init
-            slack = 0.5 * (channel_view(node).shape[1] * input_bound + 3)
-            by_state = (ir.STATE_MAX - slack) / (flat + current)
+            slack = rounding_slack(graph, layer.name, input_bound, calibration)
+            limit = state_limit(neurons)
+            growth = current_growth(neurons, layer.channels)
+            by_state = (limit - slack * growth) / (flat + current * growth)
             scale = np.minimum(by_weights, by_state)
             if binary_scale is not None:
                 scale = binary_scale
@@ -267,8 +267,9 @@ def _integerize(graph: ir.Graph, timesteps: int, weight_bits: int, per_channel: 
             per_neuron = scale.reshape((-1,) + (1,) * (len(shape) - 1))
             neurons.threshold = compact(np.maximum(np.rint(threshold * per_neuron), 1)
                                         .astype(np.int64))
-            neurons.v_init = compact(np.clip(np.rint(v_init * per_neuron), ir.STATE_MIN,
-                                             ir.STATE_MAX).astype(np.int64))
+            neurons.v_init = compact(np.clip(np.rint(v_init * per_neuron), -limit,
+                                             limit).astype(np.int64))
+            round_decays(neurons)
         view = (-1,) + (1,) * (node.weight.ndim - 1)
         node.weight = np.rint(np.asarray(node.weight, np.float64) * scale.reshape(view)).astype(
             np.int64)
@@ -282,8 +283,11 @@ def _integerize(graph: ir.Graph, timesteps: int, weight_bits: int, per_channel: 
         }
     info["layers"] = report
     for name, node in graph.nodes.items():
-        if isinstance(node, ir.IF) and not node.integer_ready():
-            raise SnnccError(f"fold: IF {name!r} is not fed by a Dense/Conv2d; cannot integerize")
+        if isinstance(node, ir.NEURONS) and not node.integer_ready():
+            raise SnnccError(f"fold: {type(node).__name__} {name!r} is not fed by a Dense/Conv2d; "
+                             "cannot integerize")
+        if isinstance(node, ir.Readout):
+            round_decays(node)
     return True
 
 

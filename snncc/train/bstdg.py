@@ -30,9 +30,7 @@ layer. For each training sample, in this order:
   to ``ceil(theta) + m`` for the correct class and lowered to ``max(1, ceil(theta) - m)`` for the
   others. The deployed network and the decision keep ``theta``. A sample then counts as learnt
   only when its decision survives a swing of ``2 m`` in potential, a margin in the units the
-  binary weights move in, where the timing margin alone lets the decision hang on one synapse
-  (MNIST, 30 epochs: 96.36% with ``m = 3`` and output threshold 40, the defaults, against
-  95.21% with ``m = 0`` and threshold 30; docs/bstdg-format.md).
+  binary weights move in, where the timing margin alone lets the decision hang on one synapse.
 * Error normalisation (S4NN, ``normalize_error``): each layer's error vector is scaled to unit
   Euclidean norm, so every sample takes a step of the same size whatever the spread of its spike
   times, and hidden layers learn at the pace of the output layer.
@@ -40,7 +38,7 @@ layer. For each training sample, in this order:
   ``backprop_window = b`` steps: ``delta_i = sum_j delta_j s_ji [t_i <= t_j + b]`` (a later
   presynaptic spike delays ``t_j`` when ``s_ji = +1`` and advances it when ``s_ji = -1``; the
   window also reaches neurons that fired just after the postsynaptic spike and could still have
-  moved it; MNIST: b = 5 gives 95.5% where b = 0 gives 95.1%).
+  moved it).
 * Quiet neurons: the output error reaches a hidden neuron through its ``+1`` synapses to the
   wrong outputs more often than through the one to the correct output, so plain S4NN learning
   slowly silences the hidden layer. Each hidden neuron keeps a running firing rate ``r``
@@ -53,8 +51,8 @@ layer. For each training sample, in this order:
   ``theta <- max(1, theta - threshold_lr sum_j delta_j)``. Both rates follow one cosine from
   ``learning_rate`` to ``final_learning_rate`` over the run (the threshold rate scaled alike);
   every error of a sample is computed before any of its updates. Thresholds are trainable but
-  their rate is 0 by default (MNIST: 0.001 gives 94.51% against 95.21%; 0.01 wrecks training);
-  sparse runs, whose fan-in falls, may need them (docs/bstdg-format.md).
+  their rate is 0 by default (a shared threshold moving under every sample's error destabilises
+  the layer); sparse runs, whose fan-in falls, may need them.
 * Initialisation: shadow weights ``U(0, init_scale)`` with ``init_positive`` (the default: every
   synapse starts excitatory, as in BS4NN, and turns inhibitory when its weight crosses 0), else
   ``U(-init_scale, init_scale)``. Gradient Rewiring runs always use the symmetric form, and so do
@@ -72,9 +70,8 @@ weakest synapses of layer ``l`` are pruned (deployed weight 0) and the others de
 synapses still receive updates, so they can grow back. With ``balanced_fan_in`` (the default)
 the layer's kept synapses are shared out evenly, each neuron keeping its own strongest (fan-ins
 differ by at most one; :func:`prune`): one threshold per layer then suits every neuron, and
-synapse memory per neuron is uniform. MNIST at 1% connectivity: 75.8% balanced against 31-38%
-without, where most hidden neurons kept too few synapses to reach the shared threshold; at 10%:
-93.5% against 93.2%. Two modes:
+synapse memory per neuron is uniform (without it, at very low connectivity most hidden neurons
+keep too few synapses to reach the shared threshold). Two modes:
 
 * ``magnitude`` (the default): the strength is ``|w|`` and a kept synapse deploys ``sign(w)``.
   The run trains dense for ``prune_start`` of its length, ramps the sparsity cubically over
@@ -82,7 +79,7 @@ without, where most hidden neurons kept too few synapses to reach the shared thr
   for the rest (:meth:`BSTDGConfig.sparsity_at`). With ``freeze_mask`` (the default) the mask is
   fixed once the target is reached and only kept synapses learn: pruned synapses see the
   gradient of a synapse that is not there, the same for every input of a neuron, so they drift
-  together and churn the kept set (MNIST, 10% connectivity: 93.2% frozen, 92.2% not).
+  together and churn the kept set.
 * ``gradr`` (Gradient Rewiring, Chen et al. 2021): each synapse keeps the sign ``s`` of its
   initial weight and learns a strength ``theta`` (deployed ``s`` where kept and ``theta > 0``);
   ``theta <- clip(theta + lr s delta, -1, 1)``, sparse from the first sample, plus an optional
@@ -90,7 +87,8 @@ without, where most hidden neurons kept too few synapses to reach the shared thr
   (applied in bulk before each re-pruning).
 
 Runs are deterministic for a seed (shuffling uses ``default_rng([seed, epoch])``) and resumable
-from per-epoch checkpoints, which give bit-identical results to an uninterrupted run.
+from per-epoch checkpoints, which give bit-identical results to an uninterrupted run. Measured
+figures for every rule and default above are in docs/bstdg-format.md ("Training").
 """
 
 from __future__ import annotations
