@@ -369,6 +369,25 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _click_exceptions() -> tuple[type, ...]:
+    """Usage-error classes: typer >= 0.16 vendors click as ``typer._click``, and a separately
+    installed click (a dependency of dask) is then a different module with its own classes."""
+    classes = []
+    try:
+        from typer import _click
+
+        classes.append(_click.exceptions.ClickException)
+    except ImportError:
+        pass
+    try:
+        import click
+
+        classes.append(click.exceptions.ClickException)
+    except ModuleNotFoundError:
+        pass
+    return tuple(classes)
+
+
 def main() -> None:
     """Entry point: run the app, turning SnnccError into one line and exit code 2."""
     try:
@@ -386,12 +405,7 @@ def main() -> None:
         err_console.print("interrupted")
         sys.exit(130)
     except Exception as error:  # noqa: BLE001 - the last line of defence against tracebacks
-        try:
-            import click
-        except ModuleNotFoundError:  # typer >= 0.16 vendors click as typer._click
-            from typer import _click as click
-
-        if isinstance(error, click.exceptions.ClickException):
+        if isinstance(error, _click_exceptions()):
             error.show()
             sys.exit(error.exit_code)
         if os.environ.get("SNNCC_DEBUG"):

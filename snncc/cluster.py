@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -149,9 +150,12 @@ class Executor:
             if not self.client.nthreads():
                 raise SnnccError(f"scheduler {self.scheduler} has no workers")
             return
-        cluster = self._stack.enter_context(LocalCluster(
-            n_workers=self.workers, threads_per_worker=1, processes=True,
-            dashboard_address=None, silence_logs=logging.CRITICAL))
+        with warnings.catch_warnings():
+            # no dashboard; the scheduler's small HTTP server warns when port 8787 is taken
+            warnings.filterwarnings("ignore", message="Port .* is already in use")
+            cluster = self._stack.enter_context(LocalCluster(
+                n_workers=self.workers, threads_per_worker=1, processes=True,
+                host="127.0.0.1", dashboard_address=None, silence_logs=logging.CRITICAL))
         self.client = self._stack.enter_context(Client(cluster, set_as_default=False))
 
     def run(self, function: Callable[..., Any], items: Iterable[Any], *shared: Any,
