@@ -69,6 +69,19 @@ def get_pass(name: str) -> Pass:
     return getattr(importlib.import_module(module), function)
 
 
+def pass_options(name: str) -> tuple[str, ...]:
+    """The option names pass ``name`` accepts: its module's ``OPTIONS``, or its ``DEFAULTS`` keys.
+
+    Lets callers reject an unknown ``PASS.OPTION`` before any work (the pass itself rejects it
+    too, but only when it runs).
+    """
+    if name not in REGISTRY:
+        raise SnnccError(f"unknown pass {name!r}; available: {', '.join(REGISTRY)}")
+    module = importlib.import_module(REGISTRY[name].split(":")[0])
+    options = getattr(module, "OPTIONS", None)
+    return tuple(options) if options is not None else tuple(getattr(module, "DEFAULTS", {}))
+
+
 def run_passes(
     graph: Graph, names: list[str], context: PassContext
 ) -> tuple[Graph, list[tuple[str, PassResult]]]:
