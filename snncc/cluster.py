@@ -43,8 +43,20 @@ ATTEMPTS = 2
 #: threshold: every large temporary array is then mapped and unmapped anew, and the simulator
 #: spent as much time in page faults as in computing; measured 5.4 s system time per sweep point
 #: against 0.2 s in one process.)
+#: numba's own NUMBA_NUM_THREADS is left alone: distributed sets these variables in *this*
+#: process before spawning (and never restores them), and numba refuses a NUMBA_NUM_THREADS that
+#: differs from the pool it already launched; SNNCC_THREADS caps the kernels' threads instead.
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-              "NUMBA_NUM_THREADS": "1"}
+              "SNNCC_THREADS": "1"}
+
+
+def _restore_environment(saved: dict[str, str | None]) -> None:
+    """Put back this process's variables that spawning local workers overwrote."""
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def machine_workers() -> int:
@@ -133,6 +145,8 @@ class Executor:
                 logger = logging.getLogger(name)
                 self._stack.callback(logger.setLevel, logger.level)
                 logger.setLevel(logging.CRITICAL)
+        saved = {key: os.environ.get(key) for key in WORKER_ENV}
+        self._stack.callback(_restore_environment, saved)
         settings = {"distributed.scheduler.allowed-failures": 0,
                     "distributed.nanny.pre-spawn-environ": dict(WORKER_ENV),
                     "distributed.comm.timeouts.connect": f"{self.timeout}s"}

@@ -315,3 +315,17 @@ plots = false
     assert results["limit"] == 100 and len(results["points"]) == 2
     assert results["executor"] == "serial" and not (tmp_path / "results" / "plots").exists()
     assert "snncc sweep" in result.stdout and "loihi cores" in result.stdout
+
+
+def test_local_workers_leave_this_process_environment_as_it_was(monkeypatch):
+    import os
+
+    from snncc.cluster import WORKER_ENV
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "7")
+    monkeypatch.delenv("SNNCC_THREADS", raising=False)
+    before = {key: os.environ.get(key) for key in WORKER_ENV}
+    with Executor(workers=2):
+        pass
+    assert {key: os.environ.get(key) for key in WORKER_ENV} == before
+    assert "NUMBA_NUM_THREADS" not in WORKER_ENV  # numba refuses a changed value after launch
