@@ -12,7 +12,6 @@ import gzip
 import json
 import os
 import resource
-import signal
 import struct
 import subprocess
 import sys

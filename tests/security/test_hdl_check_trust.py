@@ -83,10 +83,11 @@ def test_malformed_manifest_is_refused(bundle, content):
 
 def test_node_names_cannot_inject_verilog(tmp_path):
     """A deployed graph's node names end up in Verilog comments: they must stay comments."""
+    from hostile import DIGITS_SHAPE, digits_network
+
     from snncc import ir
     from snncc.backends import fpga
     from snncc.frontend.bstdg import BSTDGModel, to_graph
-    from hostile import DIGITS_SHAPE, digits_network
 
     weights, thresholds = digits_network()
     graph = to_graph(BSTDGModel(weights, thresholds, 16, DIGITS_SHAPE, 1 / 255, {}))
