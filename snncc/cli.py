@@ -7,6 +7,7 @@ Errors print one line on stderr; set ``SNNCC_DEBUG=1`` to see tracebacks.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -75,6 +76,9 @@ def parse_options(items: list[str] | None) -> dict[str, dict[str, Any]]:
         except json.JSONDecodeError:
             value = raw
         options.setdefault(pass_name, {})[option] = value
+    from snncc.passes import check_options
+
+    check_options(options)  # names, options and kinds, before any work
     return options
 
 
@@ -84,10 +88,15 @@ def parse_preprocess(scale: float | None, mean: str | None,
         if text is None:
             return None
         try:
-            return [float(v) for v in text.split(",")]
+            values = [float(v) for v in text.split(",")]
         except ValueError:
             raise SnnccError(f"--{what} must be comma-separated numbers, got {text!r}") from None
+        if not all(math.isfinite(v) for v in values):
+            raise SnnccError(f"--{what} must be finite numbers, got {text!r}")
+        return values
 
+    if scale is not None and not math.isfinite(scale):
+        raise SnnccError(f"--scale must be a finite number, got {scale}")
     values = {"scale": scale, "mean": floats(mean, "mean"), "std": floats(std, "std")}
     values = {k: v for k, v in values.items() if v is not None}
     return values or None

@@ -29,6 +29,7 @@ from snncc.gates import (
     resolve_chips,
 )
 from snncc.passes import REGISTRY, PassContext, run_passes
+from snncc.safety import check_graph, check_timesteps, regular_file
 from snncc.util import progress
 
 CALIBRATION_SEED = 0
@@ -76,15 +77,14 @@ def load_model(path: str | Path, preprocess: dict[str, Any] | None = None,
 
 
 def _load(path: Path, preprocess: dict[str, Any] | None) -> ir.Graph:
-    if not path.exists():
-        raise SnnccError(f"{path}: no such file")
-    if path.is_dir():
-        raise SnnccError(f"{path}: is a directory, expected a model file")
+    regular_file(path, "model")  # before reading a byte: FIFOs block, /dev/zero never ends
     kind = model_kind(path)
     if kind == "onnx":
         from snncc.frontend.onnx_import import load_onnx
 
-        return load_onnx(path, preprocess=preprocess)
+        graph = load_onnx(path, preprocess=preprocess)
+        check_graph(graph, str(path))
+        return graph
     if kind == "bstdg":
         from snncc.frontend.bstdg import load_bstdg
 
@@ -97,6 +97,7 @@ def _load(path: Path, preprocess: dict[str, Any] | None) -> ir.Graph:
             if key in preprocess and preprocess[key] is not None:
                 setattr(node, key, preprocess[key])
         node.__post_init__()
+    check_graph(graph, str(path))
     graph.validate()
     return graph
 
@@ -614,14 +615,16 @@ def resolve_timesteps(graph: ir.Graph, timesteps: int | None) -> int:
     spike-time range compressed into T steps), which is how such a network is deployed faster.
     """
     if timesteps is not None:
-        if timesteps < 1:
-            raise SnnccError(f"timesteps must be >= 1, got {timesteps}")
+        check_timesteps(timesteps)
         if graph.input.coding == "latency":
             graph.input.t_max = timesteps
         return timesteps
     if graph.input.coding == "latency" and graph.input.t_max:
-        return int(graph.input.t_max)
-    return int(graph.metadata.get("timesteps", 32))
+        return check_timesteps(graph.input.t_max, "the model's t_max")
+    recorded = graph.metadata.get("timesteps", 32)
+    if not isinstance(recorded, int) or isinstance(recorded, bool):
+        raise SnnccError(f"the model records timesteps {recorded!r}, not an integer")
+    return check_timesteps(recorded, "the model's recorded timesteps")
 
 
 def _sha256(path: Path) -> str:

@@ -62,6 +62,57 @@ REGISTRY: dict[str, str] = {
 }
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, (float, np.floating))) and bool(np.isfinite(value))
+
+
+#: Kinds of pass option values, as each pass declares them in its ``OPTIONS`` mapping
+#: (option name -> kind): a test and the words an error uses. Ranges stay the pass's own rules.
+OPTION_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "bool": (lambda v: isinstance(v, (bool, np.bool_)), "true or false"),
+    "int": (_is_int, "an integer"),
+    "number": (_is_number, "a finite number"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "number|max": (lambda v: _is_number(v) or v == "max", "a finite number or 'max'"),
+    "number|null": (lambda v: v is None or _is_number(v), "a finite number"),
+    "bool|auto": (lambda v: isinstance(v, bool) or v == "auto", "true, false or 'auto'"),
+    "layers": (lambda v: isinstance(v, str) or (isinstance(v, (list, tuple)) and all(
+        isinstance(item, str) for item in v)), "'all', 'hidden' or a list of layer names"),
+    "sparsity": (lambda v: _is_number(v) or (isinstance(v, dict) and all(
+        isinstance(key, str) and _is_number(item) for key, item in v.items())),
+        "a number or a table of layer = number"),
+}
+
+
+def pass_options(name: str) -> dict[str, str]:
+    """The options pass ``name`` declares (``OPTIONS`` in its module): option name -> kind."""
+    if name not in REGISTRY:
+        raise SnnccError(f"unknown pass {name!r} in the options; available: {', '.join(REGISTRY)}")
+    return dict(importlib.import_module(REGISTRY[name].split(":")[0]).OPTIONS)
+
+
+def check_options(options: dict[str, dict[str, Any]] | None) -> None:
+    """Every ``PASS.KEY = value`` names a registered pass, an option it declares and a value of
+    the declared kind (:data:`OPTION_KINDS`); else one :class:`SnnccError` line, before any work.
+    """
+    for name, values in (options or {}).items():
+        declared = pass_options(name)
+        if not isinstance(values, dict):
+            raise SnnccError(f"options of pass {name!r} must be a table of KEY = value")
+        for key, value in values.items():
+            if key not in declared:
+                raise SnnccError(f"{name}: unknown option {key!r}; available: "
+                                 f"{', '.join(declared)}")
+            test, words = OPTION_KINDS[declared[key]]
+            if not test(value):
+                shown = repr(value) if len(repr(value)) <= 60 else f"{repr(value)[:57]}..."
+                raise SnnccError(f"option {name}.{key} must be {words}, got {shown}")
+
+
 def get_pass(name: str) -> Pass:
     if name not in REGISTRY:
         raise SnnccError(f"unknown pass {name!r}; available: {', '.join(REGISTRY)}")
@@ -73,6 +124,7 @@ def run_passes(
     graph: Graph, names: list[str], context: PassContext
 ) -> tuple[Graph, list[tuple[str, PassResult]]]:
     """Apply passes in order; returns the final graph and each pass's result."""
+    check_options(context.options)
     results = []
     for name in names:
         result = get_pass(name)(graph, context)
