@@ -144,11 +144,11 @@ def read_bytes(path: str | os.PathLike[str], what: str = "file",
         raise SnnccError(f"{what} {path}: {size:,} bytes, beyond snncc's limit of {limit:,}")
     try:
         with path.open("rb") as handle:
-            data = handle.read(limit + 1)
+            data = handle.read(size + 1)  # read(n) allocates n bytes first: never the limit
     except OSError as error:
         raise SnnccError(f"{what} {path}: cannot read ({error.strerror})") from None
-    if len(data) > limit:  # grew while we read
-        raise SnnccError(f"{what} {path}: beyond snncc's limit of {limit:,} bytes")
+    if len(data) > size:  # grew while we read
+        raise SnnccError(f"{what} {path}: changed while it was read")
     return data
 
 
