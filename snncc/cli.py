@@ -122,8 +122,15 @@ def compile(  # noqa: A001 - the user-facing verb
     layout: str | None = typer.Option(None, help="Dataset layout for the model input: NCHW|NHWC."),
     fpga_part: str = typer.Option("zynq-7020", "--fpga-part", help="FPGA part for --target fpga."),
     strict: bool = typer.Option(False, "--strict", help="fpga: fail when the part's BRAM is exceeded."),
+    force: bool = typer.Option(False, "--force", help="Replace OUTPUT even when it is not an "
+                               "earlier compile output (never the current directory or one "
+                               "holding MODEL)."),
 ) -> None:
-    """Compile MODEL for a target and write its artifacts to OUTPUT."""
+    """Compile MODEL for a target and write its artifacts to OUTPUT.
+
+    An existing OUTPUT is replaced only when it is empty or an earlier snncc compile output
+    (it holds the marker file .snncc-output), unless --force is given.
+    """
     from snncc.pipeline import compile_model
 
     target_options: dict[str, Any] = {}
@@ -133,7 +140,7 @@ def compile(  # noqa: A001 - the user-facing verb
         model, output, target=target, dataset=dataset, data_dir=data_dir, timesteps=timesteps,
         passes=parse_passes(passes), options=parse_options(option),
         preprocess=parse_preprocess(scale, mean, std), target_options=target_options,
-        layout=layout,
+        layout=layout, force=force,
     )
     console.print(f"compiled [bold]{model}[/] for [bold]{target}[/] "
                   f"(passes: {', '.join(result.passes) or 'none'}) -> {result.out_dir}")
@@ -361,10 +368,35 @@ def _register_commands() -> None:
 _register_commands()
 
 
+#: The signal that stopped a run, by the message and exit code main() reports for it.
+_STOPPED: dict[str, tuple[str, int]] = {}
+_SIGNALS = {"SIGINT": ("interrupted", 130), "SIGTERM": ("terminated", 143)}
+
+
+def _stop(signum: int, frame: Any) -> None:
+    """SIGINT and SIGTERM unwind the run as a KeyboardInterrupt, so every ``finally`` and
+    ``except BaseException`` removes its temporary output; main() then reports the signal
+    (typer itself turns a KeyboardInterrupt into a silent exit 130)."""
+    import signal
+
+    _STOPPED.setdefault("signal", _SIGNALS[signal.Signals(signum).name])
+    raise KeyboardInterrupt
+
+
 def main() -> None:
-    """Entry point: run the app, turning SnnccError into one line and exit code 2."""
+    """Entry point: run the app, turning SnnccError into one line and exit code 2.
+
+    SIGINT ends a run with ``error: interrupted`` (exit 130), SIGTERM with ``error: terminated``
+    (exit 143), after the temporary outputs are removed.
+    """
+    import signal
+
+    for name in _SIGNALS:
+        signal.signal(getattr(signal, name), _stop)
     try:
         code = app(standalone_mode=False)
+        if "signal" in _STOPPED:
+            raise KeyboardInterrupt
         sys.exit(code if isinstance(code, int) else 0)
     except SnnccError as error:
         err_console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
@@ -375,8 +407,9 @@ def main() -> None:
         err_console.print("aborted")
         sys.exit(130)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+        message, code = _STOPPED.get("signal", _SIGNALS["SIGINT"])
+        err_console.print(f"[red]error:[/] {message}", highlight=False)
+        sys.exit(code)
     except Exception as error:  # noqa: BLE001 - the last line of defence against tracebacks
         try:
             import click

@@ -657,17 +657,22 @@ def compile_model(
     preprocess: dict[str, Any] | None = None,
     layout: str | None = None,
     target_options: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> CompileResult:
     """Convert and lower ``model`` and write ``target``'s artifacts into ``out_dir`` atomically.
 
-    ``out_dir`` also receives ``network.snn.npz`` (the deployed IR) and ``compile.json``.
+    ``out_dir`` also receives ``network.snn.npz`` (the deployed IR) and ``compile.json``. It is
+    checked before any work (:func:`snncc.util.check_output_directory`: an existing directory is
+    replaced only when it is a previous compile output or ``force`` is set, never when it holds
+    the model).
     """
     import json
 
     from snncc.backends import get_backend
-    from snncc.util import atomic_directory
+    from snncc.util import atomic_directory, check_output_directory
 
     model = Path(model)
+    check_output_directory(out_dir, "compile", force=force, inputs=(model,))
     source = load_model(model, preprocess, layout)
     backend = get_backend(target)  # fail early, before any work, if the target is unavailable
     name = dataset_name(source, dataset)
@@ -677,7 +682,7 @@ def compile_model(
                                timesteps=timesteps, options=with_target_defaults(target, options))
     graph.metadata.update({"timesteps": timesteps, "target": target})
     out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as staging:
+    with atomic_directory(out_dir, "compile", force=force, inputs=(model,)) as staging:
         target_options = dict(target_options or {})
         if target == "fpga":
             target_options.setdefault("source_hash", _sha256(model))

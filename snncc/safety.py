@@ -36,9 +36,10 @@ MAX_ARRAY_BYTES = 2 << 30
 #: Neurons in one node's output (batch excluded): 16 Loihi 2 chips of neurons in one layer; the
 #: simulators hold several float64 copies of it per sample in a batch.
 MAX_LAYER_NEURONS = 1 << 24
-#: Timesteps of a simulation or latency code. Per-step records are (T, samples) int64 arrays:
-#: 330 MB for a 10,000-sample test set at this T; the docs' runs use 4 to 256 steps.
-MAX_TIMESTEPS = 4096
+#: Timesteps of a simulation or latency code: the training kernel keeps spike times as int16.
+#: Per-step records are (T, samples) int64 arrays, 2.6 GB for a 10,000-sample test set at this
+#: T; the docs' runs use 4 to 256 steps.
+MAX_TIMESTEPS = 32767
 #: Bytes of a text file (snncc.toml, chip profile, sidecar JSON, report, manifest).
 MAX_TEXT_BYTES = 16 << 20
 #: Bytes of an ONNX file: protobuf cannot parse a larger message.

@@ -106,7 +106,7 @@ def test_signals_leave_nothing_behind_and_say_so(tmp_path, signum, code, word):
     model = ir_model(tmp_path / "net.snn.npz")
     out = tmp_path / "out"
     run = run_cli("compile", model, "-o", out, python_code=SLOW_EMIT_CODE,
-                  signal_after=(0.2, signum), signal_when=tmp_path / ".out.*", timeout=90)
+                  signal_after=(0.2, signum), signal_when=tmp_path / ".out.*.tmp", timeout=90)
     assert run.returncode == code, run.describe()
     assert run.error_lines == [f"error: {word}"], run.describe()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.snn.npz"]
