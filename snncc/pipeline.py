@@ -278,13 +278,50 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+class OnnxRuntimeUnavailable(SnnccError):
+    """onnxruntime cannot load or run a model that snncc imports (e.g. an IR version newer than
+    it knows, MaxPool pads as large as the kernel); ``reason`` is its first line."""
+
+    def __init__(self, model_path: Path, reason: str) -> None:
+        super().__init__(f"{model_path}: onnxruntime cannot run this model ({reason})")
+        self.reason = reason
+
+
 def onnxruntime_logits(model_path: Path, graph: ir.Graph, raw_inputs: np.ndarray,
                        batch_size: int = 512) -> np.ndarray:
-    """The original ONNX model's outputs from onnxruntime on the same preprocessed inputs."""
+    """The original ONNX model's outputs from onnxruntime on the same preprocessed inputs.
+
+    Raises :class:`OnnxRuntimeUnavailable` when onnxruntime refuses the model.
+    """
+    try:
+        return _onnxruntime_logits(model_path, graph, raw_inputs, batch_size)
+    except SnnccError:
+        raise
+    except Exception as error:  # noqa: BLE001 - onnxruntime's own exception classes
+        from snncc.frontend.onnx_import import _ort_reason
+
+        raise OnnxRuntimeUnavailable(model_path, _ort_reason(error)) from None
+
+
+def ann_reference_logits(model_path: Path, graph: ir.Graph,
+                         raw_inputs: np.ndarray) -> tuple[np.ndarray, str]:
+    """The ANN reference outputs and what computed them: onnxruntime on the original model, or
+    (when onnxruntime refuses it) snncc's own ANN mode on the imported graph, saying why."""
+    try:
+        return onnxruntime_logits(model_path, graph, raw_inputs), "onnxruntime"
+    except OnnxRuntimeUnavailable as error:
+        from snncc.simulator import run_ann
+
+        return (run_ann(graph, raw_inputs),
+                f"snncc ANN mode; onnxruntime cannot run this model: {error.reason}")
+
+
+def _onnxruntime_logits(model_path: Path, graph: ir.Graph, raw_inputs: np.ndarray,
+                        batch_size: int) -> np.ndarray:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # its refusals come back as exceptions, not stderr lines
     session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     model_input = session.get_inputs()[0]
     fixed_batch = model_input.shape[0] if isinstance(model_input.shape[0], int) else None
@@ -382,9 +419,8 @@ def validate(
     reference = None
     if ann_reference and model_kind(model) == "onnx":
         with progress("ANN reference (onnxruntime)", None):
-            logits = onnxruntime_logits(model, source, model_inputs(source, test))
+            logits, reference = ann_reference_logits(model, source, model_inputs(source, test))
         ann_accuracy = float((logits.argmax(axis=1) == test.labels).mean())
-        reference = "onnxruntime"
 
     timings["reference"] = time.perf_counter() - started - sum(timings.values())
     ladder: list[StageResult] = []

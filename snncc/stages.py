@@ -101,6 +101,7 @@ def accuracy_ladder(
     split). A drop of more than ``divergence_drop_pp`` triggers the divergence search.
     """
     from snncc.pipeline import (
+        OnnxRuntimeUnavailable,
         calibration_samples,
         dataset_name,
         is_spiking,
@@ -113,6 +114,8 @@ def accuracy_ladder(
     for name in stages:
         if name not in REGISTRY:
             raise SnnccError(f"unknown stage {name!r}; stages are passes: {', '.join(REGISTRY)}")
+    if limit is not None and limit < 1:
+        raise SnnccError(f"--limit must be >= 1, got {limit}")
     model_path = None
     if isinstance(source, ir.Graph):
         graph = source
@@ -146,7 +149,10 @@ def accuracy_ladder(
         activations = [n for n in graph.of_type(ir.ReLU, ir.Clip)]
         values = run_ann(graph, inputs, outputs=activations + [graph.output_name])
         if model_path is not None and model_path.suffix.lower() == ".onnx":
-            logits = onnxruntime_logits(model_path, graph, inputs)
+            try:
+                logits = onnxruntime_logits(model_path, graph, inputs)
+            except OnnxRuntimeUnavailable:  # the simulator's ANN mode, as for other sources
+                logits = values[graph.output_name]
         else:
             logits = values[graph.output_name]
         accuracy = float((logits.argmax(axis=1) == labels).mean())

@@ -251,6 +251,17 @@ def _check_constant(model: onnx.ModelProto, name: str, array: np.ndarray, what: 
         check_finite(array, f"{what} {name!r}")
 
 
+def _ort_reason(error: BaseException) -> str:
+    """onnxruntime's message without its error-code prefix and C++ source locations."""
+    text = _first_line(error) if not str(error).startswith("[ONNXRuntimeError]") else \
+        str(error).strip().splitlines()[0]
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    if "onnxruntime::" in text:
+        tail = text.rsplit("onnxruntime::", 1)[1]
+        text = tail.split(") ", 1)[1] if ") " in tail else text
+    return text.strip()[:160]
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     for line in text.splitlines():
@@ -887,6 +898,10 @@ def _pool_geometry(ctx: _Importer, node: onnx.NodeProto, x: Tensor
     strides, dilations, pads = _window(ctx, node, attrs, size, kernel)
     if dilations != (1, 1):
         raise UnsupportedError(f"{ctx.where(node)}: dilated pooling is not supported")
+    if any(pads[a] >= kernel[a] or pads[a + 2] >= kernel[a] for a in range(2)):
+        # a window could hold padding only (a max of -inf); onnxruntime refuses these too
+        raise UnsupportedError(f"{ctx.where(node)}: pads {pads} must be smaller than the "
+                               f"kernel {list(kernel)}")
     extra = [0, 0]
     if attrs.get("ceil_mode", 0):
         extra = [_ceil_extra(size[a], kernel[a], strides[a], 1, pads[a], pads[a + 2])

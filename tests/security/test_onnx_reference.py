@@ -6,22 +6,26 @@ import json
 
 import numpy as np
 import onnxruntime as ort
-import pytest
-from hostile import onnx_maxpool_pads, onnx_mlp, run_cli
+from hostile import assert_refused, onnx_maxpool_pads, onnx_mlp, run_cli
 
 
-@pytest.mark.parametrize("build", ["ir_version_14", "maxpool_pads"])
-def test_validate_runs_the_ann_reference_without_onnxruntime(tmp_path, build):
-    model = (onnx_mlp(tmp_path / "m.onnx", ir_version=14) if build == "ir_version_14"
-             else onnx_maxpool_pads(tmp_path / "m.onnx"))
+def test_validate_runs_the_ann_reference_without_onnxruntime(tmp_path):
+    """IR version 14 (what this onnx writes) is beyond onnxruntime 1.23; snncc imports it."""
+    model = onnx_mlp(tmp_path / "m.onnx", ir_version=14)
     report = tmp_path / "r.json"
     run = run_cli("validate", model, "-n", "20", "-T", "4", "--json", report)
     assert run.returncode == 0, run.describe()
     assert not run.error_lines, run.describe()
     data = json.loads(report.read_text())
-    assert data["ann_reference"].startswith("snncc")
-    assert "onnxruntime" in data["ann_reference"]  # says why onnxruntime was not used
+    assert data["ann_reference"].startswith("snncc ANN mode")
+    assert "Unsupported model IR version: 14" in data["ann_reference"]  # says why
     assert data["ann_accuracy"] is not None
+
+
+def test_pool_pads_reaching_the_kernel_are_refused(tmp_path):
+    """onnxruntime refuses them; snncc's import did not (windows of padding only: -inf)."""
+    model = onnx_maxpool_pads(tmp_path / "m.onnx")
+    assert_refused(run_cli("validate", model, "-n", "20", "-T", "4"), "pads", "kernel")
 
 
 def test_unsorted_nodes_import_and_match_onnxruntime(tmp_path):
@@ -41,7 +45,6 @@ def test_unsorted_nodes_import_and_match_onnxruntime(tmp_path):
 
 def test_node_cycle_is_refused(tmp_path):
     import onnx
-    from hostile import assert_refused
 
     model = onnx_mlp(tmp_path / "m.onnx")
     proto = onnx.load(str(model))
