@@ -88,6 +88,9 @@ def register(app: typer.Typer) -> None:
         from snncc.report_partition import print_report, write_json, write_markdown
         from snncc.resources import load_chip
 
+        from snncc.safety import check_timesteps
+
+        check_timesteps(timesteps)
         profile = load_chip(chip)
         graph = load_model(model)
         graph.metadata.setdefault("source", str(model))
