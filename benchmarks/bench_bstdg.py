@@ -1,6 +1,6 @@
 """Inference speed: event-driven TTFS simulation of a BSTDG network vs onnxruntime's dense pass.
 
-Runs the whole test set through :func:`snncc.backends.ttfs.simulate_ttfs` (integer mode, one
+Runs the whole test set through :func:`snncc.engines.ttfs.simulate_ttfs` (integer mode, one
 thread) and, in the same process, onnxruntime (one intra-op thread) on a dense float32 ANN with the
 same layer sizes (MatMul -> Relu -> MatMul, random weights: only the speed matters); each side
 is timed `--repeats` times and its fastest run counts. Prints
@@ -46,8 +46,8 @@ def dense_onnx(sizes: list[int]) -> bytes:
 
 def main() -> None:
     from snncc import ir
-    from snncc.backends.ttfs import simulate_ttfs
     from snncc.datasets import arrange, load_dataset
+    from snncc.engines.ttfs import simulate_ttfs
     from snncc.frontend.bstdg import load_bstdg
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

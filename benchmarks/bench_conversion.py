@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from snncc.datasets import load_dataset
+from snncc.engines import simulate
 from snncc.pipeline import load_model, model_inputs, onnxruntime_logits, prepare
-from snncc.simulator import simulate
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

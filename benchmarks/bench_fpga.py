@@ -29,10 +29,10 @@ from fpga_models import binarized_mlp, bstdg_network  # noqa: E402
 from snncc import ir  # noqa: E402
 from snncc.backends import fpga, fpga_hdl  # noqa: E402
 from snncc.datasets import load_dataset  # noqa: E402
+from snncc.engines import simulate  # noqa: E402
 from snncc.errors import SnnccError  # noqa: E402
 from snncc.passes import REGISTRY  # noqa: E402
 from snncc.resources import load_chip  # noqa: E402
-from snncc.simulator import simulate  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 PARTS = ("zynq-7010", "zynq-7020", "artix7-35t")

@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from snncc import datasets, ir  # noqa: E402
-from snncc.simulator import run_ann, simulate  # noqa: E402
+from snncc.engines import run_ann, simulate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from snncc.datasets import load_dataset  # noqa: E402
+from snncc.engines import simulate  # noqa: E402
 from snncc.passes import PassContext, run_passes  # noqa: E402
 from snncc.pipeline import calibration_samples, load_model, model_inputs  # noqa: E402
-from snncc.simulator import simulate  # noqa: E402
 from snncc.stages import weight_memory_bytes  # noqa: E402
 
 CONVERT = {"bias_correction": False}

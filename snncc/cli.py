@@ -7,7 +7,6 @@ Errors print one line on stderr; set ``SNNCC_DEBUG=1`` to see tracebacks.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -19,7 +18,15 @@ from rich.console import Console
 from rich.table import Table
 
 from snncc import __version__, ir
+from snncc.backends import TARGETS
+from snncc.commands.arguments import (
+    parse_key_values,
+    parse_options,
+    parse_passes,
+    parse_preprocess,
+)
 from snncc.errors import SnnccError
+from snncc.gates import parse_max_drop
 
 app = typer.Typer(
     name="snncc",
@@ -32,7 +39,7 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-TARGET_HELP = "Backend: sim (reference simulator), lava (lava-nc processes + netx), fpga (bundle)."
+TARGET_HELP = "Backend: " + ", ".join(TARGETS) + " (docs/targets.md)."
 DATASET_HELP = "Dataset: mnist, fashion-mnist or digits (default: the model's sidecar JSON)."
 DATA_DIR_HELP = "Directory with the IDX files (default: $SNNCC_DATA_DIR)."
 PASSES_HELP = ("Comma-separated passes to apply (default: convert for ANNs, plus fold,quantize "
@@ -57,51 +64,6 @@ def _root(
 # ------------------------------------------------------------------------------------ parsing
 
 
-def parse_passes(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    return [p.strip() for p in text.split(",") if p.strip()]
-
-
-def parse_options(items: list[str] | None) -> dict[str, dict[str, Any]]:
-    """``["convert.percentile=99.9", ...]`` -> ``{"convert": {"percentile": 99.9}}``."""
-    options: dict[str, dict[str, Any]] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        pass_name, dot, option = key.partition(".")
-        if not sep or not dot or not pass_name or not option:
-            raise SnnccError(f"bad --option {item!r}: expected PASS.KEY=VALUE")
-        try:
-            value: Any = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        options.setdefault(pass_name, {})[option] = value
-    from snncc.passes import check_options
-
-    check_options(options)  # names, options and kinds, before any work
-    return options
-
-
-def parse_preprocess(scale: float | None, mean: str | None,
-                     std: str | None) -> dict[str, Any] | None:
-    def floats(text: str | None, what: str) -> list[float] | None:
-        if text is None:
-            return None
-        try:
-            values = [float(v) for v in text.split(",")]
-        except ValueError:
-            raise SnnccError(f"--{what} must be comma-separated numbers, got {text!r}") from None
-        if not all(math.isfinite(v) for v in values):
-            raise SnnccError(f"--{what} must be finite numbers, got {text!r}")
-        return values
-
-    if scale is not None and not math.isfinite(scale):
-        raise SnnccError(f"--scale must be a finite number, got {scale}")
-    values = {"scale": scale, "mean": floats(mean, "mean"), "std": floats(std, "std")}
-    values = {k: v for k, v in values.items() if v is not None}
-    return values or None
-
-
 # ----------------------------------------------------------------------------------- commands
 
 
@@ -120,8 +82,13 @@ def compile(  # noqa: A001 - the user-facing verb
     mean: str | None = typer.Option(None, help="Input mean (one value or one per channel)."),
     std: str | None = typer.Option(None, help="Input std (one value or one per channel)."),
     layout: str | None = typer.Option(None, help="Dataset layout for the model input: NCHW|NHWC."),
-    fpga_part: str = typer.Option("zynq-7020", "--fpga-part", help="FPGA part for --target fpga."),
-    strict: bool = typer.Option(False, "--strict", help="fpga: fail when the part's BRAM is exceeded."),
+    target_option: list[str] | None = typer.Option(
+        None, "--target-option", help="Target option KEY=VALUE, repeatable (each target's "
+        "options: docs/targets.md; e.g. fpga_part=zynq-7020, use_lif=false)."),
+    fpga_part: str | None = typer.Option(
+        None, "--fpga-part", help="fpga: the part (default zynq-7020); = --target-option fpga_part=."),
+    strict: bool | None = typer.Option(
+        None, "--strict", help="fpga: fail when the part's BRAM is exceeded; = strict=true."),
     force: bool = typer.Option(False, "--force", help="Replace OUTPUT even when it is not an "
                                "earlier compile output (never the current directory or one "
                                "holding MODEL)."),
@@ -133,9 +100,11 @@ def compile(  # noqa: A001 - the user-facing verb
     """
     from snncc.pipeline import compile_model
 
-    target_options: dict[str, Any] = {}
-    if target == "fpga":
-        target_options = {"fpga_part": fpga_part, "strict": strict}
+    target_options = parse_key_values(target_option, "--target-option")
+    if fpga_part is not None:
+        target_options["fpga_part"] = fpga_part
+    if strict is not None:
+        target_options["strict"] = strict
     result = compile_model(
         model, output, target=target, dataset=dataset, data_dir=data_dir, timesteps=timesteps,
         passes=parse_passes(passes), options=parse_options(option),
@@ -211,7 +180,7 @@ def validate(
         model=model, dataset=dataset, data_dir=data_dir, timesteps=timesteps, target=target,
         limit=limit, passes=parse_passes(passes), options=parse_options(option),
         preprocess=parse_preprocess(scale, mean, std), layout=layout, stages=stages,
-        min_accuracy=min_accuracy, min_agreement=min_agreement, max_drop=parse_drops(max_drop), fits=fits or None,
+        min_accuracy=min_accuracy, min_agreement=min_agreement, max_drop=parse_max_drop(max_drop) or None, fits=fits or None,
         baseline=baseline, tolerance=tolerance, spikes_tolerance=spikes_tolerance,
         synops_tolerance=synops_tolerance, json=json_path, junit=junit_path,
         markdown=markdown_path, plots=plots_dir,
@@ -240,22 +209,6 @@ def validate(
                       + "; ".join(f"{gate.name} ({gate.message})" for gate in failed),
                       highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-
-
-def parse_drops(items: list[str] | None) -> dict[str, float] | None:
-    """``["snn=1.5", "quantize=0.1"]`` -> ``{"snn": 1.5, "quantize": 0.1}``."""
-    if not items:
-        return None
-    drops = {}
-    for item in items:
-        stage, sep, raw = item.partition("=")
-        try:
-            drops[stage.strip()] = float(raw)
-        except ValueError:
-            sep = ""
-        if not sep or not stage.strip():
-            raise SnnccError(f"bad --max-drop {item!r}: expected STAGE=PP (e.g. snn=1.5)")
-    return drops
 
 
 @app.command()
@@ -341,7 +294,7 @@ def print_report(report: Any) -> None:
     table.add_row("throughput (samples/s)", f"{report.samples_per_second:,.1f}")
     table.add_row("passes", ", ".join(report.passes) or "none")
     for stage in report.stages:
-        table.add_row(f"stage {stage.name} ({stage.mode})", f"{stage.accuracy:.2%}")
+        table.add_row(f"stage {stage.stage} ({stage.mode})", f"{stage.accuracy:.2%}")
     marks = {"passed": "[green]pass[/] ", "failed": "[red]FAIL[/] ", "skipped": "[yellow]skip[/] "}
     for gate in report.gates:
         table.add_row(f"gate {gate.name}", marks[gate.status] + gate.message)

@@ -126,6 +126,33 @@ def agreement_gate(target: str, reference: str, agreement: float,
                 f"({'>=' if passed else '<'} {floor:.2%} required)")
 
 
+def parse_max_drop(items: list[str] | None) -> dict[str, float]:
+    """``["quantize=0.1", ...]`` -> ``{"quantize": 0.1}`` (the one ``--max-drop`` parser of every
+    command); bad items raise a one-line error."""
+    limits: dict[str, float] = {}
+    for item in items or []:
+        stage, sep, value = item.partition("=")
+        if not sep or not stage.strip():
+            raise SnnccError(f"bad --max-drop {item!r}: expected STAGE=PP (e.g. quantize=0.1)")
+        try:
+            limits[stage.strip()] = float(value)
+        except ValueError:
+            raise SnnccError(f"bad --max-drop {item!r}: {value!r} is not a number") from None
+        if limits[stage.strip()] < 0:
+            raise SnnccError(f"bad --max-drop {item!r}: the limit must be >= 0")
+    return limits
+
+
+def drop_gate(stage: str, drop: float, before: str, limit: float,
+              diverges_at: str | None = None) -> Gate:
+    """``max-drop:<stage>``: the stage may lose at most ``limit`` pp against ``before``."""
+    passed = drop <= limit + EPSILON_PP
+    where = f"; first diverges at layer {diverges_at!r}" if diverges_at and not passed else ""
+    return Gate(f"max-drop:{stage}", passed, drop, limit,
+                f"stage {stage} loses {drop:.2f} pp against {before} "
+                f"({'<=' if passed else '>'} {limit:g} pp allowed){where}")
+
+
 def drop_gates(ladder: list[tuple[str, float]], snn_accuracy: float, ann_accuracy: float | None,
                max_drop: dict[str, float],
                diverges_at: dict[str, str] | None = None) -> list[Gate]:
@@ -151,13 +178,7 @@ def drop_gates(ladder: list[tuple[str, float]], snn_accuracy: float, ann_accurac
             raise SnnccError(f"max drop: no stage {stage!r} in this run; available: {available}"
                              + ("" if len(ladder) > 1 else " (per-pass stages need --stages)"))
         drop, before = drops[stage]
-        passed = drop <= limit + EPSILON_PP
-        layer = (diverges_at or {}).get(stage)
-        where = f"; first diverges at layer {layer!r}" if layer and not passed else ""
-        gates.append(Gate(
-            f"max-drop:{stage}", passed, drop, limit,
-            f"stage {stage} loses {drop:.2f} pp against {before} "
-            f"({'<=' if passed else '>'} {limit:g} pp allowed){where}"))
+        gates.append(drop_gate(stage, drop, before, limit, (diverges_at or {}).get(stage)))
     return gates
 
 

@@ -4,7 +4,8 @@ A :class:`Graph` is a directed acyclic graph of named nodes. Every node is a sma
 docstring states exactly what it computes. Shapes never include the batch dimension; images are
 ``(C, H, W)`` (NCHW without N), vectors are ``(N,)``.
 
-Three ways of executing one graph (all implemented by :mod:`snncc.backends.sim`):
+Three ways of executing one graph (defined step by step in :mod:`snncc.semantics`; fast engines
+in :mod:`snncc.engines`):
 
 * **ANN** — one evaluation; :class:`ReLU` and :class:`Clip` are functions, :class:`MaxPool2d` is max.
   Used to check a frontend against onnxruntime and to calibrate conversion.
@@ -138,7 +139,10 @@ class Input(Node):
     * ``"latency"``: time-to-first-spike. ``x`` is clipped to [0, 1]; the input spikes once at step
       ``floor((1 - x) * (t_max - 1))`` and never if ``x == 0``. ``t_max`` defaults to ``T``.
 
-    Spikes are 0/1 in both float and integer mode.
+    Spikes are 0/1 in both float and integer mode. ``raw_range`` ``(low, high)``: the range of
+    raw sample values the network is built for (8-bit pixels by default); passes bound currents
+    with it when no calibration data says more, and hardware backends size input words by it and
+    refuse samples outside it.
     """
 
     shape: Shape = ()
@@ -148,6 +152,7 @@ class Input(Node):
     std: np.ndarray = field(default_factory=lambda: np.ones(1))
     t_max: int | None = None
     seed: int = 0
+    raw_range: tuple[float, float] = (0.0, 255.0)
     arity: ClassVar[int | None] = 0
 
     CODINGS: ClassVar[tuple[str, ...]] = ("direct", "rate", "latency")
@@ -170,6 +175,11 @@ class Input(Node):
             raise SnnccError("preprocessing std must not be zero")
         if self.t_max is not None and self.t_max < 1:
             raise SnnccError(f"t_max must be >= 1, got {self.t_max}")
+        low, high = (float(v) for v in self.raw_range)
+        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+            raise SnnccError(f"raw input range must be finite with low <= high, got "
+                             f"{self.raw_range}")
+        self.raw_range = (low, high)
 
     @property
     def is_identity(self) -> bool:
@@ -559,6 +569,145 @@ def broadcast_per_neuron(values: np.ndarray, shape: Shape, what: str = "paramete
 SYNAPTIC = (Dense, Conv2d)
 #: Nodes that only move data around.
 LAYOUT = (Flatten, Reshape, Transpose)
+#: Spiking neuron models (a membrane that integrates, fires and resets).
+NEURONS: tuple[type[Node], ...] = (IF,)
+#: What a synaptic layer can feed: neurons, the readout, or (before conversion) an activation.
+LAYER_TARGETS: tuple[type[Node], ...] = NEURONS + (Readout, ReLU, Clip)
+#: Nodes whose output is a layer's input events: neurons, spiking pools, the input, activations.
+SPIKE_SOURCES: tuple[type[Node], ...] = NEURONS + (MaxPool2d, Input, ReLU, Clip)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer: a synaptic node and the neurons it feeds (the one view every pass and backend uses).
+
+    ``name``/``node``: the Dense or Conv2d. ``target_name``/``target``: the first node of
+    :data:`LAYER_TARGETS` downstream of it through non-synaptic nodes (an Affine, an Add of a
+    residual branch, ...), ``None`` when there is none; ``direct`` is True when that target reads
+    the synapse itself and is its only reader (``Dense|Conv2d -> IF|Readout``, what the
+    deployment passes and netx require). ``source``: the node the synapse reads.
+    ``spike_source``: the nearest node upstream whose output is the layer's input events
+    (:data:`SPIKE_SOURCES`, found through layout and pooling nodes). ``upstream``: the synaptic
+    nodes (or the Input) whose outputs reach the synapse through non-synaptic nodes.
+    """
+
+    name: str
+    node: Dense | Conv2d
+    target_name: str | None
+    target: Node | None
+    direct: bool
+    source: str
+    spike_source: str
+    upstream: tuple[str, ...]
+
+    @property
+    def is_output(self) -> bool:
+        """The layer feeds the readout."""
+        return isinstance(self.target, Readout)
+
+    @property
+    def channels(self) -> int:
+        """Output channels (Dense outputs or Conv2d maps): axis 0 of the weight."""
+        return int(self.node.weight.shape[0])
+
+
+def layers(graph: Graph) -> list[Layer]:
+    """Every synaptic node of ``graph`` as a :class:`Layer`, in topological order."""
+    found = []
+    for name in graph.of_type(*SYNAPTIC):
+        target = _downstream_target(graph, name)
+        consumers = graph.consumers(name)
+        upstream, spike_source = _upstream(graph, name)
+        found.append(Layer(
+            name=name, node=graph.nodes[name],  # type: ignore[arg-type]
+            target_name=target, target=None if target is None else graph.nodes[target],
+            direct=consumers == [target], source=graph.inputs_of(name)[0],
+            spike_source=spike_source, upstream=tuple(upstream),
+        ))
+    return found
+
+
+def _downstream_target(graph: Graph, name: str) -> str | None:
+    frontier = graph.consumers(name)
+    seen: set[str] = set()
+    while frontier:
+        current = frontier.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        node = graph.nodes[current]
+        if isinstance(node, LAYER_TARGETS):
+            return current
+        if not isinstance(node, SYNAPTIC):
+            frontier.extend(graph.consumers(current))
+    return None
+
+
+def _upstream(graph: Graph, name: str) -> tuple[list[str], str]:
+    sources: list[str] = []
+    spike_source: str | None = None
+    stack = list(graph.inputs_of(name))
+    seen: set[str] = set()
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        node = graph.nodes[current]
+        if spike_source is None and isinstance(node, SPIKE_SOURCES):
+            spike_source = current
+        if isinstance(node, SYNAPTIC + (Input,)):
+            if current not in sources:
+                sources.append(current)
+            continue
+        stack.extend(graph.inputs_of(current))
+    if spike_source is None:
+        spike_source = sources[0] if sources else graph.input_name
+    return sources, spike_source
+
+
+@dataclass
+class LayerQuantization:
+    """How one synaptic layer's integers are stored (what the quantize pass chose).
+
+    Weights are ``mantissa * 2**weight_exponent`` with ``weight_bits``-bit signed mantissas
+    (``weight_bits = 1``: binary +-1 weights); biases are ``m * 2**bias_exponent``.
+    ``effective_bits``: the mantissa bits the largest weight really uses.
+    """
+
+    weight_exponent: int
+    weight_bits: int
+    bias_exponent: int = 0
+    effective_bits: int | None = None
+
+    def round_bias(self, bias: np.ndarray) -> np.ndarray:
+        """``bias`` rounded to this layer's bias grid (integer multiples of ``2**bias_exponent``)."""
+        step = 2**self.bias_exponent
+        return (np.rint(np.asarray(bias, np.float64) / step) * step).astype(np.int64)
+
+
+@dataclass
+class Quantization:
+    """The integer format of a quantized graph: the limits it was quantized for (``target``, a
+    name of :data:`snncc.passes.quantize.TARGETS`), the mantissa ``bits`` asked for, and one
+    :class:`LayerQuantization` per synaptic layer."""
+
+    target: str
+    bits: int
+    layers: dict[str, LayerQuantization] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Quantization:
+        layers = {name: LayerQuantization(**{k: v for k, v in entry.items()
+                                             if k in _LAYER_QUANTIZATION_FIELDS})
+                  for name, entry in dict(data.get("layers", {})).items()}
+        return cls(str(data.get("target", "generic")), int(data.get("bits", 8)), layers)
+
+
+_LAYER_QUANTIZATION_FIELDS = {f.name for f in dataclasses.fields(LayerQuantization)}
 
 
 class Graph:
@@ -566,13 +715,16 @@ class Graph:
 
     ``graph.inputs_of(name)`` lists a node's predecessors in argument order. The graph has exactly
     one :class:`Input` and one output node (a :class:`Readout` after conversion; any sink before).
-    ``metadata`` carries provenance (source file, producer, dataset hints, applied passes).
+    ``quantization``: the integer format the quantize pass chose (``None`` before it), read by
+    the passes and reports that need it. ``metadata`` carries provenance only (source file,
+    producer, dataset hints, applied passes).
     """
 
     def __init__(self, metadata: dict[str, Any] | None = None) -> None:
         self.nodes: dict[str, Node] = {}
         self._inputs: dict[str, list[str]] = {}
         self.metadata: dict[str, Any] = dict(metadata or {})
+        self.quantization: Quantization | None = None
 
     # -- construction ----------------------------------------------------------------------------
     def add(self, name: str, node: Node, inputs: list[str] | str | None = None) -> str:
@@ -628,6 +780,8 @@ class Graph:
     def copy(self) -> Graph:
         """Deep copy (arrays included)."""
         clone = Graph(json.loads(json.dumps(self.metadata)))
+        if self.quantization is not None:
+            clone.quantization = Quantization.from_dict(self.quantization.to_dict())
         for name, node in self.nodes.items():
             clone.nodes[name] = _copy_node(node)
             clone._inputs[name] = list(self._inputs[name])
@@ -676,6 +830,10 @@ class Graph:
         if len(sinks) != 1:
             raise SnnccError(f"graph must have exactly one output, found {sinks}")
         return sinks[0]
+
+    def layers(self) -> list[Layer]:
+        """Every synaptic layer with the neurons it feeds (:func:`layers`)."""
+        return layers(self)
 
     def of_type(self, *types: type[Node]) -> list[str]:
         """Names of nodes of the given types, in topological order."""
@@ -747,6 +905,7 @@ class Graph:
             "format": IR_FORMAT,
             "version": IR_VERSION,
             "metadata": self.metadata,
+            "quantization": None if self.quantization is None else self.quantization.to_dict(),
             "nodes": [],
         }
         arrays: dict[str, np.ndarray] = {}
@@ -794,6 +953,10 @@ class Graph:
                         f"(this snncc reads version {IR_VERSION})"
                     )
                 graph = cls(manifest.get("metadata"))
+                # files before the typed field kept the format under metadata["quantize"]
+                recorded = manifest.get("quantization") or graph.metadata.pop("quantize", None)
+                if recorded:
+                    graph.quantization = Quantization.from_dict(recorded)
                 for entry in manifest["nodes"]:
                     node_type = _NODE_TYPES.get(entry["type"])
                     if node_type is None:

@@ -5,7 +5,7 @@ Everything here is plain functions over the IR; :mod:`snncc.cli` only parses fla
 
 from __future__ import annotations
 
-import hashlib
+import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from snncc import __version__, ir
-from snncc.datasets import DATASETS, Dataset, arrange, load_dataset
+from snncc.backends import Target, get_target
+from snncc.datasets import load_dataset
 from snncc.errors import SnnccError
 from snncc.gates import (
     REPORT_SCHEMA,
@@ -28,126 +29,44 @@ from snncc.gates import (
     min_accuracy_gate,
     resolve_chips,
 )
+from snncc.loading import (
+    CALIBRATION_COUNT,
+    ann_reference_logits,
+    calibration_samples,
+    dataset_name,
+    file_sha256,
+    is_spiking,
+    load_model,
+    model_inputs,
+    model_kind,
+    resolve_timesteps,
+)
 from snncc.passes import REGISTRY, PassContext, run_passes
-from snncc.safety import check_graph, check_timesteps, regular_file
-from snncc.util import progress
+from snncc.stages import StageResult, accuracy_ladder
+from snncc.util import atomic_directory, check_output_directory, jsonable, progress
 
-CALIBRATION_SEED = 0
-CALIBRATION_COUNT = 2000
+__all__ = ["CompileResult", "TargetRun", "ValidationReport", "compile_model", "default_passes",
+           "load_model", "prepare", "validate"]
 
-
-# ------------------------------------------------------------------------------------- loading
-
-
-def model_kind(path: Path) -> str:
-    """``onnx``, ``ir`` (a saved snncc graph) or ``bstdg`` (HDF5), from the name and magic bytes."""
-    name = path.name.lower()
-    if name.endswith(".onnx"):
-        return "onnx"
-    if name.endswith((".snn.npz", ".npz")):
-        return "ir"
-    if name.endswith((".h5", ".hdf5")):
-        return "bstdg"
-    try:
-        head = path.open("rb").read(8)
-    except FileNotFoundError:
-        raise SnnccError(f"{path}: no such file") from None
-    except OSError as error:
-        raise SnnccError(f"{path}: cannot read ({error.strerror})") from None
-    if head.startswith(b"PK"):
-        return "ir"
-    if head.startswith(b"\x89HDF"):
-        return "bstdg"
-    return "onnx"
+# ------------------------------------------------------------------------------------- passes
 
 
-def load_model(path: str | Path, preprocess: dict[str, Any] | None = None,
-               layout: str | None = None) -> ir.Graph:
-    """Load an ONNX checkpoint, a BSTDG network file or a saved IR graph as a graph.
-
-    ``preprocess`` overrides the input preprocessing; ``layout`` (NCHW/NHWC) says how dataset
-    images are laid out for the model's input.
-    """
-    graph = _load(Path(path), preprocess)
-    if layout is not None:
-        if layout.upper() not in ("NCHW", "NHWC"):
-            raise SnnccError(f"unknown layout {layout!r}; choose NCHW or NHWC")
-        graph.metadata["layout"] = layout.upper()
-    return graph
-
-
-def _load(path: Path, preprocess: dict[str, Any] | None) -> ir.Graph:
-    regular_file(path, "model")  # before reading a byte: FIFOs block, /dev/zero never ends
-    kind = model_kind(path)
-    if kind == "onnx":
-        from snncc.frontend.onnx_import import load_onnx
-
-        graph = load_onnx(path, preprocess=preprocess)
-        check_graph(graph, str(path))
-        return graph
-    if kind == "bstdg":
-        from snncc.frontend.bstdg import load_bstdg
-
-        graph = load_bstdg(path)
-    else:
-        graph = ir.Graph.load(path)
-    if preprocess:
-        node = graph.input
-        for key in ("scale", "mean", "std"):
-            if key in preprocess and preprocess[key] is not None:
-                setattr(node, key, preprocess[key])
-        node.__post_init__()
-    check_graph(graph, str(path))
-    graph.validate()
-    return graph
-
-
-def is_spiking(graph: ir.Graph) -> bool:
-    return any(isinstance(node, (ir.IF, ir.Readout)) for node in graph.nodes.values())
-
-
-def default_passes(graph: ir.Graph, target: str) -> list[str]:
-    """``convert`` for ANNs; plus ``fold`` and ``quantize`` for hardware targets (when available)."""
+def default_passes(graph: ir.Graph, targets: list[Target]) -> list[str]:
+    """``convert`` for ANNs, then the passes the targets declare (the longest list: every
+    target then runs the same graph)."""
     passes = [] if is_spiking(graph) else ["convert"]
-    if target in ("lava", "fpga"):
-        passes += [p for p in ("fold", "quantize") if p in REGISTRY]
-    return passes
+    needed = max((list(target.passes) for target in targets), key=len, default=[])
+    return passes + [name for name in needed if name in REGISTRY]
 
 
-#: Pass options a target needs unless the user chose otherwise.
-TARGET_PASS_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
-    "lava": {"quantize": {"target": "lava"}},
-}
-
-
-def with_target_defaults(target: str, options: dict[str, dict[str, Any]] | None
-                         ) -> dict[str, dict[str, Any]]:
-    """``options`` completed with ``target``'s defaults (explicit options win)."""
+def pass_defaults(targets: list[Target], options: dict[str, dict[str, Any]] | None
+                  ) -> dict[str, dict[str, Any]]:
+    """``options`` completed with the targets' declared pass defaults (explicit options win,
+    then the first target's)."""
     merged = {name: dict(values) for name, values in (options or {}).items()}
-    for name, defaults in TARGET_PASS_OPTIONS.get(target, {}).items():
-        merged[name] = {**defaults, **merged.get(name, {})}
+    for target in reversed(targets):
+        merged = target.pass_defaults(merged)
     return merged
-
-
-def dataset_name(graph: ir.Graph, requested: str | None) -> str | None:
-    name = requested or graph.metadata.get("dataset")
-    if name is not None and name not in DATASETS:
-        raise SnnccError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
-    return name
-
-
-def model_inputs(graph: ir.Graph, data: Dataset) -> np.ndarray:
-    """Dataset images laid out as the model's input."""
-    return arrange(data.images, graph.input.shape, graph.metadata.get("layout", "NCHW"))
-
-
-def calibration_samples(graph: ir.Graph, name: str, data_dir: str | None,
-                        count: int) -> np.ndarray:
-    """``count`` training samples (seeded random choice) for calibration; never test data."""
-    train = load_dataset(name, "train", data_dir)
-    rng = np.random.default_rng(CALIBRATION_SEED)
-    chosen = np.sort(rng.choice(len(train), size=min(count, len(train)), replace=False))
-    return model_inputs(graph, Dataset(name, "train", train.images[chosen], train.labels[chosen]))
 
 
 def prepare(graph: ir.Graph, passes: list[str], *, dataset: str | None, data_dir: str | None,
@@ -165,28 +84,12 @@ def prepare(graph: ir.Graph, passes: list[str], *, dataset: str | None, data_dir
                          "(or a sidecar JSON naming it)")
     context = PassContext(calibration=calibration, timesteps=timesteps, options=options or {})
     graph, results = run_passes(graph, passes, context)
-    summaries = [{"pass": name, "changed": result.changed, "info": _jsonable(result.info)}
+    summaries = [{"pass": name, "changed": result.changed, "info": jsonable(result.info)}
                  for name, result in results]
     return graph, summaries
 
 
 # ------------------------------------------------------------------------------------ reports
-
-
-@dataclass
-class StageResult:
-    """One rung of the accuracy ladder: the network after a stage (``ann``, then each pass)."""
-
-    name: str
-    mode: str
-    accuracy: float
-    accuracy_curve: list[float] | None = None
-    spikes_per_sample: float | None = None
-    synops_per_sample: float | None = None
-    drop_pp: float | None = None
-    weight_memory_bytes: int | None = None
-    connectivity: float | None = None
-    diverges_at: str | None = None
 
 
 @dataclass
@@ -233,6 +136,7 @@ class ValidationReport:
     wall_seconds: float
     ann_accuracy: float | None = None
     ann_reference: str | None = None
+    engine: str | None = None
     decision_time: float | None = None
     agreement: float | None = None
     gates: list[Gate] = field(default_factory=list)
@@ -258,83 +162,13 @@ class ValidationReport:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["stages"] = [stage.report_entry() for stage in self.stages]
         for gate, entry in zip(self.gates, data["gates"], strict=True):
             entry["status"] = gate.status
         data["passed"] = self.passed
         data["status"] = "passed" if self.passed else "failed"
         data["failed_gates"] = [gate.name for gate in self.failed_gates]
-        return _jsonable(data)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-class OnnxRuntimeUnavailable(SnnccError):
-    """onnxruntime cannot load or run a model that snncc imports (e.g. an IR version newer than
-    it knows, MaxPool pads as large as the kernel); ``reason`` is its first line."""
-
-    def __init__(self, model_path: Path, reason: str) -> None:
-        super().__init__(f"{model_path}: onnxruntime cannot run this model ({reason})")
-        self.reason = reason
-
-
-def onnxruntime_logits(model_path: Path, graph: ir.Graph, raw_inputs: np.ndarray,
-                       batch_size: int = 512) -> np.ndarray:
-    """The original ONNX model's outputs from onnxruntime on the same preprocessed inputs.
-
-    Raises :class:`OnnxRuntimeUnavailable` when onnxruntime refuses the model.
-    """
-    try:
-        return _onnxruntime_logits(model_path, graph, raw_inputs, batch_size)
-    except SnnccError:
-        raise
-    except Exception as error:  # noqa: BLE001 - onnxruntime's own exception classes
-        from snncc.frontend.onnx_import import _ort_reason
-
-        raise OnnxRuntimeUnavailable(model_path, _ort_reason(error)) from None
-
-
-def ann_reference_logits(model_path: Path, graph: ir.Graph,
-                         raw_inputs: np.ndarray) -> tuple[np.ndarray, str]:
-    """The ANN reference outputs and what computed them: onnxruntime on the original model, or
-    (when onnxruntime refuses it) snncc's own ANN mode on the imported graph, saying why."""
-    try:
-        return onnxruntime_logits(model_path, graph, raw_inputs), "onnxruntime"
-    except OnnxRuntimeUnavailable as error:
-        from snncc.simulator import run_ann
-
-        return (run_ann(graph, raw_inputs),
-                f"snncc ANN mode; onnxruntime cannot run this model: {error.reason}")
-
-
-def _onnxruntime_logits(model_path: Path, graph: ir.Graph, raw_inputs: np.ndarray,
-                        batch_size: int) -> np.ndarray:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 4  # its refusals come back as exceptions, not stderr lines
-    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    model_input = session.get_inputs()[0]
-    fixed_batch = model_input.shape[0] if isinstance(model_input.shape[0], int) else None
-    step = fixed_batch or batch_size
-    outputs = []
-    for start in range(0, len(raw_inputs), step):
-        chunk = graph.input.preprocess(raw_inputs[start:start + step]).astype(np.float32)
-        count = len(chunk)
-        if fixed_batch and count < fixed_batch:
-            chunk = np.concatenate([chunk, np.zeros((fixed_batch - count,) + chunk.shape[1:],
-                                                    np.float32)])
-        outputs.append(session.run(None, {model_input.name: chunk})[0][:count])
-    return np.concatenate(outputs)
+        return jsonable(data)
 
 
 def validate(
@@ -383,6 +217,10 @@ def validate(
         raise SnnccError(f"limit must be >= 1, got {limit}")
     baseline = load_baseline(gates.baseline) if gates.baseline is not None else None
     chips = resolve_chips(gates.fits)
+    declared = {each: get_target(each) for each in targets}
+    for each in declared.values():
+        each.require_run()
+    first = declared[target]
 
     model = Path(model)
     source = load_model(model, preprocess, layout)
@@ -391,21 +229,9 @@ def validate(
         raise SnnccError("no dataset: pass --dataset (mnist, fashion-mnist or digits)")
     timesteps = resolve_timesteps(source, timesteps)
     if passes is None:
-        passes = max((default_passes(source, each) for each in targets), key=len)
-    from snncc.backends import get_backend
-
-    backends = {}
-    for each in targets:
-        try:
-            backends[each] = get_backend(each)
-        except ModuleNotFoundError as error:
-            raise SnnccError(f"target {each!r} is not available in this snncc "
-                             f"({error.name} is missing)") from None
-        if not hasattr(backends[each], "run"):
-            raise SnnccError(f"target {each!r} cannot run networks; validate with sim or lava")
-    backend = backends[target]
+        passes = default_passes(source, list(declared.values()))
     known = {"snn", "total"} | (set(passes) if stages else set())
-    if stages and target != "sim":
+    if stages and not first.reference:
         known.add(target)
     unknown = [stage for stage in gates.max_drop if stage not in known]
     if unknown:  # fail before the long steps, not after them
@@ -425,29 +251,36 @@ def validate(
     timings["reference"] = time.perf_counter() - started - sum(timings.values())
     ladder: list[StageResult] = []
     last_run = None
-    options = with_target_defaults(target, options)
+    options = pass_defaults(list(declared.values()), options)
     if stages:
         overridden = bool(preprocess) or layout is not None
-        graph, pass_info, ladder, last_run = accuracy_ladder(
-            source, passes, test, dataset=name, data_dir=data_dir, timesteps=timesteps,
-            options=options, ann_accuracy=ann_accuracy,
-            model_path=None if overridden else model)
+        calibration = calibration_samples(source, name, data_dir, CALIBRATION_COUNT)
+        with progress("accuracy ladder", len(passes) + 1) as advance:
+            measured = accuracy_ladder(
+                source if overridden else model, test, timesteps, data_dir=data_dir,
+                stages=passes, options=options, calibration=calibration,
+                progress=lambda rung: advance(1))
+        graph, ladder = measured.graph, measured.stages
+        pass_info = [{"pass": rung.stage, "changed": rung.changed, "info": jsonable(rung.pass_info)}
+                     for rung in ladder if rung.stage != "ann"]
+        if passes and first.reference:  # the ladder's last rung is this very run
+            last_run = (measured.last_result, ladder[-1].seconds)
     else:
         with progress(f"passes: {', '.join(passes) or 'none'} (calibration)", None):
             graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
                                        timesteps=timesteps, options=options)
     timings["passes"] = time.perf_counter() - started - sum(timings.values())
     inputs = model_inputs(graph, test)
-    if last_run is not None and target == "sim":  # the ladder's last rung is this very run
+    if last_run is not None:
         result, wall = last_run
     else:
         start = time.perf_counter()
-        result = _run_backend(backend, target, graph, inputs, timesteps, test.labels)
+        result = _run_target(first, target, graph, inputs, timesteps, test.labels)
         wall = max(time.perf_counter() - start, 1e-9)
     curve = result.accuracy_curve
     report = ValidationReport(
         model=str(model),
-        model_sha256=_sha256(model),
+        model_sha256=file_sha256(model),
         target=target,
         mode=result.mode,
         dataset=name,
@@ -463,6 +296,7 @@ def validate(
         wall_seconds=wall,
         ann_accuracy=ann_accuracy,
         ann_reference=reference,
+        engine=result.engine,
         decision_time=None if result.decision_time is None
         else float(result.decision_time.mean()),
         pass_info=pass_info,
@@ -470,22 +304,22 @@ def validate(
         config=None if config is None else str(config),
     )
     for each in targets[1:]:
-        report.target_runs.append(_target_run(backends[each], each, graph, inputs, timesteps,
+        report.target_runs.append(_target_run(declared[each], each, graph, inputs, timesteps,
                                               test.labels, result))
     if report.target_runs:
         report.agreement = min(run.agreement for run in report.target_runs)
     timings["simulation"] = time.perf_counter() - started - sum(timings.values())
-    _check_gates(report, gates, graph, result, chips, baseline)
+    _check_gates(report, gates, graph, result, chips, baseline, first.reference)
     timings["gates"] = time.perf_counter() - started - sum(timings.values())
     report.total_seconds = time.perf_counter() - started
     report.timings = timings
     return report, graph
 
 
-def _target_run(backend: Any, target: str, graph: ir.Graph, inputs: np.ndarray, timesteps: int,
-                labels: np.ndarray, reference: Any) -> TargetRun:
+def _target_run(declared: Target, target: str, graph: ir.Graph, inputs: np.ndarray,
+                timesteps: int, labels: np.ndarray, reference: Any) -> TargetRun:
     start = time.perf_counter()
-    result = _run_backend(backend, target, graph, inputs, timesteps, labels)
+    result = _run_target(declared, target, graph, inputs, timesteps, labels)
     wall = max(time.perf_counter() - start, 1e-9)
     curve = [float(a) for a in result.accuracy_curve]
     agreement = float(np.mean(result.predictions[-1] == reference.predictions[-1]))
@@ -493,100 +327,10 @@ def _target_run(backend: Any, target: str, graph: ir.Graph, inputs: np.ndarray, 
                      float(result.synops.mean()), agreement, wall)
 
 
-def _run_backend(backend: Any, target: str, graph: ir.Graph, inputs: np.ndarray, timesteps: int,
-                 labels: np.ndarray) -> Any:
-    import inspect
-
-    reports_progress = "progress" in inspect.signature(backend.run).parameters
-    total = len(inputs) if reports_progress else None  # else an indeterminate bar
-    with progress(f"simulating ({target}, T={timesteps})", total) as advance:
-        extra = {"progress": advance} if reports_progress else {}
-        return backend.run(graph, inputs, timesteps, labels=labels, **extra)
-
-
-def accuracy_ladder(source: ir.Graph, passes: list[str], test: Dataset, *, dataset: str,
-                    data_dir: str | None, timesteps: int,
-                    options: dict[str, dict[str, Any]] | None,
-                    ann_accuracy: float | None,
-                    model_path: Path | None = None) -> tuple[ir.Graph, list[dict[str, Any]],
-                                                             list[StageResult], Any]:
-    """Apply ``passes`` one at a time and measure the network after each on ``test``.
-
-    Rungs: ``ann``, then one per pass, named after it, each measured with the reference
-    simulator (integer mode once the graph is integer). Returns the final graph, the pass
-    summaries, the rungs, and ``(SimResult, seconds)`` of the last rung when this function
-    simulated it itself (else ``None``).
-
-    With :mod:`snncc.stages` present (issue 5: weight memory, connectivity, the layer where a
-    stage first diverges), that module measures the rungs (from ``model_path`` when given, so
-    its ANN rung is onnxruntime's; else from ``source``) with the same calibration samples as
-    :func:`prepare`. Without it, a minimal ladder: each pass applied with :func:`prepare` (one
-    by one gives the same graph as all at once), a spiking graph simulated for ``timesteps``
-    (with its accuracy curve), a graph that is still an ANN run in ANN mode, and ``ann`` the
-    onnxruntime reference when there is one.
-    """
-    try:
-        from snncc.stages import accuracy_ladder as measure_ladder
-    except ImportError:
-        measure_ladder = None
-    if measure_ladder is not None:
-        return _stages_ladder(measure_ladder, source, passes, test, dataset=dataset,
-                              data_dir=data_dir, timesteps=timesteps, options=options,
-                              model_path=model_path)
-    from snncc.backends import sim
-
-    ladder = [] if ann_accuracy is None else [StageResult("ann", "ann", ann_accuracy)]
-    graph, summaries, last_run = source, [], None
-    for pass_name in passes:
-        with progress(f"pass {pass_name}", None):
-            graph, info = prepare(graph, [pass_name], dataset=dataset, data_dir=data_dir,
-                                  timesteps=timesteps, options=options)
-        summaries += info
-        inputs = model_inputs(graph, test)
-        last_run = None
-        if is_spiking(graph):
-            start = time.perf_counter()
-            result = _run_backend(sim, f"stage {pass_name}", graph, inputs, timesteps,
-                                  test.labels)
-            last_run = (result, max(time.perf_counter() - start, 1e-9))
-            curve = [float(a) for a in result.accuracy_curve]
-            ladder.append(StageResult(pass_name, result.mode, curve[-1], curve,
-                                      result.spikes_per_sample, float(result.synops.mean())))
-        else:
-            logits = sim.run_ann(graph, inputs)
-            ladder.append(StageResult(pass_name, "ann",
-                                      float((logits.argmax(axis=1) == test.labels).mean())))
-        if len(ladder) > 1:
-            ladder[-1].drop_pp = (ladder[-2].accuracy - ladder[-1].accuracy) * 100
-    return graph, summaries, ladder, last_run
-
-
-def _stages_ladder(measure_ladder: Any, source: ir.Graph, passes: list[str], test: Dataset, *,
-                   dataset: str, data_dir: str | None, timesteps: int,
-                   options: dict[str, dict[str, Any]] | None,
-                   model_path: Path | None) -> tuple[ir.Graph, list[dict[str, Any]],
-                                                     list[StageResult], None]:
-    """The ladder measured by :func:`snncc.stages.accuracy_ladder`, as report rungs."""
-    calibration = calibration_samples(source, dataset, data_dir, CALIBRATION_COUNT)
-    with progress("accuracy ladder", len(passes) + 1) as advance:
-        measured = measure_ladder(
-            source if model_path is None else model_path, test, timesteps, data_dir=data_dir,
-            stages=passes, options=options, calibration=calibration,
-            progress=lambda rung: advance(1))
-    rungs = [StageResult(rung.stage, rung.mode, rung.accuracy,
-                         getattr(rung, "accuracy_curve", None), rung.spikes_per_sample,
-                         rung.synops_per_sample, rung.drop_pp, rung.weight_memory_bytes,
-                         rung.connectivity, rung.diverges_at) for rung in measured.stages]
-    graph = getattr(measured, "graph", None)
-    if graph is None:  # the ladder keeps no graph: apply the (deterministic) passes once more
-        with progress(f"passes: {', '.join(passes) or 'none'} (calibration)", None):
-            graph, summaries = prepare(source, passes, dataset=dataset, data_dir=data_dir,
-                                       timesteps=timesteps, options=options,
-                                       calibration_count=CALIBRATION_COUNT)
-    else:
-        summaries = [{"pass": rung.stage, "changed": True, "info": _jsonable(rung.pass_info)}
-                     for rung in measured.stages if rung.stage != "ann"]
-    return graph, summaries, rungs, None
+def _run_target(declared: Target, target: str, graph: ir.Graph, inputs: np.ndarray,
+                timesteps: int, labels: np.ndarray) -> Any:
+    with progress(f"simulating ({target}, T={timesteps})", len(inputs)) as advance:
+        return declared.require_run()(graph, inputs, timesteps, labels=labels, progress=advance)
 
 
 def spike_rates(graph: ir.Graph, result: Any) -> dict[str, float]:
@@ -602,8 +346,12 @@ def spike_rates(graph: ir.Graph, result: Any) -> dict[str, float]:
 
 
 def _check_gates(report: ValidationReport, gates: GateSpec, graph: ir.Graph, result: Any,
-                 chips: list[Any], baseline: dict[str, Any] | None) -> None:
-    """Append every gate of ``gates`` to ``report`` (rules in :mod:`snncc.gates`)."""
+                 chips: list[Any], baseline: dict[str, Any] | None,
+                 reference_target: bool) -> None:
+    """Append every gate of ``gates`` to ``report`` (rules in :mod:`snncc.gates`).
+
+    ``reference_target``: the deployed run was snncc's own engine, so the ladder's last rung is
+    that run; otherwise the target is one more rung after the ladder."""
     if gates.min_accuracy is not None:
         report.gates.append(min_accuracy_gate(report.snn_accuracy, gates.min_accuracy))
         report.gates += [min_accuracy_gate(run.accuracy, gates.min_accuracy,
@@ -616,12 +364,12 @@ def _check_gates(report: ValidationReport, gates: GateSpec, graph: ir.Graph, res
             report.gates.append(Gate("agreement", True, None, None, "skipped: one target only "
                                      "(set targets = [...] to compare backends)", skipped=True))
     if gates.max_drop:
-        ladder = [(stage.name, stage.accuracy) for stage in report.stages]
-        if ladder and report.target != "sim":
+        ladder = [(stage.stage, stage.accuracy) for stage in report.stages]
+        if ladder and not reference_target:
             ladder.append((report.target, report.snn_accuracy))
         elif not ladder and report.ann_accuracy is not None:
             ladder = [("ann", report.ann_accuracy)]
-        diverges = {stage.name: stage.diverges_at for stage in report.stages
+        diverges = {stage.stage: stage.diverges_at for stage in report.stages
                     if stage.diverges_at}
         report.gates += drop_gates(ladder, report.snn_accuracy, report.ann_accuracy,
                                    gates.max_drop, diverges)
@@ -642,29 +390,6 @@ def _check_gates(report: ValidationReport, gates: GateSpec, graph: ir.Graph, res
             "tolerance_pp": gates.tolerance,
             "notes": notes,
         }
-
-
-def resolve_timesteps(graph: ir.Graph, timesteps: int | None) -> int:
-    """Explicit T, else a latency input's ``t_max``, else the graph's recorded T, else 32.
-
-    An explicit T on a latency-coded network re-encodes its input with ``t_max = T`` (the whole
-    spike-time range compressed into T steps), which is how such a network is deployed faster.
-    """
-    if timesteps is not None:
-        check_timesteps(timesteps)
-        if graph.input.coding == "latency":
-            graph.input.t_max = timesteps
-        return timesteps
-    if graph.input.coding == "latency" and graph.input.t_max:
-        return check_timesteps(graph.input.t_max, "the model's t_max")
-    recorded = graph.metadata.get("timesteps", 32)
-    if not isinstance(recorded, int) or isinstance(recorded, bool):
-        raise SnnccError(f"the model records timesteps {recorded!r}, not an integer")
-    return check_timesteps(recorded, "the model's recorded timesteps")
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # ------------------------------------------------------------------------------------ compile
@@ -697,44 +422,40 @@ def compile_model(
 ) -> CompileResult:
     """Convert and lower ``model`` and write ``target``'s artifacts into ``out_dir`` atomically.
 
-    ``out_dir`` also receives ``network.snn.npz`` (the deployed IR) and ``compile.json``. It is
-    checked before any work (:func:`snncc.util.check_output_directory`: an existing directory is
+    ``out_dir`` also receives ``network.snn.npz`` (the deployed IR) and ``compile.json``.
+    ``target_options`` are checked against the target's declared options before any work, and
+    so is ``out_dir`` (:func:`snncc.util.check_output_directory`: an existing directory is
     replaced only when it is a previous compile output or ``force`` is set, never when it holds
     the model).
     """
-    import json
-
-    from snncc.backends import get_backend
-    from snncc.util import atomic_directory, check_output_directory
-
     model = Path(model)
     check_output_directory(out_dir, "compile", force=force, inputs=(model,))
     source = load_model(model, preprocess, layout)
-    backend = get_backend(target)  # fail early, before any work, if the target is unavailable
+    declared = get_target(target)  # fail early, before any work, if the target is unavailable
+    target_options = declared.target_options(target_options)
     name = dataset_name(source, dataset)
     timesteps = resolve_timesteps(source, timesteps)
-    passes = default_passes(source, target) if passes is None else passes
+    passes = default_passes(source, [declared]) if passes is None else passes
     graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
-                               timesteps=timesteps, options=with_target_defaults(target, options))
+                               timesteps=timesteps, options=declared.pass_defaults(options))
     graph.metadata.update({"timesteps": timesteps, "target": target})
     out_dir = Path(out_dir)
+    source_hash = file_sha256(model)
     with atomic_directory(out_dir, "compile", force=force, inputs=(model,)) as staging:
-        target_options = dict(target_options or {})
-        if target == "fpga":
-            target_options.setdefault("source_hash", _sha256(model))
-        files = list(backend.emit(graph, staging, **target_options))
+        files = list(declared.emit(graph, staging, timesteps=timesteps, source_hash=source_hash,
+                                   **target_options))
         if not (staging / "network.snn.npz").exists():
             graph.save(staging / "network.snn.npz")
         summary = {
             "snncc_version": __version__,
             "model": str(model),
-            "model_sha256": _sha256(model),
+            "model_sha256": source_hash,
             "target": target,
             "timesteps": timesteps,
             "passes": passes,
             "pass_info": pass_info,
             "files": sorted(p.name for p in staging.iterdir()),
         }
-        (staging / "compile.json").write_text(json.dumps(_jsonable(summary), indent=1))
+        (staging / "compile.json").write_text(json.dumps(jsonable(summary), indent=1))
     files = [out_dir / Path(f).relative_to(staging) for f in files]
     return CompileResult(target, out_dir, files, passes, pass_info, graph)

@@ -192,7 +192,7 @@ def loihi_encoding_bits(weights_per_axon_dense: np.ndarray, weights_per_axon_non
 
 
 @dataclass(frozen=True)
-class Layer:
+class LayerResources:
     """Resource figures of one layer (a synaptic node plus the neurons it feeds).
 
     ``synapses`` counts every connection (conv unrolled, padding excluded);
@@ -253,8 +253,6 @@ class Layer:
         }
 
 
-_NEURON_TYPES = (ir.IF, ir.Readout, ir.ReLU, ir.Clip)
-_SPIKE_SOURCES = (ir.IF, ir.MaxPool2d, ir.Input, ir.ReLU, ir.Clip)
 
 
 def conv_hits(size: int, kernel: int, stride: int, pad_before: int, dilation: int,
@@ -300,47 +298,6 @@ def conv_synapse_counts(node: ir.Conv2d, input_shape: tuple[int, ...],
     return dense, nonzero
 
 
-def _walk_back(graph: ir.Graph, name: str) -> tuple[list[str], str]:
-    """From a synaptic node's input: upstream layers (or the input) and the spike source node."""
-    sources: list[str] = []
-    spike_node: str | None = None
-    stack = list(graph.inputs_of(name))
-    seen: set[str] = set()
-    while stack:
-        current = stack.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        node = graph.nodes[current]
-        if spike_node is None and isinstance(node, _SPIKE_SOURCES):
-            spike_node = current
-        if isinstance(node, ir.SYNAPTIC) or isinstance(node, ir.Input):
-            if current not in sources:
-                sources.append(current)
-            continue
-        stack.extend(graph.inputs_of(current))
-    if spike_node is None:
-        spike_node = sources[0] if sources else graph.input_name
-    return sources, spike_node
-
-
-def _neuron_node(graph: ir.Graph, name: str) -> str | None:
-    """First neuron node reached downstream of ``name`` through non-synaptic nodes."""
-    frontier = graph.consumers(name)
-    seen: set[str] = set()
-    while frontier:
-        current = frontier.pop(0)
-        if current in seen:
-            continue
-        seen.add(current)
-        node = graph.nodes[current]
-        if isinstance(node, _NEURON_TYPES):
-            return current
-        if not isinstance(node, ir.SYNAPTIC):
-            frontier.extend(graph.consumers(current))
-    return None
-
-
 def _kernel_input(graph: ir.Graph, name: str, shapes: dict[str, tuple[int, ...]]
                   ) -> tuple[int, int, int]:
     node = graph.nodes[name]
@@ -359,15 +316,19 @@ def _kernel_input(graph: ir.Graph, name: str, shapes: dict[str, tuple[int, ...]]
 
 def analyze_layer(graph: ir.Graph, name: str, *, bits: int | None = None,
                   default_bits: int | None = None,
-                  shapes: dict[str, tuple[int, ...]] | None = None) -> Layer:
-    """Resource figures of the layer whose synaptic node is ``name`` (see :class:`Layer`).
+                  shapes: dict[str, tuple[int, ...]] | None = None,
+                  view: list[ir.Layer] | None = None) -> LayerResources:
+    """Resource figures of the layer whose synaptic node is ``name`` (see :class:`LayerResources`).
 
-    ``bits`` forces the weight width; ``default_bits`` applies to float weights only.
+    ``bits`` forces the weight width; ``default_bits`` applies to float weights only. ``view``:
+    the graph's :func:`snncc.ir.layers`, when the caller has it already.
     """
     shapes = shapes if shapes is not None else graph.infer_shapes()
     node = graph.nodes[name]
     if not isinstance(node, ir.SYNAPTIC):
         raise SnnccError(f"node {name!r} ({type(node).__name__}) is not a synaptic layer")
+    view = graph.layers() if view is None else view
+    layer = next(each for each in view if each.name == name)
     input_shape = shapes[graph.inputs_of(name)[0]]
     output_shape = shapes[name]
     weight = node.weight
@@ -394,20 +355,17 @@ def analyze_layer(graph: ir.Graph, name: str, *, bits: int | None = None,
     layer_bits = weight_bits(weight, bits, default=default_bits, layer=name)
     nonzero_parameters = int(nonzero_weight.sum())
     index_bits = max(int(math.ceil(math.log2(max(per_neuron, 2)))), 1)
-    sources, spike_node = _walk_back(graph, name)
+    spike_node = layer.spike_source
     if np.all(np.abs(weight) == 1):
         lane_bits = 1
     elif weight.dtype.kind == "f" and not np.all(weight == np.round(weight)):
         lane_bits = layer_bits
     else:
         lane_bits = signed_bits(weight) if bits is None else layer_bits
-    consumers = tuple(
-        layer for layer in graph.of_type(*ir.SYNAPTIC)
-        if name in _walk_back(graph, layer)[0]
-    )
-    return Layer(
-        name=name, kind=kind, neuron_node=_neuron_node(graph, name), spike_node=spike_node,
-        sources=tuple(sources), input_shape=tuple(input_shape), output_shape=tuple(output_shape),
+    consumers = tuple(other.name for other in view if name in other.upstream)
+    return LayerResources(
+        name=name, kind=kind, neuron_node=layer.target_name, spike_node=spike_node,
+        sources=layer.upstream, input_shape=tuple(input_shape), output_shape=tuple(output_shape),
         neurons=neurons, fan_in=fan_in, fan_out=fan_out, synapses=synapses,
         nonzero_synapses=nonzero_synapses, parameters=int(weight.size),
         nonzero_parameters=nonzero_parameters, weight_bits=layer_bits,
@@ -421,11 +379,12 @@ def analyze_layer(graph: ir.Graph, name: str, *, bits: int | None = None,
 
 
 def analyze_layers(graph: ir.Graph, *, bits: int | None = None,
-                   default_bits: int | None = None) -> list[Layer]:
-    """:class:`Layer` figures for every synaptic node, in topological order."""
+                   default_bits: int | None = None) -> list[LayerResources]:
+    """:class:`LayerResources` figures for every synaptic node, in topological order."""
     shapes = graph.infer_shapes()
-    return [analyze_layer(graph, name, bits=bits, default_bits=default_bits, shapes=shapes)
-            for name in graph.of_type(*ir.SYNAPTIC)]
+    view = graph.layers()
+    return [analyze_layer(graph, layer.name, bits=bits, default_bits=default_bits, shapes=shapes,
+                          view=view) for layer in view]
 
 
 def signed_bits(values: np.ndarray) -> int:
@@ -437,7 +396,7 @@ def signed_bits(values: np.ndarray) -> int:
     return max(2, high.bit_length() + 1, (-low - 1).bit_length() + 1 if low < 0 else 0)
 
 
-def fpga_weight_memory(layer: Layer) -> tuple[int, int]:
+def fpga_weight_memory(layer: LayerResources) -> tuple[int, int]:
     """``(depth, word_bits)`` of a layer's weight memory in the FPGA bundle's layout.
 
     The bundle (``snncc.backends.fpga``) lowers a layer to a dense matrix (convolutions and sum
@@ -450,7 +409,7 @@ def fpga_weight_memory(layer: Layer) -> tuple[int, int]:
     return layer.stage_inputs, layer.neurons * layer.fpga_lane_bits
 
 
-def layer_fpga_bram36(layer: Layer) -> int:
+def layer_fpga_bram36(layer: LayerResources) -> int:
     """BRAM36 blocks of one layer's weight memory on an FPGA (:func:`fpga_weight_memory`).
 
     Neuron parameters (thresholds, initial potentials, biases) are not counted, as in the
@@ -732,7 +691,7 @@ class Block:
                 "rows": list(self.rows), "cols": list(self.cols), "neurons": self.neurons}
 
 
-def whole_block(layer: Layer) -> Block:
+def whole_block(layer: LayerResources) -> Block:
     """The block covering a whole layer."""
     if layer.kind == "conv":
         channels, height, width = layer.output_shape
@@ -740,7 +699,7 @@ def whole_block(layer: Layer) -> Block:
     return Block(layer.name, 0, (0, layer.neurons))
 
 
-def axon_weight_counts(node: ir.Dense | ir.Conv2d, layer: Layer, block: Block
+def axon_weight_counts(node: ir.Dense | ir.Conv2d, layer: LayerResources, block: Block
                        ) -> tuple[np.ndarray, np.ndarray]:
     """Per input neuron (axon) of the layer: weights it reaches inside ``block``.
 
@@ -775,7 +734,7 @@ def axon_weight_counts(node: ir.Dense | ir.Conv2d, layer: Layer, block: Block
     return dense.reshape(-1), nonzero.reshape(-1)
 
 
-def block_usage(node: ir.Dense | ir.Conv2d, layer: Layer, block: Block, chip: ChipProfile,
+def block_usage(node: ir.Dense | ir.Conv2d, layer: LayerResources, block: Block, chip: ChipProfile,
                 reach: int = 1) -> dict[str, int]:
     """What ``block`` of ``layer`` uses of each per-core resource ``chip`` limits.
 

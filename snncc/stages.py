@@ -1,7 +1,7 @@
 """The per-stage accuracy ladder: ANN -> converted SNN -> binarized -> folded -> quantized -> pruned.
 
 Each stage applies one more pass to the previous stage's graph and is measured on the same test
-samples with the reference simulator (:mod:`snncc.simulator`, integer mode once the graph is
+samples with the reference simulator (:mod:`snncc.engines`, integer mode once the graph is
 integer): accuracy, spikes and synaptic operations per sample, weight memory and connectivity.
 The ANN stage is onnxruntime for ONNX sources (the simulator's ANN mode otherwise).
 
@@ -12,7 +12,7 @@ samples and neurons; the first layer in topological order whose correlation fall
 ``min_correlation`` (else the least correlated layer) is named.
 
 Weight memory counts synaptic weights only: 32 bits per weight for float graphs; for integer
-graphs the quantized mantissa width (``graph.metadata["quantize"]``), 1 bit for binarized layers,
+graphs the quantized mantissa width (``graph.quantization``), 1 bit for binarized layers,
 otherwise the signed width of the largest weight; a layer is stored sparse (nonzero weights plus a
 ``ceil(log2(fan_in))``-bit index each) when that is smaller than dense.
 """
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,24 @@ import numpy as np
 
 from snncc import ir
 from snncc.datasets import Dataset, load_dataset
+from snncc.engines import SimResult, run_ann, simulate
 from snncc.errors import SnnccError
+from snncc.gates import drop_gate, parse_max_drop
+from snncc.loading import (
+    OnnxRuntimeUnavailable,
+    calibration_samples,
+    dataset_name,
+    is_spiking,
+    load_model,
+    model_inputs,
+    onnxruntime_logits,
+    resolve_timesteps,
+)
 from snncc.passes import REGISTRY, PassContext, run_passes
+from snncc.util import jsonable
+
+__all__ = ["DEFAULT_STAGES", "LadderReport", "StageResult", "accuracy_ladder", "max_drop_failures",
+           "parse_max_drop", "weight_memory_bytes"]
 
 DEFAULT_STAGES = ("convert", "binarize", "fold", "quantize", "prune")
 LADDER_SCHEMA = "snncc.stages/1"
@@ -38,7 +54,7 @@ LADDER_SCHEMA = "snncc.stages/1"
 
 @dataclass
 class StageResult:
-    """One rung of the ladder."""
+    """One rung of the ladder: the network after a stage (``ann``, then each pass)."""
 
     stage: str
     mode: str  # "ann", "float" or "integer"
@@ -52,11 +68,28 @@ class StageResult:
     diverges_at: str | None = None
     pass_info: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    accuracy_curve: list[float] | None = None  # accuracy after each step (spiking rungs)
+    changed: bool = True  # the pass changed the graph
+
+    def report_entry(self) -> dict[str, Any]:
+        """The rung as the validate report states it (schema ``snncc.validate/1``, ``stages``)."""
+        return {"name": self.stage, "mode": self.mode, "accuracy": self.accuracy,
+                "accuracy_curve": self.accuracy_curve,
+                "spikes_per_sample": self.spikes_per_sample,
+                "synops_per_sample": self.synops_per_sample,
+                "drop_pp": self.drop_pp,
+                "weight_memory_bytes": self.weight_memory_bytes,
+                "connectivity": self.connectivity, "diverges_at": self.diverges_at}
 
 
 @dataclass
 class LadderReport:
-    """The whole ladder (JSON: :meth:`to_dict`, schema ``snncc.stages/1``)."""
+    """The whole ladder (JSON: :meth:`to_dict`, schema ``snncc.stages/1``).
+
+    ``graph`` and ``last_result`` (the final graph and the last rung's simulation) are kept for
+    callers that go on with them (``snncc validate --stages`` deploys that graph and reports that
+    run); they are not part of the JSON.
+    """
 
     model: str
     dataset: str
@@ -64,6 +97,9 @@ class LadderReport:
     timesteps: int
     stages: list[StageResult]
     schema: str = LADDER_SCHEMA
+    graph: ir.Graph | None = field(default=None, repr=False)
+    last_result: SimResult | None = field(default=None, repr=False)
+    last_seconds: float = field(default=0.0, repr=False)
 
     def stage(self, name: str) -> StageResult:
         for result in self.stages:
@@ -73,9 +109,10 @@ class LadderReport:
                          f"{', '.join(s.stage for s in self.stages)}")
 
     def to_dict(self) -> dict[str, Any]:
-        from snncc.pipeline import _jsonable
-
-        return _jsonable(asdict(self))
+        data = {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("graph", "last_result", "last_seconds")}
+        data["stages"] = [asdict(stage) for stage in self.stages]
+        return jsonable(data)
 
 
 def accuracy_ladder(
@@ -100,17 +137,6 @@ def accuracy_ladder(
     Calibration samples come from ``calibration`` or the dataset's training split (never the test
     split). A drop of more than ``divergence_drop_pp`` triggers the divergence search.
     """
-    from snncc.pipeline import (
-        OnnxRuntimeUnavailable,
-        calibration_samples,
-        dataset_name,
-        is_spiking,
-        load_model,
-        model_inputs,
-        onnxruntime_logits,
-        resolve_timesteps,
-    )
-
     for name in stages:
         if name not in REGISTRY:
             raise SnnccError(f"unknown stage {name!r}; stages are passes: {', '.join(REGISTRY)}")
@@ -144,8 +170,6 @@ def accuracy_ladder(
     previous_accuracy: float | None = None
     if not is_spiking(graph):
         start = time.perf_counter()
-        from snncc.simulator import run_ann
-
         activations = [n for n in graph.of_type(ir.ReLU, ir.Clip)]
         values = run_ann(graph, inputs, outputs=activations + [graph.output_name])
         if model_path is not None and model_path.suffix.lower() == ".onnx":
@@ -169,12 +193,12 @@ def accuracy_ladder(
     for stage in stages:
         start = time.perf_counter()
         graph, applied = run_passes(graph, [stage], context)
-        info = applied[0][1].info
+        info, changed = applied[0][1].info, applied[0][1].changed
         integer = graph.is_integer()
-        from snncc.simulator import simulate
-
+        simulated = time.perf_counter()
         result = simulate(graph, inputs, timesteps, mode="integer" if integer else "float",
                           labels=labels, count_neurons=True)
+        last_seconds = time.perf_counter() - simulated
         rates = {n: result.neuron_counts[n] / timesteps for n in graph.of_type(ir.IF)
                  if n in result.neuron_counts}
         correlations = _correlations(previous_rates, rates, info.get("kept_units", {}))
@@ -190,43 +214,31 @@ def accuracy_ladder(
             weight_memory_bytes=weight_memory_bytes(graph), connectivity=_connectivity(graph),
             layer_correlation=correlations, diverges_at=diverges, pass_info=info,
             seconds=time.perf_counter() - start,
+            accuracy_curve=[float(a) for a in result.accuracy_curve], changed=changed,
         ))
         previous_rates, previous_accuracy = rates, accuracy
         if progress:
             progress(results[-1])
     return LadderReport(model=model_name, dataset=name, samples=len(labels),
-                        timesteps=timesteps, stages=results)
+                        timesteps=timesteps, stages=results, graph=graph,
+                        last_result=result if stages else None,
+                        last_seconds=last_seconds if stages else 0.0)
 
 
 def max_drop_failures(report: LadderReport, max_drop: dict[str, float]) -> list[str]:
-    """The ``--max-drop STAGE=PP`` gates that fail, one line each (empty: all pass).
-
-    A stage's drop is the previous stage's accuracy minus its own, in percentage points.
+    """The ``--max-drop STAGE=PP`` gates (:func:`snncc.gates.drop_gate`) that fail, one line each
+    (empty: all pass). A stage's drop is the previous stage's accuracy minus its own, in
+    percentage points (0 for the first rung); a stage not in the ladder is a one-line error.
     """
     failures = []
     for stage, limit in max_drop.items():
-        result = report.stage(stage)
-        if result.drop_pp > limit:
-            where = f"; first diverges at layer {result.diverges_at!r}" if result.diverges_at else ""
-            failures.append(f"stage {stage!r} lost {result.drop_pp:.2f} pp of accuracy "
+        rung = report.stage(stage)
+        gate = drop_gate(stage, rung.drop_pp, "the previous stage", limit, rung.diverges_at)
+        if not gate.passed:
+            where = f"; first diverges at layer {rung.diverges_at!r}" if rung.diverges_at else ""
+            failures.append(f"stage {stage!r} lost {rung.drop_pp:.2f} pp of accuracy "
                             f"(limit {limit:g} pp){where}")
     return failures
-
-
-def parse_max_drop(items: list[str] | None) -> dict[str, float]:
-    """``["quantize=0.1", ...]`` -> ``{"quantize": 0.1}``; bad items raise a one-line error."""
-    limits: dict[str, float] = {}
-    for item in items or []:
-        stage, sep, value = item.partition("=")
-        if not sep or not stage.strip():
-            raise SnnccError(f"bad --max-drop {item!r}: expected STAGE=PP (e.g. quantize=0.1)")
-        try:
-            limits[stage.strip()] = float(value)
-        except ValueError:
-            raise SnnccError(f"bad --max-drop {item!r}: {value!r} is not a number") from None
-        if limits[stage.strip()] < 0:
-            raise SnnccError(f"bad --max-drop {item!r}: the limit must be >= 0")
-    return limits
 
 
 def first_divergence(correlations: dict[str, float], graph: ir.Graph,
@@ -241,7 +253,7 @@ def first_divergence(correlations: dict[str, float], graph: ir.Graph,
 
 def weight_memory_bytes(graph: ir.Graph) -> int:
     """Bytes to store every synaptic weight (see the module docstring for the rules)."""
-    quantized = graph.metadata.get("quantize", {}).get("layers", {})
+    quantized = {} if graph.quantization is None else graph.quantization.layers
     binary = set(graph.metadata.get("binarize", {}).get("layers", {}))
     total_bits = 0
     for name in graph.of_type(*ir.SYNAPTIC):
@@ -249,7 +261,7 @@ def weight_memory_bytes(graph: ir.Graph) -> int:
         if weight.dtype.kind == "f":
             bits = 1 if name in binary and _is_binary(weight) else 32
         elif name in quantized:
-            bits = int(quantized[name]["weight_bits"])
+            bits = int(quantized[name].weight_bits)
         elif name in binary and _is_binary(weight):
             bits = 1
         else:

@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic output writing (and its rules) and progress bars."""
+"""Small shared helpers: atomic output writing (and its rules), progress bars, JSON-ready values."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from snncc.errors import SnnccError
 
@@ -186,3 +189,16 @@ def progress(description: str, total: int | None) -> Iterator[callable]:
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy arrays and scalars turned into lists and Python numbers (for JSON)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

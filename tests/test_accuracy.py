@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from snncc.datasets import load_dataset
+from snncc.engines import simulate
 from snncc.pipeline import load_model, model_inputs, onnxruntime_logits, prepare
-from snncc.simulator import simulate
 
 # (model, T, floor): absolute floors from the issue (better than the reference converter).
 ABSOLUTE = [

@@ -121,3 +121,36 @@ def test_validate_shared_mlp_full_test_set_beats_reference_at_t8(models_dir, dat
     result = snncc("validate", str(models_dir / "mnist_mlp.onnx"), "--data-dir", str(data_dir),
                    "-T", "8", "--min-accuracy", "0.983")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_target_option_is_documented():
+    from pathlib import Path
+
+    from snncc.backends import TARGETS, get_target
+    from snncc.errors import SnnccError
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "targets.md").read_text()
+    for name in TARGETS:
+        try:
+            target = get_target(name)
+        except SnnccError:  # a target whose optional dependency is missing
+            continue
+        assert f"| `{name}` |" in text
+        for option in target.options:
+            assert f"`{option}`" in text, (name, option)
+
+
+def test_compile_refuses_an_option_its_target_does_not_declare(tmp_path):
+    from typer.testing import CliRunner
+
+    from snncc.cli import app
+
+    model = Path(__file__).resolve().parents[1] / "examples" / "digits_mlp.onnx"
+    result = CliRunner().invoke(app, ["compile", str(model), "--target", "sim", "-T", "4",
+                                      "--target-option", "fpga_part=zynq-7020",
+                                      "-o", str(tmp_path / "out")])
+    from snncc.errors import SnnccError
+
+    assert isinstance(result.exception, SnnccError)
+    assert str(result.exception) == "target 'sim' has no option 'fpga_part'; available: engine"
+    assert not (tmp_path / "out").exists()

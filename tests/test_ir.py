@@ -120,3 +120,32 @@ def test_graph_editing_helpers():
     copy = graph.copy()
     copy.nodes["fc1"].weight[0, 0] = 123.0
     assert graph.nodes["fc1"].weight[0, 0] != 123.0
+
+
+def test_quantization_format_and_raw_range_are_typed_and_saved(tmp_path):
+    graph = ir.Graph({"source": "test"})
+    graph.chain(
+        ("input", ir.Input(shape=(4,), raw_range=(-8, 7))),
+        ("fc", ir.Dense(weight=np.array([[2, -4, 6, 8]]), bias=np.array([12]))),
+        ("readout", ir.Readout()),
+    )
+    graph.quantization = ir.Quantization("lava", 8, {"fc": ir.LayerQuantization(1, 8, 2, 4)})
+    loaded = ir.Graph.load(graph.save(tmp_path / "g.snn.npz"))
+    assert loaded.quantization == graph.quantization
+    assert loaded.input.raw_range == (-8.0, 7.0)
+    assert loaded.copy().quantization == graph.quantization
+    np.testing.assert_array_equal(loaded.quantization.layers["fc"].round_bias(np.array([5, -7])),
+                                  [4, -8])
+    with pytest.raises(SnnccError, match="raw input range"):
+        ir.Input(shape=(4,), raw_range=(3, 1))
+
+
+def test_files_with_the_old_quantize_metadata_load_as_the_typed_format(tmp_path):
+    graph = ir.Graph({"quantize": {"target": "generic", "bits": 4,
+                                   "layers": {"fc": {"weight_exponent": 0, "weight_bits": 4,
+                                                     "bias_exponent": 0, "scale": 1.0}}}})
+    graph.chain(("input", ir.Input(shape=(2,))), ("fc", ir.Dense(weight=np.ones((1, 2)))),
+                ("readout", ir.Readout()))
+    loaded = ir.Graph.load(graph.save(tmp_path / "old.snn.npz"))
+    assert "quantize" not in loaded.metadata
+    assert loaded.quantization.layers["fc"].weight_bits == 4

@@ -237,3 +237,24 @@ def test_gate_amounts_are_shown_in_their_units() -> None:
     assert gate_amount("baseline-spikes", 12.34) == "+12.3 %"
     assert gate_amount("fits:loihi2", 3.0) == "3 cores"
     assert gate_amount("fits:loihi2", None) == "n/a"
+
+
+def test_the_report_names_the_engine_that_ran_the_deployed_network(tmp_path: Path) -> None:
+    from snncc import ir
+
+    report, _ = validate(DIGITS, timesteps=4, limit=40)
+    assert report.to_dict()["engine"] == "step"
+    check_schema(report.to_dict())
+    rng = np.random.default_rng(0)
+    graph = ir.Graph({"dataset": "digits"})
+    graph.chain(
+        ("input", ir.Input(shape=(1, 8, 8), coding="latency", t_max=16, scale=1 / 16)),
+        ("flatten", ir.Flatten()),
+        ("fc1", ir.Dense(weight=rng.choice(np.array([-1, 1]), (30, 64)))),
+        ("if1", ir.IF(threshold=np.array([3]), v_init=np.array([0]), reset="zero",
+                      fire_once=True)),
+        ("fc2", ir.Dense(weight=rng.choice(np.array([-1, 1]), (10, 30)))),
+        ("readout", ir.Readout(mode="first_spike", threshold=np.array([2]))),
+    )
+    report, _ = validate(graph.save(tmp_path / "ttfs.snn.npz"), limit=40)
+    assert report.engine == "ttfs"

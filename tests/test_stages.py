@@ -9,8 +9,8 @@ import pytest
 
 from snncc import ir
 from snncc.datasets import Dataset
+from snncc.engines import run_ann
 from snncc.errors import SnnccError
-from snncc.simulator import run_ann
 from snncc.stages import (
     LadderReport,
     StageResult,
@@ -130,7 +130,8 @@ def test_weight_memory_rules():
     integer.nodes["fc"].weight = np.full((10, 100), 100, np.int64)  # 8-bit signed
     integer.nodes["out"].weight = np.ones((2, 10), np.int64)
     assert weight_memory_bytes(integer) == (1000 * 8 + 20 * 2) // 8
-    integer.metadata["quantize"] = {"layers": {"fc": {"weight_bits": 4}, "out": {"weight_bits": 4}}}
+    integer.quantization = ir.Quantization("generic", 4, {"fc": ir.LayerQuantization(0, 4),
+                                                         "out": ir.LayerQuantization(0, 4)})
     assert weight_memory_bytes(integer) == (1000 * 4 + 20 * 4) // 8
     integer.nodes["fc"].weight[:, 1:] = 0  # 10 nonzero of 1000: sparse (4 + 7 index bits) wins
     assert weight_memory_bytes(integer) == int(np.ceil((10 * (4 + 7) + 20 * 4) / 8))

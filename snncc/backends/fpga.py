@@ -9,7 +9,7 @@ dense (Toeplitz) matrix ``A`` and offset ``c``, with ``y = A @ x + c`` for the r
 input ``x``. In the integer mode these nodes are exact integer affine maps without rounding or
 saturation (:mod:`snncc.ir`), so their composition is exactly equivalent (tests check it against
 the reference simulator). ``A`` is built by pushing the identity basis through the reference
-simulator's own operators (:func:`snncc.simulator.conv2d`, :func:`snncc.simulator.sum_pool`).
+step engine's own operators (:func:`snncc.engines.step.conv2d`, :func:`~snncc.engines.step.sum_pool`).
 ``MaxPool2d``, ``Add`` (branches) and float-only nodes are rejected.
 
 **Packing** (:func:`pack_memory`, the one packing every file format renders). A memory is a
@@ -20,7 +20,7 @@ when input ``i`` spikes gives every neuron's weight at once. A layer whose weigh
 packs 1 bit per synapse (bit 1 = +1, bit 0 = -1); any other layer packs ``bits``-bit two's
 complement with the fewest bits that hold every weight (at least 2, at most
 :data:`MAX_WEIGHT_BITS`, or exactly ``options["weight_bits"]``). When every weight is a multiple
-of ``2**k`` (:func:`weight_shift`; quantized layers are ``mantissa * 2**exponent``) the lanes hold
+of ``2**k`` (:func:`snncc.resources.weight_exponent`; quantized layers are ``mantissa * 2**exponent``) the lanes hold
 ``W / 2**k`` and the engine shifts each input event left by ``k``, which is exact. Thresholds, biases and initial
 potentials are memories of depth ``neurons`` with one lane, two's complement, at most
 :data:`PARAM_BITS` bits (they live in the 24-bit state).
@@ -47,7 +47,9 @@ from typing import Any
 import numpy as np
 
 import snncc
-from snncc import ir, resources, simulator
+from snncc import ir, resources
+from snncc.backends import Target
+from snncc.engines import step
 from snncc.errors import ResourceError, SnnccError, UnsupportedError
 
 BUNDLE_FORMAT = "snncc-fpga-bundle"
@@ -303,12 +305,12 @@ def _apply_linear(node: ir.Node, batch: np.ndarray, with_bias: bool, where: str)
             out = out + node.bias.astype(np.int64)
         return out
     if isinstance(node, ir.Conv2d):
-        out = simulator.conv2d(batch, node, simulator.conv_kernels(node, np.int64)).astype(np.int64)
+        out = step.conv2d(batch, node, step.conv_kernels(node, np.int64)).astype(np.int64)
         if with_bias and node.bias is not None:
             out = out + node.bias.astype(np.int64).reshape(1, -1, 1, 1)
         return out
     if isinstance(node, ir.SumPool2d):
-        return simulator.sum_pool(batch, node).astype(np.int64)
+        return step.sum_pool(batch, node).astype(np.int64)
     if isinstance(node, ir.Flatten):
         return batch.reshape(len(batch), -1)
     if isinstance(node, ir.Reshape):
@@ -415,22 +417,8 @@ def _param_memory(layer: BundleLayer, what: str, values: np.ndarray) -> PackedMe
                                    "neuron")
 
 
-def weight_shift(weight: np.ndarray) -> int:
-    """Largest ``k`` with every weight a multiple of ``2**k`` (0 when all are zero).
-
-    Quantized layers are often ``mantissa * 2**exponent``; storing the mantissa and shifting the
-    input event by ``k`` in the engine is exact and saves ``k`` bits per synapse.
-    """
-    nonzero = np.abs(np.asarray(weight, dtype=np.int64))
-    nonzero = nonzero[nonzero != 0]
-    if nonzero.size == 0:
-        return 0
-    combined = int(np.bitwise_or.reduce(nonzero))
-    return (combined & -combined).bit_length() - 1
-
-
 def _weight_memory(layer: BundleLayer, forced_bits: int | None) -> PackedMemory:
-    shift = weight_shift(layer.weight)
+    shift = resources.weight_exponent(layer.weight)
     stored = layer.weight >> shift  # exact: every weight is a multiple of 2**shift
     description = (f"weights of layer '{comment_text(layer.name)}', word i = input i, lane j = "
                    "weight to neuron j")
@@ -957,3 +945,12 @@ def bundle_file(bundle_dir: str | Path, relative: str) -> Path:
     if not path.is_file():
         raise SnnccError(f"{bundle_dir}: bundle file {relative} is missing")
     return path
+
+
+TARGET = Target(
+    name="fpga",
+    summary="an FPGA weight bundle (.mem/.coe/.h/.npy) + the Verilog engine (snncc hdl-check runs it)",
+    emit=emit,
+    passes=("fold", "quantize"),
+    options={"fpga_part": "zynq-7020", "strict": False, "options": None},
+)

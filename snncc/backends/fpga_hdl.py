@@ -5,12 +5,13 @@
 compiles ``hdl/tb_network.v`` + ``hdl/snn_network.v`` + ``hdl/if_layer.v`` with ``iverilog``
 into a temporary directory and runs ``vvp`` from the bundle root. The result holds every IF
 layer's spike raster, the readout's prediction after every step, its final potentials and the
-first-spike decision step — the quantities :func:`snncc.simulator.simulate` reports in integer
+first-spike decision step — the quantities :func:`snncc.engines.simulate` reports in integer
 mode, so tests compare them element for element.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snncc import coding, ir
+from snncc import ir, semantics
 from snncc.backends.fpga import (
     CONFIG_FILE,
     ENGINE_FILE,
@@ -31,8 +32,8 @@ from snncc.backends.fpga import (
     bundle_file,
     read_manifest,
 )
+from snncc.engines import SimResult
 from snncc.errors import SnnccError
-from snncc.simulator import SimResult
 
 #: Seconds one vvp run may take before it is stopped.
 DEFAULT_TIMEOUT_S = 1800
@@ -102,13 +103,9 @@ def encode_events(manifest: dict, raw_inputs: np.ndarray, timesteps: int,
         events = np.zeros((timesteps,) + values.shape, np.int64)
         events[0] = values
         return events
-    x = node.preprocess(raw)
-    if node.coding == "rate":
-        uniforms = coding.rate_uniforms(np.arange(count), node.shape, timesteps,
-                                        node.seed if seed is None else seed)
-        raster = coding.rate_spikes(x, uniforms)
-    else:
-        raster = coding.latency_spikes(x, timesteps, node.t_max)
+    if seed is not None:
+        node = dataclasses.replace(node, seed=seed)
+    raster = semantics.encode_input(node, raw, timesteps)
     return raster.reshape(timesteps, count, -1).astype(np.int64)
 
 
@@ -180,7 +177,7 @@ def simulate_hdl(bundle_dir: str | Path, raw_inputs: np.ndarray, timesteps: int 
     """Run ``raw_inputs`` ``(N, *input_shape)`` through the bundle's Verilog for ``timesteps``.
 
     ``timesteps`` defaults to the bundle's; ``seed`` overrides the rate-coding seed (as in
-    :func:`snncc.simulator.simulate`). The bundle's files are checked against the manifest's
+    :func:`snncc.engines.simulate`). The bundle's files are checked against the manifest's
     sha256 first.
     """
     bundle_dir = Path(bundle_dir).resolve()

@@ -59,7 +59,8 @@ from typing import Any
 
 import numpy as np
 
-from snncc import coding, ir
+from snncc import ir, semantics
+from snncc.backends import Target
 from snncc.errors import SnnccError, UnsupportedError
 from snncc.ir import STATE_BITS, STATE_MAX
 
@@ -89,7 +90,7 @@ def require_lava() -> None:
         raise SnnccError(LAVA_MISSING)
 
 
-# ``snncc.backends.get_backend("lava")`` fails here, before any compile work, without lava-nc.
+# ``snncc.backends.get_target("lava")`` fails here, before any compile work, without lava-nc.
 require_lava()
 
 
@@ -230,10 +231,8 @@ def _bits_for(low: float, high: float) -> int:
 
 
 def _direct_range(graph: ir.Graph) -> tuple[float, float]:
-    # Direct coding sends raw integers; their range comes from the graph metadata when a frontend
-    # recorded it, else the 8-bit pixels every shipped dataset uses.
-    low, high = graph.metadata.get("input_range", (0, 255))
-    return float(low), float(high)
+    # Direct coding sends the raw integers themselves: the graded spikes must hold that range.
+    return graph.input.raw_range
 
 
 def conv_matrix(node: ir.Conv2d | ir.SumPool2d, in_shape: tuple[int, int, int],
@@ -649,15 +648,14 @@ def build(graph: ir.Graph, timesteps: int, encoded: np.ndarray | None = None,
 def encode(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int) -> np.ndarray:
     """What the network sees at each step, ``(timesteps, N, *shape)`` int32 (see :class:`ir.Input`).
 
-    Direct coding: the raw integers at every step. Rate and latency coding: the 0/1 spikes of
-    :mod:`snncc.coding`, with sample ``k`` drawing its rate uniforms from index ``k`` of
-    ``raw_inputs``, exactly as the reference simulator does.
+    :func:`snncc.semantics.encode_input` in integer mode (direct coding: the raw integers at every
+    step, checked against the range the mapping was built for; rate and latency coding: 0/1
+    spikes, sample ``k`` drawing its rate uniforms from index ``k`` of ``raw_inputs``).
     """
     node = graph.input
     raw = np.asarray(raw_inputs)
     if raw.shape[1:] != node.shape:
         raise SnnccError(f"inputs have shape {raw.shape[1:]}, the graph expects {node.shape}")
-    count = raw.shape[0]
     if node.coding == "direct":
         if raw.dtype.kind not in "iub" and not np.all(raw == np.round(raw)):
             raise SnnccError("direct-coded integer inputs must be integers")
@@ -665,14 +663,9 @@ def encode(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int) -> np.ndarra
         if raw.size and (raw.min() < low or raw.max() > high):
             raise SnnccError(
                 f"direct-coded inputs span [{raw.min()}, {raw.max()}] but the Lava mapping was "
-                f"checked for [{low:.0f}, {high:.0f}] (graph metadata 'input_range')"
+                f"checked for [{low:.0f}, {high:.0f}] (the Input's raw_range)"
             )
-        return np.broadcast_to(raw.astype(np.int32)[None], (timesteps,) + raw.shape)
-    values = node.preprocess(raw)
-    if node.coding == "rate":
-        uniforms = coding.rate_uniforms(np.arange(count), node.shape, timesteps, node.seed)
-        return coding.rate_spikes(values, uniforms).astype(np.int32)
-    return coding.latency_spikes(values, timesteps, node.t_max).astype(np.int32)
+    return semantics.encode_input(node, raw, timesteps, integer=True).astype(np.int32)
 
 
 @dataclass
@@ -750,19 +743,20 @@ def _unwindow(recorded: np.ndarray, depth: int, window: int, timesteps: int) -> 
     return np.moveaxis(steps, 1, 0).astype(np.int64)
 
 
-def run(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int, labels: np.ndarray | None = None,
-        record: bool = False, batch_size: int = DEFAULT_BATCH, use_lif: bool = True,
+def run(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int, *,
+        labels: np.ndarray | None = None, record: bool = False, batch_size: int = DEFAULT_BATCH,
+        use_lif: bool = True,
         progress: Callable[[int], None] | None = None, count_neurons: bool = False) -> Any:
     """Run the integer graph in lava-nc (``Loihi2SimCfg``, ``fixed_pt``); return a ``SimResult``.
 
-    The result has the reference simulator's fields and meaning (:class:`snncc.simulator
+    The result has the reference simulator's fields and meaning (:class:`snncc.engines
     .SimResult`): per-step decisions made by the Lava readout process, spike counts per spiking
     node (the input raster keyed ``input:<name>``), synaptic events counted from the Lava rasters,
     the final readout state, first-spike decision times and, with ``record``, every raster.
     ``progress`` is called with the number of samples finished after each Lava run;
     ``count_neurons`` keeps per-neuron spike totals (``neuron_counts``), as the simulator does.
     """
-    from snncc.simulator import SimResult
+    from snncc.engines import SimResult
 
     result = execute(graph, raw_inputs, timesteps, batch_size=batch_size, use_lif=use_lif,
                      progress=progress)
@@ -788,6 +782,7 @@ def run(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int, labels: np.ndar
         decision_time=decision_time,
         rasters={n: r.astype(np.uint8) for n, r in rasters.items()} if record else {},
         neuron_counts={n: r.sum(axis=0) for n, r in rasters.items()} if count_neurons else {},
+        engine="lava",
     )
 
 
@@ -799,8 +794,6 @@ def synaptic_events(graph: ir.Graph, rasters: dict[str, np.ndarray], raw_inputs:
     weights). The values entering a synaptic node are rebuilt from the recorded rasters (or the
     raw direct-coded input) through the layout and pooling nodes between them.
     """
-    from snncc import simulator
-
     shapes = graph.infer_shapes()
     count = len(raw_inputs)
     events = np.zeros(count)
@@ -815,16 +808,16 @@ def synaptic_events(graph: ir.Graph, rasters: dict[str, np.ndarray], raw_inputs:
             elif isinstance(node, ir.Input):
                 cache[key] = np.asarray(raw_inputs).astype(np.int64)
             elif isinstance(node, (ir.Flatten, ir.Reshape, ir.Transpose, ir.SumPool2d, ir.Add)):
-                cache[key] = simulator._stateless(node, [values(s, t) for s in graph.inputs_of(name)])
+                cache[key] = semantics.apply_stateless(node, [values(s, t) for s in graph.inputs_of(name)])
             else:
                 raise UnsupportedError(f"cannot count synaptic events after {name!r}")
         return cache[key]
 
     for name in graph.of_type(*ir.SYNAPTIC):
         (source,) = graph.inputs_of(name)
-        fanout = simulator._fanout(graph.nodes[name], shapes[source])
+        fanout = semantics.fanout(graph.nodes[name], shapes[source])
         active = sum((values(source, t) != 0).astype(np.int64) for t in range(timesteps))
-        events += simulator._synaptic_events(active, fanout)
+        events += semantics.synaptic_events(active, fanout)
         cache.clear()
     return events
 
@@ -833,7 +826,7 @@ def synaptic_events(graph: ir.Graph, rasters: dict[str, np.ndarray], raw_inputs:
 
 
 def emit(graph: ir.Graph, out_dir: str | Path, timesteps: int | None = None,
-         **options: Any) -> list[Path]:
+         source_hash: str | None = None, **options: Any) -> list[Path]:
     """Write the Lava deployment: ``network.net`` (netx HDF5) when netx can express the network,
     the integer IR ``network.snn.npz`` (``Graph.load`` it for :func:`run`), and ``manifest.json``.
 
@@ -871,6 +864,7 @@ def emit(graph: ir.Graph, out_dir: str | Path, timesteps: int | None = None,
         "lava_nc": "0.10",
         "run_config": "Loihi2SimCfg(select_tag='fixed_pt')",
         "timesteps": timesteps,
+        "source_sha256": source_hash,
         "window_steps": lava_plan.window,
         "netx": netx_file.name if netx_file else None,
         "netx_inexpressible": problems,
@@ -917,3 +911,14 @@ _LAVA_NAMES = {
     "maxpool": "snncc.backends.lava_procs.SpikingMaxPool",
     "readout": "snncc.backends.lava_procs.Readout",
 }
+
+
+TARGET = Target(
+    name="lava",
+    summary="lava-nc processes (Loihi2SimCfg fixed_pt) + a lava-dl netx file when expressible",
+    emit=emit,
+    run=run,
+    passes=("fold", "quantize"),
+    pass_options={"quantize": {"target": "lava"}},
+    options={"use_lif": True},
+)

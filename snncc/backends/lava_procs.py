@@ -29,7 +29,7 @@ from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from snncc.ir import STATE_MAX, STATE_MIN
+from snncc import semantics
 
 
 class _Windowed(AbstractProcess):
@@ -90,10 +90,6 @@ def unpack_spikes(words: np.ndarray, count: int) -> np.ndarray:
     return bits.reshape((-1,) + words.shape[1:])[:count]
 
 
-def _saturate(values: np.ndarray) -> np.ndarray:
-    return np.clip(values, STATE_MIN, STATE_MAX)
-
-
 # ------------------------------------------------------------------------------------------- IF
 
 
@@ -143,7 +139,7 @@ class PyIntegrateAndFireFixed(_WindowedModel):
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
-        self.subtract = proc_params["reset"] == "subtract"
+        self.reset = proc_params["reset"]
         self.fire_once = bool(proc_params["fire_once"])
 
     def run_spk(self) -> None:
@@ -154,40 +150,17 @@ class PyIntegrateAndFireFixed(_WindowedModel):
             self.fired[:] = 0
         spikes = np.zeros(self.v.shape, dtype=np.int32)
         if active:
-            v = _saturate(self.v.astype(np.int64) + a_in + self.bias)
-            crossed = v >= self.threshold
-            if self.fire_once:
-                crossed &= self.fired == 0
-                self.fired[crossed] = 1
-            if self.subtract:
-                v = v - np.where(crossed, self.threshold, 0)
-            else:
-                v = np.where(crossed, 0, v)
+            v, crossed, armed = semantics.if_update(
+                self.v.astype(np.int64), a_in + self.bias, self.threshold, self.fired == 0,
+                self.reset, self.fire_once, integer=True)
             self.v[:] = v
+            self.fired[:] = ~armed
             spikes = crossed.astype(np.int32)
         self.record(self.spikes, spikes, packed=True)
         self.s_out.send(spikes)
 
 
 # ------------------------------------------------------------------------------------- MaxPool2d
-
-
-def window_max(counts: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-               padding: tuple[int, int, int, int]) -> np.ndarray:
-    """Max over pooling windows of a ``(C, H, W)`` map; padding never wins (``-inf``)."""
-    top, left, bottom, right = padding
-    low = np.iinfo(np.int64).min
-    padded = np.pad(counts.astype(np.int64), ((0, 0), (top, bottom), (left, right)),
-                    constant_values=low)
-    out_h = (padded.shape[1] - kernel[0]) // stride[0] + 1
-    out_w = (padded.shape[2] - kernel[1]) // stride[1] + 1
-    result = np.full((counts.shape[0], out_h, out_w), low, dtype=np.int64)
-    for u in range(kernel[0]):
-        for v in range(kernel[1]):
-            window = padded[:, u: u + stride[0] * (out_h - 1) + 1: stride[0],
-                            v: v + stride[1] * (out_w - 1) + 1: stride[1]]
-            np.maximum(result, window, out=result)
-    return result
 
 
 class SpikingMaxPool(_Windowed):
@@ -242,7 +215,8 @@ class PySpikingMaxPoolFixed(_WindowedModel):
         out = np.zeros(self.pooled.shape, dtype=np.int32)
         if active:
             counts = self.counts.astype(np.int64) + a_in
-            pooled = window_max(counts, self.kernel, self.stride, self.padding)
+            pooled = semantics.pool(counts[None], self.kernel, self.stride, self.padding,
+                                    np.maximum)[0]
             out = (pooled - self.pooled).astype(np.int32)
             self.counts[:] = counts
             self.pooled[:] = pooled
@@ -305,15 +279,12 @@ class PyReadoutFixed(_WindowedModel):
             self.record(self.states, 0)
             self.record(self.decisions, -1)
             return
-        v = _saturate(self.v.astype(np.int64) + a_in + self.bias)
+        v = semantics.saturate(self.v.astype(np.int64) + a_in + self.bias)
         self.v[:] = v
         if self.first_spike and self.winner[0] < 0:
-            crossed = v >= self.threshold
-            if crossed.any():
-                # largest v among the first crossers, then the lowest index
-                candidates = np.where(crossed, v, np.iinfo(np.int64).min)
-                self.winner[0] = int(np.argmax(candidates))
-        decision = int(self.winner[0]) if self.winner[0] >= 0 else int(np.argmax(v))
+            self.winner[0] = int(semantics.first_spike_winner(v[None] >= self.threshold, v[None])[0])
+        decision = (int(self.winner[0]) if self.winner[0] >= 0
+                    else int(semantics.potential_decision(v[None])[0]))
         self.record(self.states, v)
         self.record(self.decisions, decision)
 

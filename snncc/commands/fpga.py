@@ -30,10 +30,10 @@ def hdl_check(
     from snncc import ir
     from snncc.backends import fpga, fpga_hdl
     from snncc.datasets import load_dataset
+    from snncc.engines import simulate
     from snncc.errors import SnnccError
     from snncc.pipeline import dataset_name, model_inputs
     from snncc.safety import check_graph, check_timesteps
-    from snncc.simulator import simulate
 
     manifest = fpga.read_manifest(bundle)
     graph_path = graph_path or bundle / "network.snn.npz"

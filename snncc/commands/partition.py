@@ -25,7 +25,7 @@ def measure_spike_rates(graph: ir.Graph, dataset: str | None, data_dir: str | No
     runs in integer
     mode when the graph is integer, else in float mode.
     """
-    from snncc.backends.sim import simulate
+    from snncc.engines import simulate
     from snncc.pipeline import calibration_samples, dataset_name, is_spiking, prepare
 
     name = dataset_name(graph, dataset)
@@ -87,7 +87,6 @@ def register(app: typer.Typer) -> None:
         from snncc.pipeline import load_model
         from snncc.report_partition import print_report, write_json, write_markdown
         from snncc.resources import load_chip
-
         from snncc.safety import check_timesteps
 
         check_timesteps(timesteps)

@@ -20,8 +20,9 @@ def register(app: typer.Typer) -> None:
         data_dir: str | None = typer.Option(None, "--data-dir", help="Directory of IDX files."),
         timesteps: int | None = typer.Option(None, "-T", "--timesteps", help="Simulation steps."),
         limit: int | None = typer.Option(None, "--limit", help="Test samples (default: all)."),
-        stages: str = typer.Option(",".join(DEFAULT_STAGES), "--stages",
-                                   help="Passes applied one after another, one rung each."),
+        stages: str = typer.Option(",".join(DEFAULT_STAGES), "--passes", "--stages",
+                                   help="Passes applied one after another, one rung each "
+                                   "(--stages is the same option)."),
         option: list[str] = typer.Option([], "--option",
                                          help="Pass option PASS.KEY=VALUE, repeatable."),
         max_drop: list[str] = typer.Option([], "--max-drop",
@@ -32,8 +33,9 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from snncc.cli import parse_options
-        from snncc.stages import accuracy_ladder, max_drop_failures, parse_max_drop
+        from snncc.commands.arguments import parse_options
+        from snncc.gates import parse_max_drop
+        from snncc.stages import accuracy_ladder, max_drop_failures
         from snncc.util import atomic_write_text
 
         limits = parse_max_drop(max_drop)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from snncc import affine as affine_algebra
 from snncc import ir
 
 
@@ -174,20 +175,13 @@ def _per_output(values: np.ndarray, count: int) -> np.ndarray:
         if np.asarray(values).size == 1 else np.asarray(values, dtype=np.float64).reshape(-1)
 
 
-def _affine_after(producer: ir.Node, affine: ir.Affine, shape: ir.Shape) -> ir.Node:
-    """``affine(producer(x))`` as one node of the producer's kind."""
+def _affine_after(producer: ir.Node, affine_node: ir.Affine, shape: ir.Shape) -> ir.Node:
+    """``affine_node(producer(x))`` as one node of the producer's kind."""
     if isinstance(producer, ir.Affine):
-        return ir.Affine(scale=affine.scale * producer.scale,
-                         bias=affine.scale * producer.bias + affine.bias)
+        return ir.Affine(scale=affine_node.scale * producer.scale,
+                         bias=affine_node.scale * producer.bias + affine_node.bias)
     assert isinstance(producer, (ir.Dense, ir.Conv2d))
-    outputs = producer.weight.shape[0]
-    scale = _per_output(affine.scale, outputs)
-    shift = _per_output(affine.bias, outputs)
-    weight = producer.weight * scale.reshape((-1,) + (1,) * (producer.weight.ndim - 1))
-    if producer.bias is None and not np.any(shift):
-        bias = None
-    else:
-        bias = (producer.bias if producer.bias is not None else 0.0) * scale + shift
+    weight, bias = affine_algebra.after(producer, affine_node.scale, affine_node.bias)
     if isinstance(producer, ir.Dense):
         return ir.Dense(weight=weight, bias=bias)
     return ir.Conv2d(weight=weight, bias=bias, stride=producer.stride, padding=producer.padding,
@@ -252,20 +246,8 @@ def _affine_before(graph: ir.Graph, name: str, affine: ir.Affine, consumer: str,
         if any(target.padding) and np.any(affine.bias):
             return None  # zero padding would not see the shift: not exact
         channels = shape[0]
-        scale = _per_output(affine.scale, channels)
-        shift = _per_output(affine.bias, channels)
-        groups = target.groups
-        per_group = target.weight.shape[1]
-        outputs_per_group = target.weight.shape[0] // groups
-        group_of_output = np.arange(target.weight.shape[0]) // outputs_per_group
-        scale_rows = scale.reshape(groups, per_group)[group_of_output]
-        shift_rows = shift.reshape(groups, per_group)[group_of_output]
-        weight = target.weight * scale_rows[:, :, None, None]
-        added = np.einsum("ocuv,oc->o", target.weight, shift_rows)
-        if target.bias is None and not np.any(added):
-            bias = None
-        else:
-            bias = (target.bias if target.bias is not None else 0.0) + added
+        weight, bias = affine_algebra.before(target, _per_output(affine.scale, channels),
+                                             _per_output(affine.bias, channels))
         graph.replace(consumer, ir.Conv2d(weight=weight, bias=bias, stride=target.stride,
                                           padding=target.padding, dilation=target.dilation,
                                           groups=target.groups))
@@ -275,12 +257,8 @@ def _affine_before(graph: ir.Graph, name: str, affine: ir.Affine, consumer: str,
 
 
 def _dense_after_affine(dense: ir.Dense, scale: np.ndarray, shift: np.ndarray) -> ir.Dense:
-    added = dense.weight @ shift
-    if dense.bias is None and not np.any(added):
-        bias = None
-    else:
-        bias = (dense.bias if dense.bias is not None else 0.0) + added
-    return ir.Dense(weight=dense.weight * scale[None, :], bias=bias)
+    weight, bias = affine_algebra.before(dense, scale, shift)
+    return ir.Dense(weight=weight, bias=bias)
 
 
 def is_zero_padding(node: ir.Node | None) -> bool:

@@ -2,7 +2,7 @@
 //
 // Part of the snncc FPGA bundle (see the bundle's README.txt). Synthesizable Verilog-2005.
 //
-// Semantics (snncc IR, integer mode; must match snncc.simulator bit for bit):
+// Semantics (snncc IR, integer mode; must match snncc.semantics bit for bit):
 //   per step t:  x[j] = bias[j] + sum over input events (i, value) of W[j][i] * value   (exact)
 //                v[j] = clip(v[j] + x[j], -2**23, 2**23 - 1)                          (24-bit state)
 //   NEURON = 0 (IF):      s[j] = v[j] >= threshold[j]  (and, with FIRE_ONCE, not fired before)

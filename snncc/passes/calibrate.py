@@ -1,7 +1,7 @@
 """Threshold re-calibration shared by binarize and prune: match a reference network's rates.
 
 After a pass perturbs weights, IF layer ``l`` receives ``z'`` instead of the reference ``z``. In the
-rate model (:func:`snncc.simulator.run_ann`: an IF node outputs ``clip(z / threshold, 0, 1)``)
+rate model (:func:`snncc.engines.run_ann`: an IF node outputs ``clip(z / threshold, 0, 1)``)
 the layer's normalised input is ``u = z / threshold``. Layer by layer in topological order (each
 seeing the already re-calibrated layers before it), per channel, a least-squares line
 ``u_ref ≈ a u' + c`` is fitted over the calibration samples and positions where either side is
@@ -43,7 +43,7 @@ def recalibrate(
     ``kept_channels`` maps an IF name to the reference channels it still has (structured pruning).
     Returns per layer the mean slope ``a`` and mean |offset| ``c`` applied.
     """
-    from snncc.simulator import run_ann
+    from snncc.engines import run_ann
 
     samples = calibration[:RECALIBRATION_SAMPLES]
     kept_channels = kept_channels or {}

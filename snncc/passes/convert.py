@@ -121,7 +121,7 @@ def _thresholds(graph: ir.Graph, activations: list[str], calibration: np.ndarray
     if need_data:
         if calibration is None or len(calibration) == 0:
             raise SnnccError("convert: ReLU thresholds need calibration samples (give a dataset)")
-        from snncc.simulator import run_ann
+        from snncc.engines import run_ann
 
         values = run_ann(graph, calibration, outputs=need_data)  # type: ignore[assignment]
     thresholds = {}
@@ -257,7 +257,7 @@ def bias_correct(graph: ir.Graph, calibration: np.ndarray, timesteps: int,
     Layers are corrected in topological order, each after the ones before it (the error a layer
     sees includes its predecessors' corrected behaviour). Returns the mean |shift| per layer.
     """
-    from snncc.simulator import run_ann, simulate
+    from snncc.engines import run_ann, simulate
 
     layers = graph.of_type(ir.IF)
     ann = run_ann(graph, calibration, outputs=layers)  # IF in ANN mode: the target rate

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from snncc import ir
+from snncc import affine, ir
 from snncc.errors import SnnccError
 from snncc.passes import PassContext, PassResult
 from snncc.passes.layers import (
@@ -59,6 +59,7 @@ from snncc.passes.layers import (
     input_magnitude,
     layers,
     neuron_values,
+    raw_input_bound,
     sole_synaptic_reader,
     step_currents,
 )
@@ -87,9 +88,7 @@ def fold(graph: ir.Graph, context: PassContext) -> PassResult:
     if options.get("integerize", True) and not already_integer:
         input_max = options.get("input_max")
         if input_max is None:
-            calibration = context.calibration
-            input_max = 255.0 if calibration is None or not len(calibration) else float(
-                np.max(np.abs(calibration)))
+            input_max = raw_input_bound(graph, context.calibration)
         changed |= _integerize(graph, context.timesteps, weight_bits,
                                bool(options.get("per_channel", True)), float(input_max),
                                context.calibration, info)
@@ -119,14 +118,10 @@ def _fold_forward(graph: ir.Graph, source: str, scale: np.ndarray, shift: np.nda
     scale = expand_per_channel(scale, channels, f"{what} scale")
     shift = expand_per_channel(shift, channels, f"{what} shift")
     consumer = graph.nodes[consumer_name]
-    weight = np.asarray(consumer.weight, dtype=np.float64)
-    bias = (np.zeros(weight.shape[0]) if consumer.bias is None
-            else np.asarray(consumer.bias, dtype=np.float64))
     if isinstance(consumer, ir.Dense):
         spatial = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-        column_scale, column_shift = np.repeat(scale, spatial), np.repeat(shift, spatial)
-        bias = bias + weight @ column_shift
-        weight = weight * column_scale
+        weight, bias = affine.before(consumer, np.repeat(scale, spatial),
+                                     np.repeat(shift, spatial), always_bias=True)
     else:
         if len(shape) != 3:
             return False
@@ -136,13 +131,7 @@ def _fold_forward(graph: ir.Graph, source: str, scale: np.ndarray, shift: np.nda
             info["approximations"].append(
                 f"{what}: {consumer_name!r} is padded, so its padding now stands for raw 0 "
                 "instead of normalised 0")
-        groups = consumer.groups
-        per_group_in, per_group_out = weight.shape[1], weight.shape[0] // groups
-        group_of_output = np.arange(weight.shape[0]) // per_group_out
-        # input channel of weight[o, k] is group(o) * per_group_in + k
-        channel_index = group_of_output[:, None] * per_group_in + np.arange(per_group_in)[None]
-        bias = bias + np.einsum("okuv,ok->o", weight, shift[channel_index])
-        weight = weight * scale[channel_index][:, :, None, None]
+        weight, bias = affine.before(consumer, scale, shift, always_bias=True)
     consumer.weight, consumer.bias = weight, bias
     info["folded"].append(f"{what} -> {consumer_name}")
     return True
@@ -158,11 +147,8 @@ def _fold_affines(graph: ir.Graph, info: dict[str, Any]) -> bool:
             channels = producer_node.weight.shape[0]
             scale = expand_per_channel(node.scale, channels, f"affine {name!r} scale")
             shift = expand_per_channel(node.bias, channels, f"affine {name!r} bias")
-            bias = (np.zeros(channels) if producer_node.bias is None
-                    else np.asarray(producer_node.bias, dtype=np.float64))
-            shape = (-1,) + (1,) * (producer_node.weight.ndim - 1)
-            producer_node.weight = np.asarray(producer_node.weight, np.float64) * scale.reshape(shape)
-            producer_node.bias = scale * bias + shift
+            producer_node.weight, producer_node.bias = affine.after(producer_node, scale, shift,
+                                                                    always_bias=True)
             info["folded"].append(f"affine {name} -> {producer}")
         elif not _fold_forward(graph, name, node.scale, node.bias, f"affine {name}", False, info):
             raise SnnccError(

@@ -1,14 +1,13 @@
 """Helpers shared by the deployment passes: walking synaptic layers and rescaling their channels.
 
-A *layer* here is a synaptic node (:data:`snncc.ir.SYNAPTIC`: Dense or Conv2d) together with the
-node it feeds directly: IF neurons (a hidden layer) or a Readout (the output layer). "Channel" means
-axis 0 of a node's output: a Dense output neuron or a Conv2d output map.
+A *layer* is :class:`snncc.ir.Layer` (a synaptic node and the neurons it feeds); the deployment
+passes need each to feed IF neurons (a hidden layer) or a Readout (the output layer) directly.
+"Channel" means axis 0 of a node's output: a Dense output neuron or a Conv2d output map.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,41 +15,21 @@ from snncc import ir
 from snncc.errors import SnnccError
 
 
-@dataclass
-class Layer:
-    """A synaptic node and the IF or Readout node it feeds (``target``)."""
-
-    name: str
-    node: ir.Dense | ir.Conv2d
-    target_name: str
-    target: ir.IF | ir.Readout
-
-    @property
-    def is_output(self) -> bool:
-        return isinstance(self.target, ir.Readout)
-
-    @property
-    def channels(self) -> int:
-        return int(self.node.weight.shape[0])
-
-
-def layers(graph: ir.Graph, pass_name: str) -> list[Layer]:
-    """Every synaptic node with the IF/Readout it feeds, in topological order.
+def layers(graph: ir.Graph, pass_name: str) -> list[ir.Layer]:
+    """:func:`snncc.ir.layers`, requiring every layer to feed neurons or the readout directly.
 
     Raises a one-line error naming the layer when a synaptic node feeds anything else (these passes
     work on converted SNNs: ``Dense|Conv2d -> IF`` or ``Dense -> Readout``).
     """
-    found = []
-    for name in graph.of_type(*ir.SYNAPTIC):
-        consumers = graph.consumers(name)
-        targets = [c for c in consumers if isinstance(graph.nodes[c], (ir.IF, ir.Readout))]
-        if len(consumers) != 1 or len(targets) != 1:
+    found = ir.layers(graph)
+    for layer in found:
+        if not (layer.direct and isinstance(layer.target, ir.NEURONS + (ir.Readout,))):
+            consumers = graph.consumers(layer.name)
             kinds = ", ".join(f"{c} ({type(graph.nodes[c]).__name__})" for c in consumers) or "nothing"
             raise SnnccError(
-                f"{pass_name}: layer {name!r} feeds {kinds}; expected IF neurons or a Readout "
+                f"{pass_name}: layer {layer.name!r} feeds {kinds}; expected IF neurons or a Readout "
                 "(run convert first)"
             )
-        found.append(Layer(name, graph.nodes[name], targets[0], graph.nodes[targets[0]]))
     return found
 
 
@@ -89,6 +68,14 @@ def compact(values: np.ndarray) -> np.ndarray:
             return per_channel[:1].copy()
         return per_channel.copy()
     return values.copy()
+
+
+def raw_input_bound(graph: ir.Graph, calibration: np.ndarray | None) -> float:
+    """The largest ``|raw sample value|`` the passes plan for: the calibration samples' maximum
+    when there are any, else the bound of the Input's declared ``raw_range``."""
+    if calibration is not None and len(calibration):
+        return float(np.max(np.abs(calibration)))
+    return float(max(abs(v) for v in graph.input.raw_range))
 
 
 def input_magnitude(graph: ir.Graph, input_max: float) -> dict[str, float]:
@@ -148,7 +135,7 @@ def step_currents(graph: ir.Graph, name: str, input_bound: float,
     direct = isinstance(graph.nodes[source], ir.Input) and graph.input.coding == "direct"
     if not direct or calibration is None or not len(calibration):
         return worst
-    from snncc.simulator import run_ann
+    from snncc.engines import run_ann
 
     current = run_ann(graph, calibration[:CALIBRATION_LIMIT], outputs=[name])[name]
     peak = np.abs(current).reshape(len(current), current.shape[1], -1).max(axis=(0, 2))

@@ -51,7 +51,7 @@ from snncc.errors import SnnccError
 from snncc.resources import (
     Block,
     ChipProfile,
-    Layer,
+    LayerResources,
     analyze_layers,
     axon_weight_counts,
     block_usage,
@@ -103,7 +103,7 @@ def describe_excess(subject: str, resource: str, used: int, limit: int, scope: s
 class LayerPlan:
     """How one layer maps onto cores: its blocks, what each uses, and the split chosen."""
 
-    layer: Layer
+    layer: LayerResources
     blocks: list[Block]
     usage: list[dict[str, int]]
     split: str
@@ -236,7 +236,7 @@ def _ranges(total: int, parts: int) -> list[tuple[int, int]]:
     return [(bounds[i], bounds[i + 1]) for i in range(parts)]
 
 
-def _grid(layer: Layer, groups: int, row_tiles: int, col_tiles: int) -> list[Block]:
+def _grid(layer: LayerResources, groups: int, row_tiles: int, col_tiles: int) -> list[Block]:
     if layer.kind == "dense":
         return [Block(layer.name, i, r) for i, r in enumerate(_ranges(layer.neurons, groups))]
     channels, height, width = layer.output_shape
@@ -253,7 +253,7 @@ def _part_counts(size: int) -> list[int]:
     return sorted({math.ceil(size / chunk) for chunk in range(1, size + 1)})
 
 
-def _candidate_shapes(layer: Layer, lower: int) -> list[tuple[int, int, int]]:
+def _candidate_shapes(layer: LayerResources, lower: int) -> list[tuple[int, int, int]]:
     """(channel groups, row tiles, column tiles) with at least ``lower`` pieces, in the order
     tried: fewest pieces, then fewest spatial tiles, then the squarest tiling."""
     if layer.kind == "dense":
@@ -265,7 +265,7 @@ def _candidate_shapes(layer: Layer, lower: int) -> list[tuple[int, int, int]]:
     return shapes
 
 
-def _describe_split(layer: Layer, shape: tuple[int, int, int]) -> str:
+def _describe_split(layer: LayerResources, shape: tuple[int, int, int]) -> str:
     groups, rows, cols = shape
     if groups * rows * cols == 1:
         return "whole layer"
@@ -277,7 +277,7 @@ def _describe_split(layer: Layer, shape: tuple[int, int, int]) -> str:
     return text
 
 
-def _smallest_block(node: ir.Dense | ir.Conv2d, layer: Layer) -> Block:
+def _smallest_block(node: ir.Dense | ir.Conv2d, layer: LayerResources) -> Block:
     """A one-neuron block: the neuron with the most nonzero inputs (centre of its map)."""
     nonzero = (node.weight != 0).reshape(node.weight.shape[0], -1).sum(axis=1)
     channel = int(np.argmax(nonzero))
@@ -292,7 +292,7 @@ class _UsageTable:
     """``block_usage`` memoised over translation: two conv tiles of equal size whose receptive
     fields lie wholly inside the input (no padding touched) use exactly the same resources."""
 
-    def __init__(self, node: ir.Dense | ir.Conv2d, layer: Layer, chip: ChipProfile,
+    def __init__(self, node: ir.Dense | ir.Conv2d, layer: LayerResources, chip: ChipProfile,
                  reach: int) -> None:
         self.node, self.layer, self.chip, self.reach = node, layer, chip, reach
         self.memo: dict[tuple, dict[str, int]] = {}
@@ -330,7 +330,7 @@ class _UsageTable:
         return _worst(usages, limits)[0]
 
 
-def _plan_layer(node: ir.Dense | ir.Conv2d, layer: Layer, chip: ChipProfile, reach: int,
+def _plan_layer(node: ir.Dense | ir.Conv2d, layer: LayerResources, chip: ChipProfile, reach: int,
                 violations: list[str]) -> LayerPlan:
     limits = _limits(chip)
     table = _UsageTable(node, layer, chip, reach)
@@ -363,7 +363,7 @@ def _plan_layer(node: ir.Dense | ir.Conv2d, layer: Layer, chip: ChipProfile, rea
 # --------------------------------------------------------------------------------------- traffic
 
 
-def _owner_map(source: LayerPlan, target: Layer) -> np.ndarray | None:
+def _owner_map(source: LayerPlan, target: LayerResources) -> np.ndarray | None:
     """For each input neuron of ``target`` (flattened), the index of ``source``'s block that
     produced it; None when the shapes cannot be related."""
     shape = source.layer.output_shape
@@ -464,7 +464,7 @@ def kernighan_lin_placement(traffic: dict[tuple[int, int], float], cores: int, c
 # ------------------------------------------------------------------------------------- partition
 
 
-def _layer_checks(layer: Layer, chip: ChipProfile, violations: list[str]) -> None:
+def _layer_checks(layer: LayerResources, chip: ChipProfile, violations: list[str]) -> None:
     subject = f"layer {layer.name!r}"
     if chip.weight_bits is not None and layer.weight_bits > chip.weight_bits:
         violations.append(f"{subject}: weights need {layer.weight_bits} bits, exceeds the "

@@ -53,12 +53,12 @@ from snncc.passes import PassContext, PassResult
 from snncc.passes.binarize import select_layers
 from snncc.passes.calibrate import recalibrate
 from snncc.passes.layers import (
-    Layer,
     binarized_layers,
     channel_view,
     input_magnitude,
     layers,
     neuron_values,
+    raw_input_bound,
     sole_synaptic_reader,
 )
 
@@ -231,7 +231,7 @@ def activation_scores(graph: ir.Graph, calibration: np.ndarray,
     over the calibration samples (Sun et al. 2023, "Wanda"); inputs that never fire (e.g. image
     borders that are always 0) make their synapses the first to go.
     """
-    from snncc.simulator import run_ann
+    from snncc.engines import run_ann
 
     sources = {name: graph.inputs_of(name)[0] for name in chosen}
     inputs = run_ann(graph, calibration[:1000], outputs=sorted(set(sources.values())))
@@ -276,7 +276,7 @@ def _prune_global(graph: ir.Graph, chosen: list[str], sparsity: dict[str, float]
         node.weight = flat.reshape(node.weight.shape)
 
 
-def _prune_units(graph: ir.Graph, layer: Layer, sparsity: float,
+def _prune_units(graph: ir.Graph, layer: ir.Layer, sparsity: float,
                  kept_channels: dict[str, np.ndarray]) -> None:
     shape = graph.infer_shapes()[layer.target_name]
     threshold = neuron_values(layer.target.threshold, shape, "threshold")
@@ -304,7 +304,7 @@ def _reader_path(graph: ir.Graph, name: str) -> tuple[str, bool] | None:
     return found
 
 
-def _remove_units(graph: ir.Graph, layer: Layer, keep: np.ndarray,
+def _remove_units(graph: ir.Graph, layer: ir.Layer, keep: np.ndarray,
                   kept_channels: dict[str, np.ndarray]) -> bool:
     """Delete the units of ``layer`` where ``keep`` is false (rule 4); False if impossible."""
     if keep.all() or layer.is_output or not keep.any():
@@ -335,9 +335,7 @@ def _remove_units(graph: ir.Graph, layer: Layer, keep: np.ndarray,
 
 def _remove_dead_units(graph: ir.Graph, context: PassContext,
                        kept_channels: dict[str, np.ndarray]) -> None:
-    calibration = context.calibration
-    input_max = 255.0 if calibration is None or not len(calibration) else float(
-        np.max(np.abs(calibration)))
+    input_max = raw_input_bound(graph, context.calibration)
     for layer in layers(graph, "prune"):
         if layer.is_output:
             continue
@@ -377,10 +375,10 @@ def _nonnegative_input(graph: ir.Graph, name: str) -> bool:
 
 def _recalibrate(graph: ir.Graph, reference: ir.Graph, calibration: np.ndarray,
                  kept_channels: dict[str, np.ndarray]) -> dict[str, Any]:
-    from snncc.passes.quantize import TARGETS, _bias_grid, _mantissa_grid
+    from snncc.passes.quantize import TARGETS, bias_grid, mantissa_grid
 
-    quantized = graph.metadata.get("quantize")
-    target = TARGETS.get(quantized["target"]) if quantized else None
+    quantized = graph.quantization
+    target = TARGETS.get(quantized.target) if quantized else None
     per_channel = not (target and target.per_layer_threshold)
     neuron_layers = [layer.target_name for layer in layers(graph, "prune") if not layer.is_output]
     report = recalibrate(graph, reference, calibration, neuron_layers, per_channel, kept_channels)
@@ -391,12 +389,12 @@ def _recalibrate(graph: ir.Graph, reference: ir.Graph, calibration: np.ndarray,
             neurons: ir.IF = layer.target  # type: ignore[assignment]
             neurons.threshold = np.clip(neurons.threshold, 1, target.threshold_max)
             if target.threshold_mantissa_bits is not None:
-                neurons.threshold = _mantissa_grid(neurons.threshold,
+                neurons.threshold = mantissa_grid(neurons.threshold,
                                                    target.threshold_mantissa_bits).astype(np.int64)
             neurons.v_init = np.clip(neurons.v_init, -target.state_max, target.state_max)
             if layer.node.bias is not None:
-                layer.node.bias, exponent = _bias_grid(layer.node.bias.astype(np.float64), target)
-                quantized["layers"][layer.name]["bias_exponent"] = exponent
+                layer.node.bias, exponent = bias_grid(layer.node.bias.astype(np.float64), target)
+                quantized.layers[layer.name].bias_exponent = exponent
     return report
 
 
@@ -411,10 +409,10 @@ def reconstruct(graph: ir.Graph, reference: ir.Graph, calibration: np.ndarray,
     graphs are rounded back (to the ``m * 2**e`` grid and mantissa range of a quantized layer).
     Returns per layer the relative current error after the fit.
     """
-    from snncc.simulator import run_ann
+    from snncc.engines import run_ann
 
     samples = calibration[:1000]
-    quantized = graph.metadata.get("quantize", {}).get("layers", {})
+    quantized = {} if graph.quantization is None else graph.quantization.layers
     report = {}
     for name in graph.of_type(*ir.SYNAPTIC):
         if name not in chosen:
@@ -456,16 +454,15 @@ def reconstruct(graph: ir.Graph, reference: ir.Graph, calibration: np.ndarray,
             new_weights[channel, support] = solution[:-1]
             new_bias[channel] = solution[-1]
         if node.weight.dtype.kind in "iu":
-            exponent = quantized.get(name, {}).get("weight_exponent", 0)
-            bits = quantized.get(name, {}).get("weight_bits", 0)
-            step = 2**exponent
+            layer_format = quantized.get(name, ir.LayerQuantization(0, 0))
+            step = 2**layer_format.weight_exponent
             mantissa = np.rint(new_weights / step)
-            if bits > 1:
-                limit = 2 ** (bits - 1) - 1
+            if layer_format.weight_bits > 1:
+                limit = 2 ** (layer_format.weight_bits - 1) - 1
                 mantissa = np.clip(mantissa, -limit, limit)
             mantissa[weights == 0] = 0
             new_weights = mantissa.astype(np.int64) * step
-            new_bias = np.rint(new_bias).astype(np.int64)
+            new_bias = layer_format.round_bias(new_bias)
         node.weight = new_weights.reshape(node.weight.shape)
         node.bias = new_bias
         fitted = design @ np.concatenate([channel_view(node).astype(np.float64).T,

@@ -39,7 +39,7 @@ one exponent ``e >= 0`` per layer (Loihi-style ``weight_exp``). Rules:
    On ``loihi`` this happens to a first layer fed direct-coded raw pixels (the 17-bit state cannot
    hold ``255 * sum|W|`` at full precision: use rate coding) and to layers with per-channel
    thresholds of a wide spread (convert and fold with ``per_channel=False`` for loihi).
-8. ``graph.metadata["quantize"]`` records the target, bits and per layer ``weight_exponent``,
+8. ``graph.quantization`` (:class:`snncc.ir.Quantization`) records the target, bits and per layer ``weight_exponent``,
    ``bias_exponent`` and ``effective_bits`` so a backend can emit mantissa + exponent
    (``m = W >> e``, exact).
 
@@ -64,6 +64,7 @@ from snncc.passes.layers import (
     input_magnitude,
     layers,
     neuron_values,
+    raw_input_bound,
     step_currents,
 )
 
@@ -125,7 +126,7 @@ def quantize(graph: ir.Graph, context: PassContext) -> PassResult:
 
     graph = graph.copy()
     before = {n: graph.nodes[n].weight.copy() for n in graph.of_type(*ir.SYNAPTIC)}
-    bounds = input_magnitude(graph, _input_bound(graph, context))
+    bounds = input_magnitude(graph, raw_input_bound(graph, context.calibration))
     shapes = graph.infer_shapes()
     binary = binarized_layers(graph)
     report: dict[str, dict[str, Any]] = {}
@@ -145,17 +146,11 @@ def quantize(graph: ir.Graph, context: PassContext) -> PassResult:
         for name, entry in report.items()
         if entry["weight_bits"] > 1 and entry["effective_bits"] < (bits + 1) // 2 + 1
     ]
-    graph.metadata["quantize"] = {"target": target.name, "bits": bits, "layers": report}
+    graph.quantization = ir.Quantization.from_dict(
+        {"target": target.name, "bits": bits, "layers": report})
     changed = any(not np.array_equal(before[n], graph.nodes[n].weight) for n in before)
     graph.check_integer()
     return PassResult(graph, changed, {"layers": report, "warnings": warnings})
-
-
-def _input_bound(graph: ir.Graph, context: PassContext) -> float:
-    calibration = context.calibration
-    if calibration is not None and len(calibration):
-        return float(np.max(np.abs(calibration)))
-    return 255.0
 
 
 def _quantize_layer(layer: Any, shape: ir.Shape, current: np.ndarray, input_bound: float,
@@ -214,11 +209,11 @@ def _quantize_layer(layer: Any, shape: ir.Shape, current: np.ndarray, input_boun
     node.weight = mantissa.astype(np.int64) * step
     bias_exponent = 0
     if bias is not None:
-        node.bias, bias_exponent = _bias_grid(bias * scale, target)
+        node.bias, bias_exponent = bias_grid(bias * scale, target)
     if threshold is not None:
         per_neuron_threshold = np.clip(np.rint(threshold * scale), 1, target.threshold_max)
         if target.threshold_mantissa_bits is not None:
-            per_neuron_threshold = _mantissa_grid(per_neuron_threshold,
+            per_neuron_threshold = mantissa_grid(per_neuron_threshold,
                                                   target.threshold_mantissa_bits)
         layer.target.threshold = compact(per_neuron_threshold.astype(np.int64))
         layer.target.v_init = compact(np.clip(np.rint(v_init * scale), -target.state_max,
@@ -237,7 +232,7 @@ def _quantize_layer(layer: Any, shape: ir.Shape, current: np.ndarray, input_boun
     }
 
 
-def _mantissa_grid(values: np.ndarray, mantissa_bits: int) -> np.ndarray:
+def mantissa_grid(values: np.ndarray, mantissa_bits: int) -> np.ndarray:
     """Round positive integers to the nearest ``m * 2**k`` with an unsigned ``mantissa_bits`` m."""
     values = np.asarray(values, dtype=np.float64)
     limit = 2**mantissa_bits - 1
@@ -255,7 +250,7 @@ def _bias_max(target: TargetLimits) -> float:
     return float((2 ** (target.bias_mantissa_bits - 1) - 1) * 2 ** target.bias_exponent[1])
 
 
-def _bias_grid(bias: np.ndarray, target: TargetLimits) -> tuple[np.ndarray, int]:
+def bias_grid(bias: np.ndarray, target: TargetLimits) -> tuple[np.ndarray, int]:
     """Round biases to the target's ``mantissa * 2**k`` grid (saturating); returns (bias, k)."""
     if target.bias_mantissa_bits is None:
         return np.clip(np.rint(bias), -target.state_max, target.state_max).astype(np.int64), 0

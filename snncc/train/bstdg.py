@@ -30,9 +30,7 @@ layer. For each training sample, in this order:
   to ``ceil(theta) + m`` for the correct class and lowered to ``max(1, ceil(theta) - m)`` for the
   others. The deployed network and the decision keep ``theta``. A sample then counts as learnt
   only when its decision survives a swing of ``2 m`` in potential, a margin in the units the
-  binary weights move in, where the timing margin alone lets the decision hang on one synapse
-  (MNIST, 30 epochs: 96.36% with ``m = 3`` and output threshold 40, the defaults, against
-  95.21% with ``m = 0`` and threshold 30; docs/bstdg-format.md).
+  binary weights move in, where the timing margin alone lets the decision hang on one synapse.
 * Error normalisation (S4NN, ``normalize_error``): each layer's error vector is scaled to unit
   Euclidean norm, so every sample takes a step of the same size whatever the spread of its spike
   times, and hidden layers learn at the pace of the output layer.
@@ -40,7 +38,7 @@ layer. For each training sample, in this order:
   ``backprop_window = b`` steps: ``delta_i = sum_j delta_j s_ji [t_i <= t_j + b]`` (a later
   presynaptic spike delays ``t_j`` when ``s_ji = +1`` and advances it when ``s_ji = -1``; the
   window also reaches neurons that fired just after the postsynaptic spike and could still have
-  moved it; MNIST: b = 5 gives 95.5% where b = 0 gives 95.1%).
+  moved it).
 * Quiet neurons: the output error reaches a hidden neuron through its ``+1`` synapses to the
   wrong outputs more often than through the one to the correct output, so plain S4NN learning
   slowly silences the hidden layer. Each hidden neuron keeps a running firing rate ``r``
@@ -53,8 +51,8 @@ layer. For each training sample, in this order:
   ``theta <- max(1, theta - threshold_lr sum_j delta_j)``. Both rates follow one cosine from
   ``learning_rate`` to ``final_learning_rate`` over the run (the threshold rate scaled alike);
   every error of a sample is computed before any of its updates. Thresholds are trainable but
-  their rate is 0 by default (MNIST: 0.001 gives 94.51% against 95.21%; 0.01 wrecks training);
-  sparse runs, whose fan-in falls, may need them (docs/bstdg-format.md).
+  their rate is 0 by default (a shared threshold moving under every sample's error destabilises
+  the layer); sparse runs, whose fan-in falls, may need them.
 * Initialisation: shadow weights ``U(0, init_scale)`` with ``init_positive`` (the default: every
   synapse starts excitatory, as in BS4NN, and turns inhibitory when its weight crosses 0), else
   ``U(-init_scale, init_scale)``. Gradient Rewiring runs always use the symmetric form, and so do
@@ -72,9 +70,8 @@ weakest synapses of layer ``l`` are pruned (deployed weight 0) and the others de
 synapses still receive updates, so they can grow back. With ``balanced_fan_in`` (the default)
 the layer's kept synapses are shared out evenly, each neuron keeping its own strongest (fan-ins
 differ by at most one; :func:`prune`): one threshold per layer then suits every neuron, and
-synapse memory per neuron is uniform. MNIST at 1% connectivity: 75.8% balanced against 31-38%
-without, where most hidden neurons kept too few synapses to reach the shared threshold; at 10%:
-93.5% against 93.2%. Two modes:
+synapse memory per neuron is uniform (without it, at very low connectivity most hidden neurons
+keep too few synapses to reach the shared threshold). Two modes:
 
 * ``magnitude`` (the default): the strength is ``|w|`` and a kept synapse deploys ``sign(w)``.
   The run trains dense for ``prune_start`` of its length, ramps the sparsity cubically over
@@ -82,7 +79,7 @@ without, where most hidden neurons kept too few synapses to reach the shared thr
   for the rest (:meth:`BSTDGConfig.sparsity_at`). With ``freeze_mask`` (the default) the mask is
   fixed once the target is reached and only kept synapses learn: pruned synapses see the
   gradient of a synapse that is not there, the same for every input of a neuron, so they drift
-  together and churn the kept set (MNIST, 10% connectivity: 93.2% frozen, 92.2% not).
+  together and churn the kept set.
 * ``gradr`` (Gradient Rewiring, Chen et al. 2021): each synapse keeps the sign ``s`` of its
   initial weight and learns a strength ``theta`` (deployed ``s`` where kept and ``theta > 0``);
   ``theta <- clip(theta + lr s delta, -1, 1)``, sparse from the first sample, plus an optional
@@ -90,7 +87,8 @@ without, where most hidden neurons kept too few synapses to reach the shared thr
   (applied in bulk before each re-pruning).
 
 Runs are deterministic for a seed (shuffling uses ``default_rng([seed, epoch])``) and resumable
-from per-epoch checkpoints, which give bit-identical results to an uninterrupted run.
+from per-epoch checkpoints, which give bit-identical results to an uninterrupted run. Measured
+figures for every rule and default above are in docs/bstdg-format.md ("Training").
 """
 
 from __future__ import annotations
@@ -110,7 +108,7 @@ import numpy as np
 from numba.typed import List as TypedList
 
 from snncc import coding
-from snncc.backends.ttfs import fire_times, first_spike_decision
+from snncc.engines.ttfs import decide_sample, fire_sample, fire_times, first_spike_decision
 from snncc.errors import SnnccError
 from snncc.frontend.bstdg import BSTDGModel, write_bstdg
 from snncc.safety import check_size, read_npz
@@ -194,46 +192,6 @@ def cosine_rate(initial: float, final: float, progress_done: float) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def _fire_one(pre, weight_t, threshold, t_max, times, v, v_fire, counts,
-              order):  # pragma: no cover - compiled
-    """One sample through one layer, event-driven: spikes ``times``, ``v`` at spike, final ``v``.
-
-    ``weight_t`` is ``(in, out)``; spikes are bucketed by step (counting sort), each delivered
-    spike adds its weight row, and neurons are tested against ``threshold`` after every step
-    with input (the same semantics as :func:`snncc.backends.ttfs.fire_times`).
-    """
-    inputs, neurons = weight_t.shape
-    counts[:] = 0
-    for i in range(inputs):
-        if pre[i] < t_max:
-            counts[pre[i] + 1] += 1
-    for step in range(t_max):
-        counts[step + 1] += counts[step]
-    for i in range(inputs):
-        step = pre[i]
-        if step < t_max:
-            order[counts[step]] = i
-            counts[step] += 1
-    v[:] = 0
-    v_fire[:] = 0
-    times[:] = t_max
-    begin = 0
-    for step in range(t_max):
-        end = counts[step]
-        if end == begin:
-            continue
-        for k in range(begin, end):
-            row = weight_t[order[k]]
-            for j in range(neurons):
-                v[j] += row[j]
-        begin = end
-        for j in range(neurons):
-            if times[j] == t_max and v[j] >= threshold:
-                times[j] = step
-                v_fire[j] = v[j]
-
-
-@numba.njit(cache=True, nogil=True)
 def _sgd_kernel(inputs, labels, order, shadow, deployed, fixed, thresholds, rates, done, total,
                 learning_rate, final_rate, threshold_rate, margin_steps, t_max, window,
                 normalize, dead_push, min_rate, mode,
@@ -273,32 +231,21 @@ def _sgd_kernel(inputs, labels, order, shadow, deployed, fixed, thresholds, rate
         sample = order[position]
         times[0][:] = inputs[sample]
         for layer in range(layers):
-            _fire_one(times[layer], deployed[layer], math.ceil(thresholds[layer]), t_max,
-                      times[layer + 1], potentials[layer], fired_at[layer], counts, order_buffer)
+            fire_sample(times[layer], deployed[layer], math.ceil(thresholds[layer]), t_max,
+                        times[layer + 1], potentials[layer], fired_at[layer], counts, order_buffer)
         out_times = times[layers]
         first = out_times.min()
-        best = 0
-        if first < t_max:
-            best = -1
-            for k in range(classes):
-                if out_times[k] == first and (best < 0
-                                              or fired_at[layers - 1][k] > fired_at[layers - 1][best]):
-                    best = k
-        else:
-            final = potentials[layers - 1]
-            for k in range(1, classes):
-                if final[k] > final[best]:
-                    best = k
+        best = decide_sample(out_times, fired_at[layers - 1], potentials[layers - 1], t_max)
         label = labels[sample]
         correct += best == label
         if potential_margin > 0:
             # the error sees the correct neuron at a raised, the others at a lowered threshold
             below = layers - 1
             threshold = math.ceil(thresholds[below])
-            _fire_one(times[below], deployed[below], threshold + potential_margin, t_max,
-                      raised, scratch_v, scratch_fire, counts, order_buffer)
-            _fire_one(times[below], deployed[below], max(1, threshold - potential_margin),
-                      t_max, lowered, scratch_v, scratch_fire, counts, order_buffer)
+            fire_sample(times[below], deployed[below], threshold + potential_margin, t_max,
+                        raised, scratch_v, scratch_fire, counts, order_buffer)
+            fire_sample(times[below], deployed[below], max(1, threshold - potential_margin),
+                        t_max, lowered, scratch_v, scratch_fire, counts, order_buffer)
             for k in range(classes):
                 out_times[k] = raised[k] if k == label else lowered[k]
             first = out_times.min()

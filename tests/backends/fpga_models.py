@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from snncc import ir
-from snncc.simulator import run_ann
+from snncc.engines import run_ann
 
 
 def _onnx_dense(models_dir: Path) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snncc import ir
+from snncc import ir, resources
 from snncc.backends import fpga, fpga_hdl
+from snncc.engines import run_ann, simulate
 from snncc.errors import ResourceError, SnnccError, UnsupportedError
-from snncc.simulator import run_ann, simulate
 
 IVERILOG_MISSING = fpga_hdl.iverilog_missing()
 requires_iverilog = pytest.mark.skipif(IVERILOG_MISSING is not None,
@@ -252,9 +252,9 @@ def test_dense_graph_weights_are_the_ir_matrix(tmp_path: Path) -> None:
 
 
 def test_power_of_two_weights_store_the_mantissa(tmp_path: Path) -> None:
-    assert fpga.weight_shift(np.array([[0, 12, -40]])) == 2
-    assert fpga.weight_shift(np.array([[0, 0]])) == 0
-    assert fpga.weight_shift(np.array([[3, 256]])) == 0
+    assert resources.weight_exponent(np.array([[0, 12, -40]])) == 2
+    assert resources.weight_exponent(np.array([[0, 0]])) == 0
+    assert resources.weight_exponent(np.array([[3, 256]])) == 0
     fpga.emit(shifted_net(), tmp_path, timesteps=4)
     layers = fpga.read_manifest(tmp_path)["layers"]
     assert [layer["weight_shift"] for layer in layers] == [8, 2]

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from snncc import ir
+from snncc.engines import simulate
 from snncc.errors import SnnccError, UnsupportedError
-from snncc.simulator import simulate
 
 try:
     import lava.magma.core.run_configs  # noqa: F401
@@ -172,7 +172,7 @@ def test_direct_coding_sends_pixels_as_graded_spikes():
 
 
 def test_direct_inputs_outside_the_checked_range_are_rejected():
-    with pytest.raises(SnnccError, match=r"inputs span \[291, 300\].*input_range"):
+    with pytest.raises(SnnccError, match=r"inputs span \[291, 300\].*raw_range"):
         lava.encode(direct_mlp(), np.arange(291, 301).reshape(1, 10), 4)
 
 
@@ -392,9 +392,9 @@ def test_missing_lava_gives_the_install_hint(monkeypatch):
 
 def test_missing_lava_fails_when_the_target_is_chosen():
     code = ("import sys; sys.modules['lava.magma.core.run_configs'] = None\n"
-            "from snncc.backends import get_backend\n"
+            "from snncc.backends import get_target\n"
             "from snncc.errors import SnnccError\n"
-            "try:\n    get_backend('lava')\nexcept SnnccError as error:\n    print(error)")
+            "try:\n    get_target('lava')\nexcept SnnccError as error:\n    print(error)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[2], timeout=60)
     assert done.stdout.strip() == lava.LAVA_MISSING, done.stderr

@@ -170,7 +170,7 @@ def test_netx_round_trip_runs_in_lava_dl_spike_for_spike(netx_file):
     from lava.proc.io.source import RingBuffer as Source
 
     from snncc import coding
-    from snncc.simulator import simulate
+    from snncc.engines import simulate
 
     graph, path = netx_file
     timesteps, layers = 12, 3

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from snncc import ir
-from snncc.backends.ttfs import is_ttfs_graph, simulate_ttfs
+from snncc.engines import simulate
+from snncc.engines.ttfs import is_ttfs_graph, simulate_ttfs
 from snncc.errors import SnnccError
 from snncc.frontend.bstdg import BSTDGModel, load_bstdg, read_bstdg, write_bstdg
-from snncc.simulator import simulate
 
 
 def small_model(seed: int = 0) -> BSTDGModel:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from snncc import ir
-from snncc.backends.sim import run_ann
+from snncc.engines import run_ann
 from snncc.frontend.fuse import fuse_linear, is_zero_padding
 
 RNG = np.random.default_rng(0)

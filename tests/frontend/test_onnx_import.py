@@ -12,8 +12,8 @@ from onnx import TensorProto, helper
 from onnx_factory import ModelBuilder, run_ort
 
 from snncc import ir
-from snncc.backends.sim import run_ann
 from snncc.datasets import arrange, load_dataset
+from snncc.engines import run_ann
 from snncc.errors import SnnccError, UnsupportedError
 from snncc.frontend.onnx_import import load_onnx, read_sidecar, supported_ops
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from snncc import ir
+from snncc.engines import run_ann
 from snncc.errors import SnnccError
 from snncc.passes import PassContext, run_passes
 from snncc.passes.binarize import binarize
-from snncc.simulator import run_ann
 
 
 def _binarize(graph: ir.Graph, calibration=None, **options) -> ir.Graph:

@@ -8,10 +8,10 @@ from conftest import tiny_cnn_graph, tiny_mlp_graph
 
 from snncc import ir
 from snncc.datasets import arrange, load_dataset
+from snncc.engines import run_ann, simulate
 from snncc.errors import SnnccError
 from snncc.passes import PassContext, run_passes
 from snncc.passes.convert import convert
-from snncc.simulator import run_ann, simulate
 
 
 def _calibration(graph, count=64, seed=0):

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from snncc import ir
+from snncc.engines import run_ann, simulate
 from snncc.errors import SnnccError
 from snncc.passes import PassContext, run_passes
 from snncc.passes.fold import fold
 from snncc.passes.layers import input_magnitude, step_current_bound
-from snncc.simulator import run_ann, simulate
 
 
 def _fold(graph: ir.Graph, **options) -> ir.Graph:

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from snncc import ir
+from snncc.engines import run_ann
 from snncc.errors import SnnccError
 from snncc.passes import PassContext, run_passes
 from snncc.passes.fold import fold
 from snncc.passes.prune import erk_sparsity, prune
 from snncc.passes.quantize import quantize
-from snncc.simulator import run_ann
 
 
 def _prune(graph: ir.Graph, calibration=None, **options):
@@ -151,9 +151,9 @@ def test_integer_and_quantized_graphs_stay_deployable(samples, snn_cnn_no_mean):
     quantized = quantize(folded, PassContext(options={"quantize": {"target": "loihi"}})).graph
     pruned, _ = _prune(quantized, calibration, sparsity=0.5, remove_dead=False)
     pruned.check_integer()
-    record = pruned.metadata["quantize"]["layers"]
+    record = pruned.quantization.layers
     for name in ("conv1", "conv2", "fc"):
-        exponent = record[name]["weight_exponent"]
+        exponent = record[name].weight_exponent
         weight = pruned.nodes[name].weight
         assert np.all(weight % 2**exponent == 0) and np.abs(weight >> exponent).max() <= 127
     for name in pruned.of_type(ir.IF):

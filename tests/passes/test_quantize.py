@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from snncc import ir
+from snncc.engines import simulate
 from snncc.errors import SnnccError
 from snncc.passes import PassContext, run_passes
 from snncc.passes.fold import fold
 from snncc.passes.quantize import TARGETS, quantize
-from snncc.simulator import simulate
 
 
 def _quantize(graph: ir.Graph, **options) -> tuple[ir.Graph, dict]:
@@ -62,16 +62,16 @@ def test_needs_an_integer_graph(snn_mlp):
 @pytest.mark.parametrize("target, bits", [("generic", 8), ("generic", 4), ("loihi", 8)])
 def test_weights_are_mantissa_times_one_exponent_per_layer(folded_cnn, target, bits):
     graph, _ = _quantize(folded_cnn, target=target, bits=bits)
-    record = graph.metadata["quantize"]
-    assert record["target"] == target and record["bits"] == bits
+    record = graph.quantization
+    assert record.target == target and record.bits == bits
     for name in graph.of_type(*ir.SYNAPTIC):
-        exponent = record["layers"][name]["weight_exponent"]
+        exponent = record.layers[name].weight_exponent
         assert TARGETS[target].exponent[0] <= exponent <= TARGETS[target].exponent[1]
         weight = graph.nodes[name].weight
         assert weight.dtype.kind == "i"
         assert np.all(weight % 2**exponent == 0)
         assert np.abs(weight >> exponent).max() <= 2 ** (bits - 1) - 1
-    assert record["layers"]["fc"]["weight_exponent"] == 0  # the readout layer
+    assert record.layers["fc"].weight_exponent == 0  # the readout layer
 
 
 def test_exponent_is_the_largest_that_fits_the_limits():
@@ -95,7 +95,7 @@ def test_loihi_has_one_threshold_per_layer_within_17_bits_and_bias_on_its_grid(f
         assert np.abs(node.v_init).max() <= 2**17 - 1
     for name in graph.of_type(*ir.SYNAPTIC):
         bias = graph.nodes[name].bias
-        exponent = graph.metadata["quantize"]["layers"][name]["bias_exponent"]
+        exponent = graph.quantization.layers[name].bias_exponent
         assert exponent in (0, 1)
         assert np.all(bias % 2**exponent == 0) and np.abs(bias >> exponent).max() <= 4096
 
@@ -153,10 +153,10 @@ def test_loihi_rejects_binarized_layers_with_per_channel_thresholds(folded_mlp):
 
 
 def test_lava_target_rounds_thresholds_to_17_bit_mantissas():
-    from snncc.passes.quantize import _mantissa_grid
+    from snncc.passes.quantize import mantissa_grid
 
     values = np.array([1, 131071, 131072, 149571, 2**23 - 1])
-    grid = _mantissa_grid(values, 17)
+    grid = mantissa_grid(values, 17)
     assert grid[:3].tolist() == [1, 131071, 131072]
     for value in grid:
         value = int(value)

@@ -33,7 +33,7 @@ def test_unsorted_nodes_import_and_match_onnxruntime(tmp_path):
     run = run_cli("inspect", model)
     assert run.returncode == 0, run.describe()
     from snncc.frontend.onnx_import import load_onnx
-    from snncc.simulator import run_ann
+    from snncc.engines import run_ann
 
     graph = load_onnx(model)
     x = np.random.default_rng(0).integers(0, 256, (7, 1, 8, 8)).astype(np.float32)

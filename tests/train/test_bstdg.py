@@ -9,12 +9,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from snncc.backends.ttfs import fire_times, simulate_ttfs
 from snncc.commands.train import register
 from snncc.datasets import load_dataset
+from snncc.engines import simulate
+from snncc.engines.ttfs import fire_times, simulate_ttfs
 from snncc.errors import SnnccError
 from snncc.frontend.bstdg import load_bstdg, read_bstdg
-from snncc.simulator import simulate
 from snncc.train.bstdg import (
     BSTDGConfig,
     BSTDGNetwork,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from snncc import ir
-from snncc.backends.ttfs import fire_times, is_ttfs_graph, simulate_ttfs
+from snncc.engines import simulate
+from snncc.engines.ttfs import fire_times, is_ttfs_graph, simulate_ttfs
 from snncc.errors import SnnccError
-from snncc.simulator import simulate
 
 
 def ttfs_graph(seed: int = 0, hidden: int = 24, classes: int = 5, t_max: int = 24,
@@ -140,7 +140,7 @@ def test_large_integer_weights_saturate_like_the_step_simulator(scale: int) -> N
 @pytest.mark.parametrize("mean, std", [([0.0], [1.0]), ([0.1, 0.3], [0.5, 0.9])])
 def test_tabulated_uint8_latency_code_equals_the_shared_encoder(mean, std):
     from snncc import coding
-    from snncc.backends.ttfs import input_spike_times
+    from snncc.engines.ttfs import input_spike_times
 
     graph = ir.Graph()
     graph.chain(

@@ -7,8 +7,8 @@ import pytest
 from conftest import tiny_cnn_graph, tiny_mlp_graph
 
 from snncc import ir
+from snncc.engines import run_ann, simulate
 from snncc.errors import SnnccError
-from snncc.simulator import run_ann, simulate
 
 
 def _single_if_graph(threshold, v_init=0, reset="subtract", fire_once=False, weight=1):

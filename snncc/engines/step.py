@@ -1,20 +1,18 @@
-"""The reference simulator engine: the golden model every other backend must match.
+"""The step engine: fast, layer-major evaluation of any feed-forward graph (ANN and SNN modes).
 
-It lives in the core (not under ``backends/``) because passes calibrate with it; the ``sim`` target
-(:mod:`snncc.backends.sim`) wraps it.
+It computes exactly what :mod:`snncc.semantics` (the golden model) defines, in another order:
+there is no delay between layers and the graph is acyclic, so each node is evaluated over all T
+steps at once, in topological order (static nodes once). Synaptic layers see ``T x N`` rows per
+BLAS call; a Dense layer feeding only IF neurons runs fused with them in a compiled event-driven
+kernel when its input is sparse (cost ~ spikes x fan-out), and a Conv2d layer with sparse input
+scatters each nonzero input into the outputs it reaches; IF recurrences run in compiled kernels.
+Integer values are int32 wherever their bound allows. ``tests/engines/test_golden.py`` checks
+every spike, decision and readout state against :func:`snncc.semantics.run`.
 
-Implements the three execution modes defined in :mod:`snncc.ir` — ANN (:func:`run_ann`), SNN float
-and SNN integer (:func:`simulate`) — vectorised over the batch and deterministic. It records the
-decision after every step (the accuracy-vs-T curve in one run), spikes per sample per layer,
-synaptic events per sample and, on request, every layer's spike raster.
-
-The SNN engine is layer-major: there is no delay between layers and the graph is acyclic, so each
-node is evaluated over all T steps at once, in topological order (static nodes once). Synaptic
-layers see ``T x N`` rows per BLAS call; a Dense layer feeding only IF neurons runs fused with
-them in a compiled event-driven kernel when its input is sparse (cost ~ spikes x fan-out), and a
-Conv2d layer with sparse input scatters each nonzero input into the outputs it reaches; IF
-recurrences run in compiled kernels. Integer values are int32 wherever their bound allows. ``tests/test_simulator_engine.py`` checks all of it against a
-plain step-by-step oracle.
+Modes (:mod:`snncc.ir`): ANN (:func:`run_ann`), SNN float and SNN integer (:func:`simulate`),
+vectorised over the batch and deterministic. It records the decision after every step (the
+accuracy-vs-T curve in one run), spikes per sample per layer, synaptic events per sample and, on
+request, every layer's spike raster.
 
 Integer mode is exact: synaptic sums are computed with BLAS in float32 when every partial sum is
 provably below 2**24 (float64 below 2**53, else an error) and converted to int64, or accumulated
@@ -26,77 +24,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numba
 import numpy as np
 
-from snncc import coding, ir
+from snncc import ir, semantics
+from snncc.engines.result import SimResult
 from snncc.errors import SnnccError
 
 EXACT_FLOAT32 = 2**24
 EXACT_FLOAT64 = 2**53
 # a batch is sized so that one node's values over the whole run stay below this (at 8 bytes each)
 ACTIVATION_BYTES = 2**26
-
-
-# ------------------------------------------------------------------------------------- results
-
-
-@dataclass
-class SimResult:
-    """What a simulation run observed (``N`` samples, ``T`` steps)."""
-
-    timesteps: int
-    mode: str
-    predictions: np.ndarray  # (T, N) decision after each step
-    labels: np.ndarray | None
-    spike_counts: dict[str, np.ndarray]  # spiking node -> (N,) spikes per sample
-    synops: np.ndarray  # (N,) synaptic events per sample over all steps
-    readout_state: np.ndarray  # (N, classes) final accumulators / potentials
-    decision_time: np.ndarray | None = None  # (N,) first output spike step (T if none)
-    rasters: dict[str, np.ndarray] = field(default_factory=dict)  # node -> (T, N, *shape) uint8
-    neuron_counts: dict[str, np.ndarray] = field(default_factory=dict)  # node -> (N, *shape)
-
-    @property
-    def accuracy_curve(self) -> np.ndarray:
-        """Accuracy after each step, shape ``(T,)``."""
-        if self.labels is None:
-            raise SnnccError("no labels were given, so there is no accuracy")
-        return (self.predictions == self.labels[None]).mean(axis=1)
-
-    @property
-    def accuracy(self) -> float:
-        return float(self.accuracy_curve[-1])
-
-    @property
-    def spikes_per_sample(self) -> float:
-        """Mean total spikes per sample over all spiking layers (the input encoder excluded)."""
-        counts = [c for name, c in self.spike_counts.items() if not name.startswith("input:")]
-        return float(np.sum([c.mean() for c in counts])) if counts else 0.0
-
-    @staticmethod
-    def concatenate(parts: list[SimResult]) -> SimResult:
-        """Join results of consecutive batches."""
-        first = parts[0]
-
-        def cat(values: list[np.ndarray], axis: int = 0) -> np.ndarray:
-            return np.concatenate(values, axis=axis)
-
-        return SimResult(
-            timesteps=first.timesteps,
-            mode=first.mode,
-            predictions=cat([p.predictions for p in parts], axis=1),
-            labels=None if first.labels is None else cat([p.labels for p in parts]),
-            spike_counts={k: cat([p.spike_counts[k] for p in parts]) for k in first.spike_counts},
-            synops=cat([p.synops for p in parts]),
-            readout_state=cat([p.readout_state for p in parts]),
-            decision_time=None if first.decision_time is None
-            else cat([p.decision_time for p in parts]),
-            rasters={k: cat([p.rasters[k] for p in parts], axis=1) for k in first.rasters},
-            neuron_counts={k: cat([p.neuron_counts[k] for p in parts])
-                           for k in first.neuron_counts},
-        )
 
 
 # ---------------------------------------------------------------------------------- array ops
@@ -362,7 +302,7 @@ class _Plan:
         self.fusable = {n for n in self.order if isinstance(graph.nodes[n], ir.Dense)
                         and n not in self.static and n != graph.output_name
                         and [type(graph.nodes[c]) for c in graph.consumers(n)] == [ir.IF]}
-        self.fanout = {n: _fanout(graph.nodes[n], self.shapes[self.sources[n][0]])
+        self.fanout = {n: semantics.fanout(graph.nodes[n], self.shapes[self.sources[n][0]])
                        for n in self.order if isinstance(graph.nodes[n], ir.SYNAPTIC)}
         self.bounds: dict[str, float] = {}
         dtypes = self._exact_dtypes(max_input) if self.integer else {}
@@ -418,40 +358,6 @@ class _Plan:
         largest = max(self.bounds[self.sources[name][0]], float(np.abs(node.threshold).max()),
                       float(np.abs(node.v_init).max()))
         return np.int32 if largest < 2**30 else np.int64
-
-
-def _fanout(node: ir.Node, input_shape: ir.Shape) -> np.ndarray:
-    """Synapses (nonzero weights) leaving each input element of a Dense/Conv2d node."""
-    if isinstance(node, ir.Dense):
-        return (node.weight != 0).sum(axis=0).astype(np.float64)
-    assert isinstance(node, ir.Conv2d)
-    channels, height, width = input_shape
-    group_in = node.weight.shape[1]
-    group_out = node.weight.shape[0] // node.groups
-    nonzero = np.zeros((channels,) + node.weight.shape[2:])
-    for group in range(node.groups):
-        block = node.weight[group * group_out:(group + 1) * group_out] != 0
-        nonzero[group * group_in:(group + 1) * group_in] = block.sum(axis=0)
-    top, left, bottom, right = node.padding
-    _, out_h, out_w = node.output_shape([input_shape])
-    padded = np.zeros((channels, height + top + bottom, width + left + right))
-    for u in range(node.weight.shape[2]):
-        for v in range(node.weight.shape[3]):
-            rows = slice(u * node.dilation[0], u * node.dilation[0] + out_h * node.stride[0],
-                         node.stride[0])
-            cols = slice(v * node.dilation[1], v * node.dilation[1] + out_w * node.stride[1],
-                         node.stride[1])
-            padded[:, rows, cols] += nonzero[:, u, v][:, None, None]
-    return padded[:, top:top + height, left:left + width]
-
-
-def _synaptic_events(active_counts: np.ndarray, fanout: np.ndarray) -> np.ndarray:
-    """Per-sample synaptic events: each time an input element is nonzero, its fan-out fires."""
-    return active_counts.reshape(len(active_counts), -1) @ fanout.reshape(-1)
-
-
-def _saturate(v: np.ndarray) -> np.ndarray:
-    return np.clip(v, ir.STATE_MIN, ir.STATE_MAX, out=v)
 
 
 # ------------------------------------------------------------------------------------ kernels
@@ -706,15 +612,11 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
         inputs = [values[s] for s in sources]
         timed = [s not in plan.static for s in sources]
         if isinstance(node, ir.Input):
-            if input_node.coding == "direct":
-                out = raw.astype(np.int64) if integer else input_node.preprocess(raw)
+            if input_node.coding == "direct":  # the same value every step: kept static
+                out = semantics.encode_input(input_node, raw, 1, integer=integer)[0]
             else:
-                x = input_node.preprocess(raw)
-                if input_node.coding == "rate":
-                    out = coding.rate_spikes(x, coding.rate_uniforms(
-                        sample_indices, input_node.shape, timesteps, seed))
-                else:
-                    out = coding.latency_spikes(x, timesteps, input_node.t_max)
+                out = semantics.encode_input(replace(input_node, seed=seed), raw, timesteps,
+                                             sample_indices)
                 totals[name] = out.sum(axis=0, dtype=np.int64)
         elif isinstance(node, ir.IF):
             out, totals[name] = _run_if(node, plan.shapes[name], inputs[0], timed[0], timesteps,
@@ -734,7 +636,7 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
                 steps_active = np.count_nonzero(inputs[0], axis=0)
             else:
                 steps_active = timesteps * (inputs[0] != 0)
-            synops += _synaptic_events(steps_active, plan.fanout[name])
+            synops += semantics.synaptic_events(steps_active, plan.fanout[name])
         else:
             if not isinstance(node, _LAYOUT):
                 inputs = [i.astype(plan.value_dtypes[name], copy=False) for i in inputs]
@@ -778,39 +680,15 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
 
 def _run_readout(node: ir.Readout, shape: ir.Shape, current: np.ndarray, integer: bool,
                  predictions: np.ndarray) -> dict[str, np.ndarray]:
-    """Step the readout accumulators through ``current`` (T, N, C), writing each step's decision."""
-    dtype = np.int64 if integer else np.float32
+    """Step the readout through ``current`` (T, N, C) with the golden rule, writing each step's
+    decision into ``predictions``; returns the final state (``v``, ``winner``, ``time``)."""
     timesteps, batch = current.shape[:2]
-    threshold = ir.broadcast_per_neuron(node.threshold, shape)
-    state = {"v": np.zeros((batch,) + tuple(shape), dtype),
-             "threshold": threshold.astype(dtype),
+    state = {"v": np.zeros((batch,) + tuple(shape), np.int64 if integer else np.float32),
              "winner": np.full(batch, -1, np.int64),
              "time": np.full(batch, timesteps, np.int64)}
     for t in range(timesteps):
-        _readout_step(node, state, current[t], integer, t)
-        if node.mode == "first_spike":
-            predictions[t] = np.where(state["winner"] >= 0, state["winner"],
-                                      np.argmax(state["v"], axis=1))
-        else:
-            predictions[t] = np.argmax(state["v"], axis=1)
+        predictions[t] = semantics.readout_step(node, state, current[t], integer, t)
     return state
-
-
-def _readout_step(node: ir.Readout, state: dict[str, np.ndarray], current: np.ndarray,
-                  integer: bool, t: int) -> None:
-    v = state["v"]
-    v += current
-    if integer:
-        _saturate(v)
-    if node.mode != "first_spike":
-        return
-    undecided = state["winner"] < 0
-    crossing = (v >= state["threshold"]) & undecided[:, None]
-    decided_now = crossing.any(axis=1)
-    if decided_now.any():
-        masked = np.where(crossing, v, np.iinfo(np.int64).min if integer else -np.inf)
-        state["winner"][decided_now] = np.argmax(masked[decided_now], axis=1)
-        state["time"][decided_now] = t
 
 
 def simulate(

@@ -5,9 +5,9 @@ A TTFS graph (see :func:`is_ttfs_graph`) is a chain ``Input(coding="latency") ->
 spikes at most once, so a layer is fully described by its spike times, and one sample costs
 ``input spikes x fan-out`` additions instead of ``timesteps x neurons``: the presynaptic spikes are
 sorted by time and the weight columns of each same-step group are added to the potentials; only
-after a whole group (one step of the step simulator) are thresholds compared. This is exactly the
-semantics of :func:`snncc.backends.sim.simulate` for such graphs (same spikes, same decisions, same
-decision times). :mod:`snncc.train.bstdg` evaluates networks with it, and its tests check the
+after a whole group (one step of the golden model) are thresholds compared. This is exactly the
+semantics of :func:`snncc.semantics.run` for such graphs (same spikes, same decisions, same
+decision times; ``tests/engines/test_golden.py``). :mod:`snncc.train.bstdg` evaluates networks with it, and its tests check the
 trainer's own per-sample forward pass against it.
 
 Spike times are integer steps in ``[0, timesteps)``; inside this module a neuron that never spikes
@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from snncc import coding, ir
+from snncc import coding, ir, semantics
+from snncc.engines.result import SimResult
 from snncc.errors import SnnccError
-from snncc.simulator import SimResult
 
 
 @dataclass
@@ -233,57 +233,114 @@ def _integer_state(weight_t: np.ndarray) -> tuple[type, bool, int]:
 
 def first_spike_decision(times: np.ndarray, v_fire: np.ndarray, v_final: np.ndarray,
                          horizon: int) -> np.ndarray:
-    """The first-spike readout's final decision (see :class:`snncc.ir.Readout`).
+    """The first-spike readout's final decision from the output layer's spike times.
 
-    The earliest spiking neuron; ties broken by the larger potential at that step, then the lower
-    index; samples where nothing spiked take ``argmax`` of the final potential.
+    The neurons spiking earliest compete with :func:`snncc.semantics.first_spike_winner` (their
+    potential at that step, then the lower index); samples where nothing spiked take the potential
+    decision on the final potential.
     """
     first = times.min(axis=1)
-    spiked = first < horizon
-    lowest = np.iinfo(np.int64).min if v_fire.dtype.kind in "iu" else -np.inf
-    candidates = np.where(times == first[:, None], v_fire, lowest)
-    return np.where(spiked, np.argmax(candidates, axis=1), np.argmax(v_final, axis=1))
+    winner = semantics.first_spike_winner((times == first[:, None]) & (first < horizon)[:, None],
+                                          v_fire)
+    return np.where(winner >= 0, winner, semantics.potential_decision(v_final))
+
+
+@numba.njit(cache=True, nogil=True)
+def fire_sample(pre, weight_t, threshold, t_max, times, v, v_fire, counts,
+                order):  # pragma: no cover - compiled
+    """One sample through one single-spike layer, for callers inside compiled loops (training).
+
+    The rule of :func:`fire_times` without saturation (callers keep ``|v|`` small): ``pre``
+    (inputs,) spike steps, ``t_max`` for none; ``weight_t`` ``(in, out)``; spikes are bucketed by
+    step (counting sort), each delivered spike adds its weight row, and neurons are compared with
+    ``threshold`` after every step with input. Writes ``times`` (``t_max`` = silent), ``v_fire``
+    and the final ``v``; ``counts`` ``(t_max + 1,)`` and ``order`` ``(in,)`` are scratch.
+    """
+    inputs, neurons = weight_t.shape
+    counts[:] = 0
+    for i in range(inputs):
+        if pre[i] < t_max:
+            counts[pre[i] + 1] += 1
+    for step in range(t_max):
+        counts[step + 1] += counts[step]
+    for i in range(inputs):
+        step = pre[i]
+        if step < t_max:
+            order[counts[step]] = i
+            counts[step] += 1
+    v[:] = 0
+    v_fire[:] = 0
+    times[:] = t_max
+    begin = 0
+    for step in range(t_max):
+        end = counts[step]
+        if end == begin:
+            continue
+        for k in range(begin, end):
+            row = weight_t[order[k]]
+            for j in range(neurons):
+                v[j] += row[j]
+        begin = end
+        for j in range(neurons):
+            if times[j] == t_max and v[j] >= threshold:
+                times[j] = step
+                v_fire[j] = v[j]
+
+
+@numba.njit(cache=True, nogil=True)
+def decide_sample(times, v_fire, v_final, t_max):  # pragma: no cover - compiled
+    """:func:`first_spike_decision` for one sample, for callers inside compiled loops."""
+    first = times.min()
+    best = 0
+    if first < t_max:
+        best = -1
+        for k in range(times.shape[0]):
+            if times[k] == first and (best < 0 or v_fire[k] > v_fire[best]):
+                best = k
+    else:
+        for k in range(1, v_final.shape[0]):
+            if v_final[k] > v_final[best]:
+                best = k
+    return best
 
 
 # ------------------------------------------------------------------------------- graph chains
 
 
 def ttfs_chain(graph: ir.Graph) -> list[TTFSLayer] | None:
-    """The synaptic stages of a TTFS graph in order, or ``None`` when the graph is not one."""
+    """The synaptic stages of a TTFS graph in order, or ``None`` when the graph is not one.
+
+    A TTFS graph is ``Input(latency) -> [Flatten|Reshape]* -> (Dense -> IF(fire_once,
+    v_init 0))* -> Dense -> Readout(first_spike)``: a chain of :func:`snncc.ir.layers` without
+    biases, each feeding its neurons directly and reading the previous layer's neurons.
+    """
     try:
         graph.validate()
     except SnnccError:
         return None
-    input_node = graph.input
-    if input_node.coding != "latency":
+    if graph.input.coding != "latency":
         return None
+    view = graph.layers()
+    source = graph.input_name
+    while len(graph.consumers(source)) == 1 and isinstance(
+            graph.nodes[graph.consumers(source)[0]], (ir.Flatten, ir.Reshape)):
+        source = graph.consumers(source)[0]
     layers: list[TTFSLayer] = []
-    name = graph.input_name
-    dense: str | None = None
-    while True:
-        consumers = graph.consumers(name)
-        if not consumers:
-            break
-        if len(consumers) != 1:
+    for layer in view:
+        node, target = layer.node, layer.target
+        if (layers and layers[-1].readout) or layer.source != source or not layer.direct \
+                or not isinstance(node, ir.Dense) or node.bias is not None \
+                or graph.consumers(source) != [layer.name]:
             return None
-        name = consumers[0]
-        node = graph.nodes[name]
-        if isinstance(node, (ir.Flatten, ir.Reshape)) and not layers and dense is None:
-            continue
-        if isinstance(node, ir.Dense) and dense is None and node.bias is None:
-            dense = name
-        elif isinstance(node, ir.IF) and dense is not None:
-            if not node.fire_once or np.any(node.v_init != 0):
-                return None
-            layers.append(_layer(graph, dense, name, node.threshold, readout=False))
-            dense = None
-        elif isinstance(node, ir.Readout) and dense is not None and node.mode == "first_spike":
-            if not np.all(node.threshold > 0):
-                return None
-            layers.append(_layer(graph, dense, name, node.threshold, readout=True))
-            dense = None
+        if isinstance(target, ir.IF) and target.fire_once and not np.any(target.v_init != 0):
+            readout = False
+        elif isinstance(target, ir.Readout) and target.mode == "first_spike" \
+                and np.all(target.threshold > 0):
+            readout = True
         else:
             return None
+        layers.append(_layer(graph, layer.name, layer.target_name, target.threshold, readout))
+        source = layer.target_name
     if not layers or not layers[-1].readout:
         return None
     return layers
@@ -349,7 +406,7 @@ def simulate_ttfs(graph: ir.Graph, raw_inputs: np.ndarray, labels: np.ndarray | 
                   mode: str = "integer", record: bool = False,
                   timesteps: int | None = None, count_neurons: bool = False,
                   batch_size: int = 1000) -> TTFSResult:
-    """Simulate a TTFS graph event-driven; equals ``sim.simulate(graph, x, timesteps, mode)``.
+    """Simulate a TTFS graph event-driven; equals :func:`snncc.semantics.run` (and the step engine).
 
     ``timesteps`` defaults to the input's ``t_max``; input or hidden spikes at steps
     ``>= timesteps`` do not happen. Per sample the work is the number of spikes times their
