@@ -562,17 +562,17 @@ def malformed_checkpoint(output: Path, state: object) -> Path:
     return path
 
 
-#: Python code running the CLI with a sim ``emit`` that sleeps after writing into the staging
-#: folder, so a signal test can interrupt ``compile`` while the staging folder exists.
-SLOW_EMIT_CODE = (
+#: Python code running the CLI with a graph ``save`` that sleeps after writing (into the staging
+#: folder, during ``compile``), so a signal test can interrupt while the staging folder exists.
+SLOW_SAVE_CODE = (
     "import sys, time\n"
-    "import snncc.backends.sim as sim\n"
-    "emit = sim.emit\n"
-    "def slow(*args, **kwargs):\n"
-    "    written = emit(*args, **kwargs)\n"
+    "from snncc import ir\n"
+    "save = ir.Graph.save\n"
+    "def slow(self, path):\n"
+    "    written = save(self, path)\n"
     "    time.sleep(60)\n"
     "    return written\n"
-    "sim.emit = slow\n"
+    "ir.Graph.save = slow\n"
     "from snncc.cli import main\n"
     "sys.argv = ['snncc'] + sys.argv[1:]\n"
     "main()\n"

@@ -32,8 +32,8 @@ def test_unsorted_nodes_import_and_match_onnxruntime(tmp_path):
     model = onnx_mlp(tmp_path / "m.onnx", reverse=True)
     run = run_cli("inspect", model)
     assert run.returncode == 0, run.describe()
-    from snncc.frontend.onnx_import import load_onnx
     from snncc.engines import run_ann
+    from snncc.frontend.onnx_import import load_onnx
 
     graph = load_onnx(model)
     x = np.random.default_rng(0).integers(0, 256, (7, 1, 8, 8)).astype(np.float32)

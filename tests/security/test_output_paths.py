@@ -9,7 +9,7 @@ import stat
 import pytest
 from hostile import (
     EXAMPLE_ONNX,
-    SLOW_EMIT_CODE,
+    SLOW_SAVE_CODE,
     assert_refused,
     bstdg_model,
     ir_model,
@@ -105,7 +105,7 @@ def test_train_output_directory_is_refused_before_training(tmp_path):
 def test_signals_leave_nothing_behind_and_say_so(tmp_path, signum, code, word):
     model = ir_model(tmp_path / "net.snn.npz")
     out = tmp_path / "out"
-    run = run_cli("compile", model, "-o", out, python_code=SLOW_EMIT_CODE,
+    run = run_cli("compile", model, "-o", out, python_code=SLOW_SAVE_CODE,
                   signal_after=(0.2, signum), signal_when=tmp_path / ".out.*.tmp", timeout=90)
     assert run.returncode == code, run.describe()
     assert run.error_lines == [f"error: {word}"], run.describe()
