@@ -628,7 +628,8 @@ class _Importer:
         them (``ConstantOfShape``/``Expand``/``Tile`` turn a few bytes into gigabytes).
 
         Shapes come from onnx's shape inference with the small inputs given as values (shape
-        vectors) and the others by type and shape only; an output it cannot size is computed.
+        vectors, repeats, ranges) and the others by type and shape only; an output it cannot
+        size is computed as before.
         """
         inputs, initializers = [], []
         for name, value in feeds.items():
@@ -642,7 +643,10 @@ class _Importer:
             helper.make_graph([node], "size", inputs, outputs, initializers),
             opset_imports=[helper.make_opsetid("", self.opset)])
         try:
-            inferred = onnx.shape_inference.infer_shapes(model, data_prop=True).graph.output
+            # without data propagation: it materialises large inputs' values as shape data
+            # (a Concat of a 2M-value constant: std::bad_alloc); the values shape inference
+            # needs are the small initializers, which it reads directly
+            inferred = onnx.shape_inference.infer_shapes(model).graph.output
         except Exception:  # noqa: BLE001 - inference could not size it: evaluate as before
             return
         for output in inferred:
