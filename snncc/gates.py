@@ -28,12 +28,12 @@ Limits are inclusive: a value exactly at its limit passes.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from snncc.errors import SnnccError
+from snncc.safety import is_finite_number, read_text
 
 #: Schema id of validation reports; the number after the slash is the major version.
 REPORT_SCHEMA = "snncc.validate/1"
@@ -246,8 +246,6 @@ REQUIRED_BASELINE_KEYS = ("schema", "snn_accuracy", "spikes_per_sample", "synops
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
     """A stored ``snncc validate`` JSON report, checked for a compatible schema."""
-    from snncc.safety import read_text
-
     path = Path(path)
     text = read_text(path, "baseline")
     try:
@@ -274,23 +272,19 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 #: What the keys of a baseline report hold (checked before any gate reads them).
 BASELINE_KINDS: dict[str, tuple[Any, str]] = {
-    "snn_accuracy": (_number, "a number"),
-    "spikes_per_sample": (_number, "a number"),
-    "synops_per_sample": (_number, "a number"),
+    "snn_accuracy": (is_finite_number, "a number"),
+    "spikes_per_sample": (is_finite_number, "a number"),
+    "synops_per_sample": (is_finite_number, "a number"),
     "dataset": (lambda v: isinstance(v, str), "a string"),
     "samples": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
     "timesteps": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-    "accuracy_curve": (lambda v: isinstance(v, list) and all(_number(x) for x in v),
+    "accuracy_curve": (lambda v: isinstance(v, list) and all(is_finite_number(x) for x in v),
                        "a list of numbers"),
     "stages": (lambda v: isinstance(v, list) and all(
-        isinstance(x, dict) and isinstance(x.get("name"), str) and _number(x.get("accuracy"))
-        for x in v), "a list of {name, accuracy} objects"),
+        isinstance(x, dict) and isinstance(x.get("name"), str)
+        and is_finite_number(x.get("accuracy")) for x in v), "a list of {name, accuracy} objects"),
     "model_sha256": (lambda v: isinstance(v, str), "a string"),
     "target": (lambda v: isinstance(v, str), "a string"),
 }

@@ -187,4 +187,9 @@ def resolve_timesteps(graph: ir.Graph, timesteps: int | None) -> int:
 
 
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """sha256 of a file, read in 1 MiB pieces (never the whole file in memory)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for piece in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(piece)
+    return digest.hexdigest()

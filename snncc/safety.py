@@ -79,6 +79,13 @@ def check_timesteps(value: int, what: str = "timesteps") -> int:
     return int(value)
 
 
+def is_finite_number(value: Any) -> bool:
+    """A finite int or float (numpy scalars included), never a bool: what a numeric option or
+    report value must be."""
+    return (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, (bool, np.bool_)) and bool(np.isfinite(value)))
+
+
 def check_finite(values: Any, what: str) -> None:
     """Raise when a float array (or number) holds NaN or infinity; ``what`` names the tensor."""
     array = np.asarray(values)

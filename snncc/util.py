@@ -130,9 +130,14 @@ def check_output_directory(path: str | os.PathLike[str], kind: str, *, force: bo
 
 
 def _read_marker(path: Path) -> str | None:
+    """The ``kind`` a marker file records; ``None`` when there is none or it is not snncc's."""
+    from snncc.safety import read_text
+
+    if not path.is_file():
+        return None
     try:
-        return json.loads(path.read_text()).get("kind") if path.is_file() else None
-    except (OSError, ValueError, AttributeError):
+        return json.loads(read_text(path, "output marker", 4096)).get("kind")
+    except (SnnccError, ValueError, AttributeError):
         return None
 
 

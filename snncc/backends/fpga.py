@@ -891,6 +891,7 @@ def read_manifest(bundle_dir: str | Path, *, verify: bool = True) -> dict[str, A
     The manifest is untrusted: its structure is checked, and every path it lists must be a
     relative path to a regular file inside the bundle (:func:`bundle_file`).
     """
+    from snncc.loading import file_sha256
     from snncc.safety import read_text
 
     bundle_dir = Path(bundle_dir)
@@ -924,7 +925,7 @@ def read_manifest(bundle_dir: str | Path, *, verify: bool = True) -> dict[str, A
                          "an integer)")
     for relative, info in files.items():
         path = bundle_file(bundle_dir, relative)
-        if verify and _sha256(path.read_bytes()) != info["sha256"]:
+        if verify and file_sha256(path) != info["sha256"]:
             raise SnnccError(f"{bundle_dir}: bundle file {relative} does not match its "
                              f"sha256 in manifest.json")
     return manifest

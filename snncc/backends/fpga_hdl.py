@@ -147,7 +147,8 @@ def regenerate_bundle(bundle_dir: str | Path, graph: ir.Graph, manifest: dict
         raise SnnccError(f"{bundle_dir}: malformed compile options in manifest.json "
                          f"({error})") from None
     for relative, data in files.items():
-        if bundle_file(bundle_dir, relative).read_bytes() != data:
+        path = bundle_file(bundle_dir, relative)
+        if path.stat().st_size != len(data) or path.read_bytes() != data:
             raise SnnccError(f"{bundle_dir}: bundle file {relative} differs from what snncc "
                              f"{snncc.__version__} generates from the bundle's graph; hdl-check "
                              "runs only HDL that snncc generates")

@@ -16,6 +16,7 @@ import numpy as np
 
 from snncc.errors import SnnccError
 from snncc.ir import Graph
+from snncc.safety import is_finite_number
 
 
 @dataclass
@@ -66,8 +67,6 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, (float, np.floating))) and bool(np.isfinite(value))
 
 
 #: Kinds of pass option values, as each pass declares them in its ``OPTIONS`` mapping
@@ -75,15 +74,15 @@ def _is_number(value: Any) -> bool:
 OPTION_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "bool": (lambda v: isinstance(v, (bool, np.bool_)), "true or false"),
     "int": (_is_int, "an integer"),
-    "number": (_is_number, "a finite number"),
+    "number": (is_finite_number, "a finite number"),
     "str": (lambda v: isinstance(v, str), "a string"),
-    "number|max": (lambda v: _is_number(v) or v == "max", "a finite number or 'max'"),
-    "number|null": (lambda v: v is None or _is_number(v), "a finite number"),
+    "number|max": (lambda v: is_finite_number(v) or v == "max", "a finite number or 'max'"),
+    "number|null": (lambda v: v is None or is_finite_number(v), "a finite number"),
     "bool|auto": (lambda v: isinstance(v, bool) or v == "auto", "true, false or 'auto'"),
     "layers": (lambda v: isinstance(v, str) or (isinstance(v, (list, tuple)) and all(
         isinstance(item, str) for item in v)), "'all', 'hidden' or a list of layer names"),
-    "sparsity": (lambda v: _is_number(v) or (isinstance(v, dict) and all(
-        isinstance(key, str) and _is_number(item) for key, item in v.items())),
+    "sparsity": (lambda v: is_finite_number(v) or (isinstance(v, dict) and all(
+        isinstance(key, str) and is_finite_number(item) for key, item in v.items())),
         "a number or a table of layer = number"),
 }
 

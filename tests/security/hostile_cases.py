@@ -108,7 +108,8 @@ case("hdf5 virtual dataset", "1")(lambda f: [
 case("hdf5 weight 114 (not echoed)", "1")(lambda f: [
     "inspect", bstdg_with_weight(f / "n.bstdg.h5", 114)])
 case("hdf5 external link to /etc/passwd", "1")(lambda f: ["inspect", raw_bstdg(
-    f / "n.bstdg.h5", extra=lambda h: h.__setitem__("evil", h5py.ExternalLink("/etc/passwd", "/x")))])
+    f / "n.bstdg.h5",
+    extra=lambda h: h.__setitem__("evil", h5py.ExternalLink("/etc/passwd", "/x")))])
 
 
 @case("hdf5 hard-link cycle (accepted)", "1", expect="ok")

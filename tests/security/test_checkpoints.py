@@ -1,4 +1,4 @@
-"""Issue 21, defects 4 and 10: a training checkpoint is validated before the compiled kernel runs."""
+"""Issue 21, defects 4 and 10: a training checkpoint is checked before the compiled kernel runs."""
 
 from __future__ import annotations
 

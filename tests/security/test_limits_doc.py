@@ -1,4 +1,4 @@
-"""docs/untrusted-input.md states the limits snncc/safety.py enforces: the table and the code agree."""
+"""docs/untrusted-input.md states the limits snncc/safety.py enforces: table and code agree."""
 
 from __future__ import annotations
 
