@@ -58,7 +58,14 @@ from onnx import helper, numpy_helper
 from snncc import ir
 from snncc.errors import SnnccError, UnsupportedError
 from snncc.frontend.fuse import fuse_linear
-from snncc.safety import MAX_ONNX_BYTES, check_finite, check_size, read_bytes, read_text
+from snncc.safety import (
+    MAX_ONNX_BYTES,
+    check_finite,
+    check_size,
+    read_bytes,
+    read_text,
+    regular_file,
+)
 
 #: Opsets whose operator semantics the handlers implement (tests cover 8, 11, 13, 17, 20, 21).
 MIN_OPSET = 7
@@ -191,8 +198,16 @@ def _parse_model(path: Path, raw: bytes) -> onnx.ModelProto:
                 f"node {node.name or node.output[0]!r} (op {node.op_type}): dynamic control flow "
                 f"(If/Loop/Scan) is not supported; export a static graph"
             )
+    external = [t for t in model.graph.initializer
+                if onnx.external_data_helper.uses_external_data(t)]
+    for tensor in external:  # declared size and a regular file, before onnx reads it
+        check_size(tensor.dims, f"{path}: initializer {tensor.name!r}")
+        location = onnx.external_data_helper.ExternalDataInfo(tensor).location
+        candidate = path.parent / location
+        if location and (candidate.exists() or candidate.is_symlink()):
+            regular_file(candidate, "external weight data")
     try:
-        if any(onnx.external_data_helper.uses_external_data(t) for t in model.graph.initializer):
+        if external:
             onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
     except Exception as error:  # OSError, ValueError, onnx's ValidationError
         raise SnnccError(f"{path}: cannot load external weight data ({_first_line(error)})") from None

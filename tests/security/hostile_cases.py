@@ -276,6 +276,17 @@ case("baseline FIFO", "3", timeout=60)(lambda f: [
     "validate", EXAMPLE_ONNX, "-n", "5", "--baseline", fifo(f / "b.json")])
 
 
+@case("ONNX external weight data FIFO", "3", timeout=60)
+def _external_fifo(folder: Path) -> list:
+    model = onnx_mlp(folder / "m.onnx")
+    proto = onnx.load(str(model))
+    onnx.save_model(proto, str(model), save_as_external_data=True, location="w.bin",
+                    size_threshold=0)
+    (folder / "w.bin").unlink()
+    os.mkfifo(folder / "w.bin")
+    return ["inspect", model]
+
+
 @case("IDX FIFO", "3", timeout=60)
 def _idx_fifo(folder: Path) -> list:
     data = mnist_dir(folder / "data")
