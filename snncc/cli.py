@@ -324,14 +324,20 @@ _register_commands()
 #: The signal that stopped a run, by the message and exit code main() reports for it.
 _STOPPED: dict[str, tuple[str, int]] = {}
 _SIGNALS = {"SIGINT": ("interrupted", 130), "SIGTERM": ("terminated", 143)}
+_MAIN_PID: list[int] = []
 
 
 def _stop(signum: int, frame: Any) -> None:
     """SIGINT and SIGTERM unwind the run as a KeyboardInterrupt, so every ``finally`` and
     ``except BaseException`` removes its temporary output; main() then reports the signal
-    (typer itself turns a KeyboardInterrupt into a silent exit 130)."""
+    (typer itself turns a KeyboardInterrupt into a silent exit 130). Forked workers (lava-nc's
+    runtime) that inherited the handler get the default action instead."""
     import signal
 
+    if os.getpid() not in _MAIN_PID:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     _STOPPED.setdefault("signal", _SIGNALS[signal.Signals(signum).name])
     raise KeyboardInterrupt
 
@@ -344,6 +350,7 @@ def main() -> None:
     """
     import signal
 
+    _MAIN_PID[:] = [os.getpid()]
     for name in _SIGNALS:
         signal.signal(getattr(signal, name), _stop)
     try:
