@@ -96,7 +96,8 @@ def check_finite(values: Any, what: str) -> None:
 
 def check_graph(graph: Any, where: str) -> None:
     """A loaded graph's declared sizes and values: every node's output within
-    :data:`MAX_LAYER_NEURONS` and not empty, every array within the limits and finite."""
+    :data:`MAX_LAYER_NEURONS` and not empty, every array within the limits, not empty and
+    finite, scales finite and Clip bounds not NaN (``where`` names the file)."""
     shapes = graph.infer_shapes()
     for name in graph.topological_order():
         node = graph.nodes[name]
@@ -112,13 +113,13 @@ def check_graph(graph: Any, where: str) -> None:
             if array.size == 0:
                 raise SnnccError(f"{label}: {field} is empty (shape {array.shape})")
             check_finite(array, f"{label} {field}")
-        for field in ("scale", "low", "high"):
+        for field in ("low", "high"):  # Clip bounds: inf is a bound, NaN is not
             value = getattr(node, field, None)
             if isinstance(value, float) and math.isnan(value):
                 raise SnnccError(f"{label}: {field} is NaN")
-        scale = getattr(node, "scale", None)
-        if isinstance(scale, float):
-            check_finite(scale, f"{label} scale")
+        scale = getattr(node, "scale", None)  # Input, SumPool2d
+        if isinstance(scale, (int, float)):
+            check_finite(float(scale), f"{label} scale")
 
 
 # ---------------------------------------------------------------------------------- plain files
