@@ -39,6 +39,7 @@ from snncc.loading import (
     load_model,
     model_inputs,
     model_kind,
+    onnxruntime_logits,  # noqa: F401 - re-exported (tests, benchmarks import it from here)
     resolve_timesteps,
 )
 from snncc.passes import REGISTRY, PassContext, run_passes
