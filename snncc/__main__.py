@@ -1,3 +1,5 @@
 from snncc.cli import main
 
-main()
+# guarded: worker processes started with "spawn" (local Dask clusters) import this module again
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,7 @@ Errors print one line on stderr; set ``SNNCC_DEBUG=1`` to see tracebacks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -44,7 +45,19 @@ DATASET_HELP = "Dataset: mnist, fashion-mnist or digits (default: the model's si
 DATA_DIR_HELP = "Directory with the IDX files (default: $SNNCC_DATA_DIR)."
 PASSES_HELP = ("Comma-separated passes to apply (default: convert for ANNs, plus fold,quantize "
                "for lava/fpga). Use '' for none.")
-OPTION_HELP = "Pass option PASS.KEY=VALUE, repeatable (e.g. convert.percentile=99.99)."
+OPTION_HELP = ("Pass option PASS.KEY=VALUE, repeatable (e.g. convert.percentile=99.99); "
+               "TARGET.KEY=VALUE goes to the target (e.g. nir.dt=1e-4).")
+NIR_CONVENTION_HELP = ("NIR files: how the producer discretised (snntorch|norse|spec; default: "
+                       "what the file or its sidecar JSON says, else spec).")
+NIR_DT_HELP = "NIR files: time step in seconds (overrides the convention's and the file's)."
+NIR_CODING_HELP = "NIR files: input coding direct (constant current, default), rate or latency."
+
+
+def nir_choices(convention: str | None, dt: float | None, coding: str | None
+                ) -> dict[str, Any] | None:
+    """The ``--nir-*`` flags as :func:`snncc.pipeline.load_model`'s ``nir`` argument."""
+    values = {"convention": convention, "dt": dt, "coding": coding}
+    return values if any(v is not None for v in values.values()) else None
 
 
 def _version(value: bool) -> None:
@@ -89,6 +102,9 @@ def compile(  # noqa: A001 - the user-facing verb
         None, "--fpga-part", help="fpga: the part (default zynq-7020); = --target-option fpga_part=."),
     strict: bool | None = typer.Option(
         None, "--strict", help="fpga: fail when the part's BRAM is exceeded; = strict=true."),
+    nir_convention: str | None = typer.Option(None, "--nir-convention", help=NIR_CONVENTION_HELP),
+    nir_dt: float | None = typer.Option(None, "--nir-dt", help=NIR_DT_HELP),
+    nir_coding: str | None = typer.Option(None, "--nir-coding", help=NIR_CODING_HELP),
     force: bool = typer.Option(False, "--force", help="Replace OUTPUT even when it is not an "
                                "earlier compile output (never the current directory or one "
                                "holding MODEL)."),
@@ -109,7 +125,7 @@ def compile(  # noqa: A001 - the user-facing verb
         model, output, target=target, dataset=dataset, data_dir=data_dir, timesteps=timesteps,
         passes=parse_passes(passes), options=parse_options(option),
         preprocess=parse_preprocess(scale, mean, std), target_options=target_options,
-        layout=layout, force=force,
+        layout=layout, nir=nir_choices(nir_convention, nir_dt, nir_coding), force=force,
     )
     console.print(f"compiled [bold]{model}[/] for [bold]{target}[/] "
                   f"(passes: {', '.join(result.passes) or 'none'}) -> {result.out_dir}")
@@ -166,6 +182,17 @@ def validate(
     mean: str | None = typer.Option(None, help="Input mean (one value or one per channel)."),
     std: str | None = typer.Option(None, help="Input std (one value or one per channel)."),
     layout: str | None = typer.Option(None, help="Dataset layout for the model input: NCHW|NHWC."),
+    nir_convention: str | None = typer.Option(None, "--nir-convention", help=NIR_CONVENTION_HELP),
+    nir_dt: float | None = typer.Option(None, "--nir-dt", help=NIR_DT_HELP),
+    nir_coding: str | None = typer.Option(None, "--nir-coding", help=NIR_CODING_HELP),
+    workers: int | None = typer.Option(
+        None, "--workers", "-w", help="Shard the sim run over N local Dask worker processes "
+        "(identical results; 1: this process)."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Shard the sim run over an existing Dask cluster, "
+        "tcp://HOST:PORT (its workers need snncc and the data directory)."),
+    scheduler_timeout: float = typer.Option(
+        10.0, "--scheduler-timeout", help="Seconds to wait for the scheduler before giving up."),
 ) -> None:
     """Convert MODEL, run it on a test set, check the gates and write the reports.
 
@@ -188,14 +215,26 @@ def validate(
     if settings.model is None:
         raise SnnccError("no model: give MODEL or set 'model' in the --config file")
     check_outputs(settings.outputs)
-    report, _ = run_validation(
-        settings.model, targets=settings.run_targets(), dataset=settings.dataset,
-        data_dir=None if settings.data_dir is None else str(settings.data_dir),
-        timesteps=settings.timesteps, limit=settings.limit, passes=settings.passes,
-        options=settings.options, preprocess=settings.preprocess or None,
-        layout=settings.layout, gates=settings.gates, stages=bool(settings.stages),
-        config=settings.path,
-    )
+    executor = None
+    if scheduler is not None or (workers is not None and workers != 1):
+        from snncc.backends import get_target
+        from snncc.cluster import Executor
+
+        first = settings.run_targets()[0]
+        if not get_target(first).reference:  # checked before a cluster starts
+            raise SnnccError(f"--workers/--scheduler shard snncc's own engines (the sim "
+                             f"target) only, not {first!r}")
+        executor = Executor(workers=workers, scheduler=scheduler, timeout=scheduler_timeout)
+    with executor if executor is not None else contextlib.nullcontext():
+        report, _ = run_validation(
+            settings.model, targets=settings.run_targets(), dataset=settings.dataset,
+            data_dir=None if settings.data_dir is None else str(settings.data_dir),
+            timesteps=settings.timesteps, limit=settings.limit, passes=settings.passes,
+            options=settings.options, preprocess=settings.preprocess or None,
+            layout=settings.layout, gates=settings.gates, stages=bool(settings.stages),
+            config=settings.path, nir=nir_choices(nir_convention, nir_dt, nir_coding),
+            executor=executor,
+        )
     print_report(report)
     outputs = settings.outputs
     written = write_reports(report.to_dict(), json_path=outputs.get("json"),
@@ -213,18 +252,26 @@ def validate(
 
 @app.command()
 def inspect(
-    model: Path = typer.Argument(..., help="ONNX model, BSTDG .h5 file or saved IR (.snn.npz)."),
+    model: Path = typer.Argument(
+        ..., help="ONNX model, NIR file, BSTDG .h5 file or saved IR (.snn.npz)."),
     json_output: bool = typer.Option(False, "--json", help="Print the layer table as JSON."),
+    nir_convention: str | None = typer.Option(None, "--nir-convention", help=NIR_CONVENTION_HELP),
+    nir_dt: float | None = typer.Option(None, "--nir-dt", help=NIR_DT_HELP),
+    nir_coding: str | None = typer.Option(None, "--nir-coding", help=NIR_CODING_HELP),
 ) -> None:
-    """Print MODEL's layers as imported into the snncc IR."""
+    """Print MODEL's layers as imported into the snncc IR (for NIR: the convention in force)."""
+    from snncc.frontend.nir_import import describe_convention
     from snncc.pipeline import load_model
 
-    graph = load_model(model)
+    graph = load_model(model, nir=nir_choices(nir_convention, nir_dt, nir_coding))
     rows = describe(graph)
+    convention = describe_convention(graph)
     if json_output:
         print(json.dumps({"model": str(model), "metadata": graph.metadata, "layers": rows},
                          indent=1, default=str))
         return
+    if convention:
+        console.print(convention, highlight=False)
     table = Table(title=f"{model.name}  ({len(rows)} nodes)")
     for column in ("node", "type", "inputs", "output shape", "parameters", "details"):
         table.add_column(column, justify="right" if column == "parameters" else "left")
@@ -266,11 +313,19 @@ def _details(node: ir.Node) -> str:
         threshold = node.threshold
         return (f"threshold[{threshold.size}] {threshold.min():.4g}..{threshold.max():.4g} "
                 f"reset={node.reset}" + (" fire_once" if node.fire_once else ""))
+    if isinstance(node, ir.LEAKY):
+        threshold = node.threshold
+        decays = (f"du={node.du.min():.4g}..{node.du.max():.4g} "
+                  if isinstance(node, ir.CubaLIF) else "")
+        return (f"threshold[{threshold.size}] {threshold.min():.4g}..{threshold.max():.4g} "
+                f"{decays}dv={node.dv.min():.4g}..{node.dv.max():.4g} spike if v "
+                f"{node.comparison} threshold, reset={node.reset}"
+                + (" (delayed)" if node.reset_delay else ""))
     if isinstance(node, (ir.SumPool2d, ir.MaxPool2d)):
         extra = f" scale={node.scale:.4g}" if isinstance(node, ir.SumPool2d) else ""
         return f"kernel={node.kernel} stride={node.stride}{extra}"
     if isinstance(node, ir.Readout):
-        return f"mode={node.mode}"
+        return f"mode={node.mode}" + (f" dv={node.dv:g}" if node.dv else "")
     if isinstance(node, ir.Clip):
         return f"[{node.low:g}, {node.high:g}]"
     return ""
@@ -312,9 +367,9 @@ def _check_writable(path: Path) -> None:
 
 def _register_commands() -> None:
     """Command groups that live beside their library code (each module has ``register(app)``)."""
-    from snncc.commands import fpga, partition, stages, train
+    from snncc.commands import fpga, partition, stages, sweep, train
 
-    for module in (train, partition, stages, fpga):
+    for module in (train, partition, stages, fpga, sweep):
         module.register(app)
 
 
@@ -340,6 +395,25 @@ def _stop(signum: int, frame: Any) -> None:
         return
     _STOPPED.setdefault("signal", _SIGNALS[signal.Signals(signum).name])
     raise KeyboardInterrupt
+
+
+def _click_exceptions() -> tuple[type, ...]:
+    """Usage-error classes: typer >= 0.16 vendors click as ``typer._click``, and a separately
+    installed click (a dependency of dask) is then a different module with its own classes."""
+    classes = []
+    try:
+        from typer import _click
+
+        classes.append(_click.exceptions.ClickException)
+    except ImportError:
+        pass
+    try:
+        import click
+
+        classes.append(click.exceptions.ClickException)
+    except ModuleNotFoundError:
+        pass
+    return tuple(classes)
 
 
 def main() -> None:
@@ -371,12 +445,7 @@ def main() -> None:
         err_console.print(f"[red]error:[/] {message}", highlight=False)
         sys.exit(code)
     except Exception as error:  # noqa: BLE001 - the last line of defence against tracebacks
-        try:
-            import click
-        except ModuleNotFoundError:  # typer >= 0.16 vendors click as typer._click
-            from typer import _click as click
-
-        if isinstance(error, click.exceptions.ClickException):
+        if isinstance(error, _click_exceptions()):
             error.show()
             sys.exit(error.exit_code)
         if os.environ.get("SNNCC_DEBUG"):

@@ -39,6 +39,14 @@ The file is TOML (format and every key in ``docs/ci.md``)::
     markdown = "reports/summary.md"
     plots = "reports/plots"
 
+    [sweep]                         # snncc sweep --config (see snncc.sweep)
+    grid = { T = [8, 16, 32], "convert.percentile" = [99.9, 99.99] }
+    chips = ["loihi", "loihi2"]
+    output = "sweep"
+    workers = 2                     # or scheduler = "tcp://HOST:PORT"
+    scheduler_timeout = 10          # seconds
+    plots = true
+
 Rules: unknown keys and wrongly typed values raise SnnccError naming the key and the expected type
 (one line, exit 2). Integers are accepted where a number is expected; booleans never are. Relative
 paths resolve against the config file's directory (command-line paths against the working
@@ -70,7 +78,7 @@ TOP_KEYS = {
     "targets": "targets",
     "timesteps": "int", "limit": "int", "passes": "strings", "stages": "bool",
     "preprocess": "section", "options": "options", "gates": "section", "baseline": "section",
-    "outputs": "section",
+    "outputs": "section", "sweep": "section",
 }
 SECTION_KEYS = {
     "preprocess": {"scale": "number", "mean": "numbers", "std": "numbers"},
@@ -79,6 +87,8 @@ SECTION_KEYS = {
     "baseline": {"report": "path", "tolerance": "number", "spikes_tolerance": "number",
                  "synops_tolerance": "number"},
     "outputs": {"json": "path", "junit": "path", "markdown": "path", "plots": "path"},
+    "sweep": {"grid": "grid", "chips": "chips", "output": "path", "workers": "int",
+              "scheduler": "str", "scheduler_timeout": "number", "plots": "bool"},
 }
 TYPE_NAMES = {
     "str": "a string", "path": "a path string", "int": "an integer", "number": "a number",
@@ -87,6 +97,7 @@ TYPE_NAMES = {
     "drops": "a table of numbers (stage = percentage points)",
     "chips": "a chip name or a list of chip names/profile files",
     "targets": "a non-empty list of target names",
+    "grid": "a table of non-empty lists (T = [8, 16], \"convert.percentile\" = [99.9, 99.99])",
 }
 
 
@@ -108,6 +119,7 @@ class ProjectConfig:
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     gates: GateSpec = field(default_factory=GateSpec)
     outputs: dict[str, Path] = field(default_factory=dict)
+    sweep: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
     def run_targets(self) -> list[str]:
@@ -222,6 +234,8 @@ def _check(where: str, key: str, value: Any, kind: str) -> Any:
         "section": lambda v: isinstance(v, dict),
         "options": lambda v: isinstance(v, dict),
         "drops": lambda v: isinstance(v, dict) and all(is_number(i) for i in v.values()),
+        "grid": lambda v: isinstance(v, dict) and all(
+            isinstance(i, list) and len(i) > 0 for i in _flat_grid(v).values()),
     }[kind](value)
     if not ok:
         raise SnnccError(f"{where}: key {key!r} must be {TYPE_NAMES[kind]}, "
@@ -247,7 +261,21 @@ def _resolve(value: Any, kind: str, base: Path) -> Any:
         return [float(v) for v in value]
     if kind == "drops":
         return {stage: float(limit) for stage, limit in value.items()}
+    if kind == "grid":
+        return _flat_grid(value)
     return value
+
+
+def _flat_grid(table: dict[str, Any]) -> dict[str, Any]:
+    """``{"convert": {"percentile": [...]}}`` (TOML's unquoted dotted key) as
+    ``{"convert.percentile": [...]}``; other entries unchanged."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{inner}": item for inner, item in value.items()})
+        else:
+            flat[key] = value
+    return flat
 
 
 def _path(text: str, base: Path) -> Path:
@@ -262,5 +290,7 @@ def _store(config: ProjectConfig, section: str, key: str, value: Any) -> None:
         config.outputs[key] = value
     elif section == "gates":
         setattr(config.gates, key, value)
+    elif section == "sweep":
+        config.sweep[key] = value
     else:  # baseline
         setattr(config.gates, "baseline" if key == "report" else key, value)

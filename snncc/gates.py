@@ -229,7 +229,8 @@ def fit_gates(graph: Any, chips: list[Any], spike_rates: dict[str, float] | None
             f"{report.chips_needed} chip(s))"))
         summaries.append({"chip": name, "fits": report.fits, "verdict": report.verdict,
                           "cores_used": report.cores_used, "chips_needed": report.chips_needed,
-                          "violations": list(report.violations)})
+                          "violations": list(report.violations),
+                          "memory": report.memory_used})
     return gates, summaries
 
 

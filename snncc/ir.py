@@ -12,13 +12,14 @@ in :mod:`snncc.engines`):
 * **SNN, float** — ``timesteps`` discrete steps ``t = 0 .. T-1``. Every node is evaluated once per step
   in topological order with *no delay*: a spike emitted at step ``t`` reaches the next layer at step
   ``t``. Stateless nodes (Dense, Conv2d, SumPool2d, Affine, Flatten, Reshape, Transpose, Add) are
-  applied to their input at that step. Stateful nodes are :class:`IF`, :class:`MaxPool2d`
-  (cumulative max) and :class:`Readout`.
+  applied to their input at that step. Stateful nodes are :class:`IF`, the leaky :class:`LIF`
+  and :class:`CubaLIF`, :class:`MaxPool2d` (cumulative max) and :class:`Readout`.
 * **SNN, integer** (the deployed numeric mode; every hardware backend must match it bit for bit) —
   the same step semantics with every weight, bias, threshold and state an integer. Additions are exact;
   membrane potentials saturate to the signed range of ``STATE_BITS`` bits after every addition
   (``v = clip(v + x, -2**23, 2**23 - 1)``). There is no other rounding inside the network: all
-  rounding happens once, in the passes that produce integer parameters (see ``docs/semantics.md``).
+  rounding happens once, in the passes that produce integer parameters (see ``docs/semantics.md``),
+  except the leaky neurons' decays, which truncate as Loihi's do (:class:`CubaLIF`).
 
 Input coding (:class:`Input`) is the boundary: the encoder maps raw samples to what the network sees
 at each step (constant analog values, Bernoulli rate spikes or latency spikes), identically in every
@@ -49,6 +50,20 @@ IR_VERSION = 1
 STATE_BITS = 24
 STATE_MIN = -(2 ** (STATE_BITS - 1))
 STATE_MAX = 2 ** (STATE_BITS - 1) - 1
+
+# Leaky neurons in integer mode follow Loihi's CUBA rules as lava-nc 0.10 implements them
+# (lava/proc/lif/models.py, AbstractPyLifModelFixed): decays are 12-bit fractions of 2**12, and
+# u, v hold 24-bit values in units of 2**-LEAKY_SHIFT of the input current (the hardware
+# left-shifts synaptic input and the threshold by 6 bits to align them with the state's MSBs).
+#: Decay constants count 2**-12 steps: ``d = 4096`` forgets the state every step, ``d = 0`` keeps it.
+DECAY_UNITY = 4096
+DECAY_SHIFT = 12
+#: Integer-mode leaky state is the input scaled by ``2**LEAKY_SHIFT`` (Loihi's act/vth shift).
+LEAKY_SHIFT = 6
+#: Integer-mode leaky ``v`` saturates to ``[-LEAKY_V_MAX, LEAKY_V_MAX]`` (Loihi: +-(2**23 - 1)).
+LEAKY_V_MAX = 2 ** (STATE_BITS - 1) - 1
+#: Integer-mode synaptic current ``u`` wraps once past ``+-2**23`` (see :class:`CubaLIF`).
+LEAKY_U_WRAP = 2 ** (STATE_BITS - 1)
 
 Shape = tuple[int, ...]
 
@@ -214,10 +229,16 @@ class Readout(Node):
     The prediction after step ``t`` is the neuron that spiked first; among neurons first crossing
     at the same step the one with the largest ``v``, then the lowest index. Until any neuron spikes
     the prediction falls back to ``argmax v(t)``.
+
+    ``dv`` (potential mode only; default 0, no leak) makes the accumulators leaky integrators,
+    the readout of networks that end in NIR ``LI`` neurons: ``a(t) = a(t-1) * (1 - dv/4096) + x(t)``
+    in float mode and ``a(t) = sat(trunc(a(t-1) * (4096 - dv) / 4096) + x(t))`` in integer mode
+    (truncation toward zero, as Loihi decays; ``dv`` an integer in 0..4096 there).
     """
 
     mode: str = "potential"
     threshold: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    dv: float = 0.0
     stateful: ClassVar[bool] = True
 
     MODES: ClassVar[tuple[str, ...]] = ("potential", "first_spike")
@@ -226,6 +247,15 @@ class Readout(Node):
         if self.mode not in self.MODES:
             raise SnnccError(f"unknown readout mode {self.mode!r}; choose from {self.MODES}")
         self.threshold = _array(self.threshold).reshape(-1)
+        if isinstance(self.dv, (np.integer, np.floating)):
+            self.dv = self.dv.item()
+        if not (isinstance(self.dv, (int, float)) and 0 <= self.dv <= DECAY_UNITY):
+            raise SnnccError(f"readout decay dv must be in 0..{DECAY_UNITY}, got {self.dv!r}")
+        if self.dv and self.mode != "potential":
+            raise SnnccError("a leaky readout (dv > 0) needs mode 'potential'")
+
+    def integer_ready(self) -> bool:
+        return super().integer_ready() and float(self.dv).is_integer()
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         (shape,) = input_shapes
@@ -551,6 +581,150 @@ class IF(Node):
         return shape
 
 
+@dataclass
+class LIF(Node):
+    """Leaky integrate-and-fire neurons (membrane decay only), one per input element.
+
+    ``dv`` is the membrane decay in steps of ``2**-12`` (``beta = 1 - dv / 4096``: ``dv = 0`` never
+    leaks, ``dv = 4096`` forgets ``v`` every step). Per step ``t`` with input current ``x(t)``
+    (already including any bias), **float mode**::
+
+        v = v * (1 - dv / 4096) + x(t)
+        v = v - threshold * s(t-1)          # only with reset_delay (snnTorch's delayed subtract)
+        s(t) = v > threshold                # comparison ">" (or v >= threshold with ">=")
+        reset "subtract" (not delayed):  v = v - s(t) * threshold
+        reset "zero":                    v = v * (1 - s(t))
+
+    ``v`` starts at ``v_init`` and ``s(-1) = 0``. With ``reset_delay`` the threshold is subtracted
+    at the step *after* the spike, after that step's decay (so it is not scaled by beta): the
+    update snnTorch's ``Leaky(reset_mechanism="subtract")`` executes. For reset "zero" the two
+    timings coincide (decaying 0 gives 0), so ``reset_delay`` is stored False there.
+
+    **Integer mode** (Loihi CUBA, bit-exact with lava-nc 0.10's fixed-point ``LIF``): ``dv`` is an
+    integer in 0..4096, ``threshold``, ``v_init`` and the input are integers, and the state ``v``
+    is a 24-bit integer in units of ``2**-6`` of the input (``LEAKY_SHIFT``)::
+
+        u = wrap(64 * x(t))                                     # see CubaLIF (du = 4096)
+        v = clip(trunc(v * (4096 - dv) / 4096) + u - [64 * threshold * s(t-1)],
+                 -(2**23 - 1), 2**23 - 1)                         # [..]: reset_delay only
+        s(t) = v > 64 * threshold          (">=": v >= 64 * threshold)
+        reset "subtract": v = v - 64 * threshold * s(t);  "zero": v = v * (1 - s(t))
+
+    ``trunc`` rounds toward zero (Loihi: ``sign(x) * (|x| * (4096 - d) >> 12)``); ``v`` starts at
+    ``64 * v_init``. This is :class:`CubaLIF` with ``du = 4096`` (the current is forgotten every
+    step). ``threshold``, ``dv`` and ``v_init`` hold one value (whole layer), one per channel
+    (axis 0) or one per neuron; thresholds are > 0. The output is the spike tensor ``s(t)``.
+    """
+
+    threshold: np.ndarray = field(default_factory=lambda: np.ones(1, np.int64))
+    dv: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    v_init: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    reset: str = "zero"
+    reset_delay: bool = False
+    comparison: str = ">"
+    stateful: ClassVar[bool] = True
+
+    RESETS: ClassVar[tuple[str, ...]] = ("subtract", "zero")
+    COMPARISONS: ClassVar[tuple[str, ...]] = (">", ">=")
+
+    def __post_init__(self) -> None:
+        _check_leaky(self)
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        return _leaky_shape(self, input_shapes)
+
+    @property
+    def du(self) -> np.ndarray:
+        """The current decay of the equivalent :class:`CubaLIF`: 4096 (no current state)."""
+        return np.full(1, DECAY_UNITY, dtype=np.int64)
+
+
+@dataclass
+class CubaLIF(Node):
+    """Current-based leaky integrate-and-fire neurons: a decaying synaptic current ``u`` feeds a
+    leaky membrane ``v``.
+
+    Decays count ``2**-12`` steps: ``du`` for the current (``alpha = 1 - du / 4096``), ``dv`` for
+    the membrane (``beta = 1 - dv / 4096``). Per step ``t``, **float mode**::
+
+        u = u * (1 - du / 4096) + x(t)
+        v = v * (1 - dv / 4096) + u
+        v = v - threshold * s(t-1)          # only with reset_delay
+        s(t) = v > threshold                # or >= with comparison ">="
+        reset "subtract" (not delayed): v = v - s(t) * threshold;  "zero": v = v * (1 - s(t))
+
+    ``u`` starts at 0, ``v`` at ``v_init``; the reset never touches ``u``. The membrane reads the
+    current *after* this step's update (no delay: as Loihi, snnTorch's ``Synaptic`` and NIR read
+    by Norse's importer do).
+
+    **Integer mode** (Loihi CUBA, bit-exact with lava-nc 0.10's fixed-point ``LIF`` with
+    ``du_lava = du - 1``, ``dv_lava = dv``): ``du``, ``dv`` integers in 0..4096; ``u`` and ``v``
+    24-bit integers in units of ``2**-6`` of the input::
+
+        u = trunc(u * (4096 - du) / 4096) + 64 * x(t)
+        u = u - 2**24 if u > 2**23;  u = u + 2**24 if u <= -2**23     # Loihi wraps u (once)
+        v = clip(trunc(v * (4096 - dv) / 4096) + u - [64 * threshold * s(t-1)],
+                 -(2**23 - 1), 2**23 - 1)                           # v saturates
+        s(t) = v > 64 * threshold   (">=": v >= 64 * threshold);  resets as in float mode, x64
+
+    ``trunc`` rounds toward zero. Parameters broadcast as for :class:`LIF`.
+    """
+
+    threshold: np.ndarray = field(default_factory=lambda: np.ones(1, np.int64))
+    du: np.ndarray = field(default_factory=lambda: np.full(1, DECAY_UNITY, np.int64))
+    dv: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    v_init: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    reset: str = "zero"
+    reset_delay: bool = False
+    comparison: str = ">"
+    stateful: ClassVar[bool] = True
+
+    RESETS: ClassVar[tuple[str, ...]] = ("subtract", "zero")
+    COMPARISONS: ClassVar[tuple[str, ...]] = (">", ">=")
+
+    def __post_init__(self) -> None:
+        self.du = _array(self.du)
+        if self.du.ndim == 0:
+            self.du = self.du.reshape(1)
+        _check_decay(self.du, "du")
+        _check_leaky(self)
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        broadcast_per_neuron(self.du, shape, "du")
+        return _leaky_shape(self, input_shapes)
+
+
+def _check_decay(values: np.ndarray, what: str) -> None:
+    if not np.all(np.isfinite(values)) or np.any(values < 0) or np.any(values > DECAY_UNITY):
+        raise SnnccError(f"decay {what} must be in 0..{DECAY_UNITY} (steps of 2**-12)")
+
+
+def _check_leaky(node: LIF | CubaLIF) -> None:
+    """Shared validation of :class:`LIF` and :class:`CubaLIF` fields."""
+    for name in ("threshold", "dv", "v_init"):
+        values = _array(getattr(node, name))
+        setattr(node, name, values.reshape(1) if values.ndim == 0 else values)
+    kind = type(node).__name__
+    if node.reset not in node.RESETS:
+        raise SnnccError(f"unknown reset {node.reset!r}; choose from {node.RESETS}")
+    if node.comparison not in node.COMPARISONS:
+        raise SnnccError(f"unknown comparison {node.comparison!r}; choose from {node.COMPARISONS}")
+    node.reset_delay = bool(node.reset_delay) and node.reset == "subtract"
+    if not np.all(np.isfinite(node.threshold)) or not np.all(np.isfinite(node.v_init)):
+        raise SnnccError(f"{kind} thresholds and initial potentials must be finite")
+    if node.threshold.size and not np.all(node.threshold > 0):
+        raise SnnccError(f"{kind} thresholds must be positive")
+    _check_decay(node.dv, "dv")
+
+
+def _leaky_shape(node: LIF | CubaLIF, input_shapes: list[Shape]) -> Shape:
+    (shape,) = input_shapes
+    for name in ("threshold", "dv", "v_init"):
+        broadcast_per_neuron(getattr(node, name), shape, name)
+    return shape
+
+
 def broadcast_per_neuron(values: np.ndarray, shape: Shape, what: str = "parameter") -> np.ndarray:
     """Expand a per-layer ``(1,)``, per-channel ``(C,)`` or per-neuron ``shape`` array to ``shape``."""
     values = np.asarray(values)
@@ -569,8 +743,10 @@ def broadcast_per_neuron(values: np.ndarray, shape: Shape, what: str = "paramete
 SYNAPTIC = (Dense, Conv2d)
 #: Nodes that only move data around.
 LAYOUT = (Flatten, Reshape, Transpose)
+#: Leaky spiking neurons (membrane decay; integer mode with Loihi's CUBA rules).
+LEAKY: tuple[type[Node], ...] = (LIF, CubaLIF)
 #: Spiking neuron models (a membrane that integrates, fires and resets).
-NEURONS: tuple[type[Node], ...] = (IF,)
+NEURONS: tuple[type[Node], ...] = (IF, LIF, CubaLIF)
 #: What a synaptic layer can feed: neurons, the readout, or (before conversion) an activation.
 LAYER_TARGETS: tuple[type[Node], ...] = NEURONS + (Readout, ReLU, Clip)
 #: Nodes whose output is a layer's input events: neurons, spiking pools, the input, activations.

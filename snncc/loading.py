@@ -21,10 +21,13 @@ CALIBRATION_COUNT = 2000
 
 
 def model_kind(path: Path) -> str:
-    """``onnx``, ``ir`` (a saved snncc graph) or ``bstdg`` (HDF5), from the name and magic bytes."""
+    """``onnx``, ``ir`` (a saved snncc graph), ``nir`` (NIR HDF5) or ``bstdg`` (HDF5), from the
+    name and magic bytes."""
     name = path.name.lower()
     if name.endswith(".onnx"):
         return "onnx"
+    if name.endswith(".nir"):
+        return "nir"
     if name.endswith((".snn.npz", ".npz")):
         return "ir"
     if name.endswith((".h5", ".hdf5")):
@@ -38,18 +41,33 @@ def model_kind(path: Path) -> str:
     if head.startswith(b"PK"):
         return "ir"
     if head.startswith(b"\x89HDF"):
-        return "bstdg"
+        return "nir" if _is_nir_hdf5(path) else "bstdg"
     return "onnx"
 
 
+def _is_nir_hdf5(path: Path) -> bool:
+    """An HDF5 file with NIR's top-level ``version`` and ``node`` entries."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as handle:
+            return "version" in handle and "node" in handle
+    except Exception:  # noqa: BLE001 - unreadable: the BSTDG loader reports it
+        return False
+
+
 def load_model(path: str | Path, preprocess: dict[str, Any] | None = None,
-               layout: str | None = None) -> ir.Graph:
-    """Load an ONNX checkpoint, a BSTDG network file or a saved IR graph as a graph.
+               layout: str | None = None, nir: dict[str, Any] | None = None) -> ir.Graph:
+    """Load an ONNX checkpoint, a NIR file, a BSTDG network file or a saved IR graph as a graph.
 
     ``preprocess`` overrides the input preprocessing; ``layout`` (NCHW/NHWC) says how dataset
-    images are laid out for the model's input.
+    images are laid out for the model's input; ``nir`` holds the NIR import choices
+    (``convention``, ``dt``, ``coding``; see :func:`snncc.frontend.nir_import.load_nir`).
     """
-    graph = _load_file(Path(path), preprocess)
+    path = Path(path)
+    if nir and any(v is not None for v in nir.values()) and model_kind(path) != "nir":
+        raise SnnccError(f"{path}: --nir-* options apply to NIR files only")
+    graph = _load_file(path, preprocess, nir)
     if layout is not None:
         if layout.upper() not in ("NCHW", "NHWC"):
             raise SnnccError(f"unknown layout {layout!r}; choose NCHW or NHWC")
@@ -57,13 +75,20 @@ def load_model(path: str | Path, preprocess: dict[str, Any] | None = None,
     return graph
 
 
-def _load_file(path: Path, preprocess: dict[str, Any] | None) -> ir.Graph:
+def _load_file(path: Path, preprocess: dict[str, Any] | None,
+               nir: dict[str, Any] | None = None) -> ir.Graph:
     regular_file(path, "model")  # before reading a byte: FIFOs block, /dev/zero never ends
     kind = model_kind(path)
     if kind == "onnx":
         from snncc.frontend.onnx_import import load_onnx
 
         graph = load_onnx(path, preprocess=preprocess)
+        check_graph(graph, str(path))
+        return graph
+    if kind == "nir":
+        from snncc.frontend.nir_import import load_nir
+
+        graph = load_nir(path, preprocess=preprocess, **(nir or {}))
         check_graph(graph, str(path))
         return graph
     if kind == "bstdg":
@@ -84,7 +109,7 @@ def _load_file(path: Path, preprocess: dict[str, Any] | None) -> ir.Graph:
 
 
 def is_spiking(graph: ir.Graph) -> bool:
-    return any(isinstance(node, (ir.IF, ir.Readout)) for node in graph.nodes.values())
+    return any(isinstance(node, ir.NEURONS + (ir.Readout,)) for node in graph.nodes.values())
 
 
 def dataset_name(graph: ir.Graph, requested: str | None) -> str | None:

@@ -190,6 +190,8 @@ def validate(
     ann_reference: bool = True,
     config: str | Path | None = None,
     targets: list[str] | None = None,
+    nir: dict[str, Any] | None = None,
+    executor: Any = None,
 ) -> tuple[ValidationReport, ir.Graph]:
     """Load, convert and run a model on a test set, then check ``gates``.
 
@@ -204,6 +206,10 @@ def validate(
     ``target_runs`` with its agreement with the first (the fraction of samples with the same
     final decision). Default passes are those of the most demanding target (fold and quantize
     when any target is a hardware one), so every target runs the same integer graph.
+
+    ``executor`` (a started :class:`snncc.cluster.Executor`): the first target, which must be
+    the one snncc's own engines run (``sim``), runs in shards on its workers
+    (:func:`snncc.cluster.simulate_sharded`; identical results to one run).
     """
     started = time.perf_counter()
     targets = list(targets) if targets else [target]
@@ -222,9 +228,12 @@ def validate(
     for each in declared.values():
         each.require_run()
     first = declared[target]
+    if executor is not None and not first.reference:
+        raise SnnccError(f"sharded validation (workers, scheduler) runs snncc's own engines "
+                         f"(the sim target) only, not {target!r}")
 
     model = Path(model)
-    source = load_model(model, preprocess, layout)
+    source = load_model(model, preprocess, layout, nir)  # nir: NIR import choices
     name = dataset_name(source, dataset)
     if name is None:
         raise SnnccError("no dataset: pass --dataset (mnist, fashion-mnist or digits)")
@@ -254,7 +263,7 @@ def validate(
     last_run = None
     options = pass_defaults(list(declared.values()), options)
     if stages:
-        overridden = bool(preprocess) or layout is not None
+        overridden = bool(preprocess) or layout is not None or model_kind(model) == "nir"
         calibration = calibration_samples(source, name, data_dir, CALIBRATION_COUNT)
         with progress("accuracy ladder", len(passes) + 1) as advance:
             measured = accuracy_ladder(
@@ -276,7 +285,10 @@ def validate(
         result, wall = last_run
     else:
         start = time.perf_counter()
-        result = _run_target(first, target, graph, inputs, timesteps, test.labels)
+        if executor is not None:
+            result = _run_sharded(executor, graph, name, data_dir, len(test), timesteps)
+        else:
+            result = _run_target(first, target, graph, inputs, timesteps, test.labels)
         wall = max(time.perf_counter() - start, 1e-9)
     curve = result.accuracy_curve
     report = ValidationReport(
@@ -332,6 +344,15 @@ def _run_target(declared: Target, target: str, graph: ir.Graph, inputs: np.ndarr
                 timesteps: int, labels: np.ndarray) -> Any:
     with progress(f"simulating ({target}, T={timesteps})", len(inputs)) as advance:
         return declared.require_run()(graph, inputs, timesteps, labels=labels, progress=advance)
+
+
+def _run_sharded(executor: Any, graph: ir.Graph, dataset: str, data_dir: str | None,
+                 samples: int, timesteps: int) -> Any:
+    from snncc.cluster import simulate_sharded
+
+    with progress(f"simulating (sim, T={timesteps}, {executor.describe()})", samples) as advance:
+        return simulate_sharded(executor, graph, dataset=dataset, data_dir=data_dir,
+                                samples=samples, timesteps=timesteps, progress=advance)
 
 
 def spike_rates(graph: ir.Graph, result: Any) -> dict[str, float]:
@@ -419,6 +440,7 @@ def compile_model(
     preprocess: dict[str, Any] | None = None,
     layout: str | None = None,
     target_options: dict[str, Any] | None = None,
+    nir: dict[str, Any] | None = None,
     force: bool = False,
 ) -> CompileResult:
     """Convert and lower ``model`` and write ``target``'s artifacts into ``out_dir`` atomically.
@@ -431,7 +453,7 @@ def compile_model(
     """
     model = Path(model)
     check_output_directory(out_dir, "compile", force=force, inputs=(model,))
-    source = load_model(model, preprocess, layout)
+    source = load_model(model, preprocess, layout, nir)  # nir: NIR import choices
     declared = get_target(target)  # fail early, before any work, if the target is unavailable
     target_options = declared.target_options(target_options)
     name = dataset_name(source, dataset)

@@ -451,10 +451,90 @@ _TOP_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "synapse_encoding": (str, "one of 'count', 'nengo-loihi'"),
     "core": (dict, "a mapping of per-core limits"),
     "notes": (str, "a string"),
+    "energy": (dict, "a mapping of published energy and timing figures"),
 }
 _REQUIRED = ("name", "kind", "cores_per_chip", "core")
 _ENCODINGS = ("count", "nengo-loihi")
 _KINDS = ("neuromorphic", "fpga")
+
+
+#: Published per-event figures an ``energy:`` table may give (SI units: joules, seconds, watts),
+#: and what each one prices. ``null`` (or absent) means "not published": the estimate leaves the
+#: term out and says so (:mod:`snncc.energy`).
+ENERGY_FIGURES: dict[str, str] = {
+    "synaptic_event_j": "energy of one synaptic event (one spike delivered over one synapse)",
+    "neuron_update_j": "energy of one neuron's update in one timestep",
+    "spike_j": "energy of routing one emitted spike",
+    "static_w": "static (leakage / resting) power of the chip",
+    "step_s": "fixed duration of one timestep (a global tick)",
+    "synaptic_event_s": "time of one synaptic event on a core",
+    "neuron_update_s": "time of one neuron update on a core",
+    "sync_s": "time of the barrier synchronisation ending each timestep",
+}
+
+
+@dataclass(frozen=True)
+class EnergyProfile:
+    """A chip's published energy and timing figures (``energy:`` in a profile; see
+    :data:`ENERGY_FIGURES`), each traced to its publication in ``sources`` (figure -> citation).
+
+    A figure that is not published is ``None``; ``notes`` says what is missing and why.
+    """
+
+    synaptic_event_j: float | None = None
+    neuron_update_j: float | None = None
+    spike_j: float | None = None
+    static_w: float | None = None
+    step_s: float | None = None
+    synaptic_event_s: float | None = None
+    neuron_update_s: float | None = None
+    sync_s: float | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+    notes: str = ""
+
+    def figures(self) -> dict[str, float | None]:
+        """Every figure of :data:`ENERGY_FIGURES` (``None``: not published)."""
+        return {name: getattr(self, name) for name in ENERGY_FIGURES}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.figures(), "sources": dict(self.sources), "notes": self.notes}
+
+
+def energy_from_dict(data: dict[str, Any], where: str) -> EnergyProfile:
+    """Validate a profile's ``energy:`` table: known figures, non-negative numbers or null, and a
+    ``sources`` entry (a non-empty string) for every figure that is given."""
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        full_key = f"energy.{key}"
+        if key == "sources":
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and k in ENERGY_FIGURES and isinstance(v, str) and v.strip()
+                for k, v in value.items()
+            ):
+                raise _type_error(where, full_key, "a mapping of figure names to citations",
+                                  value)
+            values[key] = dict(value)
+        elif key == "notes":
+            if not isinstance(value, str):
+                raise _type_error(where, full_key, "a string", value)
+            values[key] = value.strip()
+        elif key in ENERGY_FIGURES:
+            ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                   and math.isfinite(value) and value >= 0)
+            if not ok:
+                raise _type_error(where, full_key, "a non-negative number (SI units) or null",
+                                  value)
+            values[key] = None if value is None else float(value)
+        else:
+            raise SnnccError(f"chip profile {where}: unknown key {full_key!r}; known: "
+                             f"{', '.join(list(ENERGY_FIGURES) + ['sources', 'notes'])}")
+    sources = values.get("sources", {})
+    unsourced = [key for key in ENERGY_FIGURES if values.get(key) is not None
+                 and key not in sources]
+    if unsourced:
+        raise SnnccError(f"chip profile {where}: energy figure {unsourced[0]!r} has no entry in "
+                         f"'energy.sources' (every published figure names its source)")
+    return EnergyProfile(**values)
 
 
 @dataclass(frozen=True)
@@ -466,7 +546,8 @@ class ChipProfile:
     the system has (a board); ``split`` whether a layer may span cores; ``layers_per_core`` how many
     layers one core may hold (``None``: any number, packed until a limit is hit);
     ``destinations`` the most consumer layers one core may send to; ``max_kernel`` the largest
-    kernel side; ``weight_bits`` the widest weight the synapses store.
+    kernel side; ``weight_bits`` the widest weight the synapses store. ``energy``: the published
+    energy and timing figures (:class:`EnergyProfile`), ``None`` when the profile has none.
     """
 
     name: str
@@ -485,6 +566,7 @@ class ChipProfile:
     synapse_encoding: str = "count"
     notes: str = ""
     source: str = ""
+    energy: EnergyProfile | None = None
 
     def core_limit(self, resource: str, core_index: int = 0) -> int | None:
         """Limit of ``resource`` on core ``core_index`` (None: unlimited)."""
@@ -505,6 +587,7 @@ class ChipProfile:
             "state_bits": self.state_bits, "destinations": self.destinations,
             "max_kernel": self.max_kernel, "synapse_encoding": self.synapse_encoding,
             "core": {k: list(v) if isinstance(v, tuple) else v for k, v in self.core.items()},
+            "energy": None if self.energy is None else self.energy.as_dict(),
         }
 
 
@@ -569,6 +652,8 @@ def chip_from_dict(data: Any, where: str = "<dict>") -> ChipProfile:
     if not core:
         raise SnnccError(f"chip profile {where}: key 'core' must list at least one limit")
     values["core"] = core
+    if "energy" in values:
+        values["energy"] = energy_from_dict(values["energy"], where)
     return ChipProfile(source=where, **values)
 
 
@@ -621,8 +706,11 @@ def _builtin(name: str) -> ChipProfile:
     return load_chip_file(CHIPS_DIR / f"{name}.yaml")
 
 
-def load_chip(name_or_path: str | Path) -> ChipProfile:
-    """A built-in profile by name (``loihi``, ``speck``, ``zynq-7020`` ...) or a YAML file path."""
+def load_chip(name_or_path: str | Path | ChipProfile) -> ChipProfile:
+    """A built-in profile by name (``loihi``, ``speck``, ``zynq-7020`` ...) or a YAML file path
+    (a profile already loaded is returned as it is)."""
+    if isinstance(name_or_path, ChipProfile):
+        return name_or_path
     text = str(name_or_path)
     if text in builtin_chips():
         return _builtin(text)

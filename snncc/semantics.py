@@ -13,7 +13,8 @@ Rules, in the order a sample meets them:
 * **Synapses and other stateless nodes** (:func:`apply_stateless`): ``W x + b`` and friends, the
   bias added at every step; exact integer arithmetic in integer mode.
 * **Neurons** (:func:`neuron_step`): integrate, compare, reset, fire once; membrane potentials
-  saturate to ``STATE_BITS`` after every addition in integer mode (:func:`saturate`).
+  saturate to ``STATE_BITS`` after every addition in integer mode (:func:`saturate`). Leaky
+  neurons (:func:`leaky_update`) decay first (:func:`decay`), with Loihi's integer rules.
 * **Max pooling over time** (:func:`max_pool_step`).
 * **Readout and decision** (:func:`readout_step`, :func:`first_spike_winner`): the class decision
   after every step, with its tie-break.
@@ -191,7 +192,74 @@ def initial_state(node: ir.Node, shape: ir.Shape, batch: int, integer: bool) -> 
     if isinstance(node, ir.IF):
         v_init = ir.broadcast_per_neuron(node.v_init, shape, "v_init")
         return {"v": np.broadcast_to(v_init, full).astype(dtype), "armed": np.ones(full, bool)}
+    if isinstance(node, ir.LEAKY):
+        v_init = ir.broadcast_per_neuron(node.v_init, shape, "v_init").astype(dtype)
+        if integer:
+            v_init = v_init << ir.LEAKY_SHIFT
+        return {"v": np.broadcast_to(v_init, full).astype(dtype), "u": np.zeros(full, dtype),
+                "pending": np.zeros(full, bool)}
     raise SnnccError(f"{type(node).__name__} is not a neuron node")
+
+
+def decay(x: np.ndarray, d: np.ndarray, integer: bool) -> np.ndarray:
+    """One step of decay by ``d / 4096``: ``x * (1 - d/4096)``; in integer mode Loihi's
+    ``sign(x) * ((|x| * (4096 - d)) >> 12)`` (truncation toward zero)."""
+    if not integer:
+        return x * (1.0 - np.asarray(d, np.float64) / ir.DECAY_UNITY)
+    x = np.asarray(x, np.int64)
+    kept = ir.DECAY_UNITY - np.asarray(d, np.int64)
+    return np.sign(x) * ((np.abs(x) * kept) >> ir.DECAY_SHIFT)
+
+
+def wrap_current(u: np.ndarray) -> np.ndarray:
+    """Loihi's 24-bit current wrap, applied once: ``u - 2**24`` above ``2**23``, ``u + 2**24`` at
+    or below ``-2**23`` (lava-nc 0.10 ``AbstractPyLifModelFixed.subthr_dynamics``)."""
+    wrap = ir.LEAKY_U_WRAP
+    return np.where(u > wrap, u - 2 * wrap, np.where(u <= -wrap, u + 2 * wrap, u))
+
+
+def leaky_update(v: np.ndarray, u: np.ndarray, pending: np.ndarray, current: np.ndarray,
+                 threshold: np.ndarray, du: np.ndarray, dv: np.ndarray, reset: str,
+                 reset_delay: bool, comparison: str, integer: bool
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The leaky (LIF/CubaLIF) rule on arrays: returns ``(v, u, spikes)`` after one step.
+
+    Float: ``u = u (1 - du/4096) + x``, ``v = v (1 - dv/4096) + u`` (minus ``threshold`` where the
+    previous step spiked, with ``reset_delay``), spike where ``v > threshold`` (``>=``), then the
+    same-step reset (subtract or zero) unless delayed. Integer: Loihi's rules (see
+    :class:`snncc.ir.CubaLIF`): the input and the threshold count ``2**6`` state units,
+    :func:`decay` truncates toward zero, ``u`` wraps (:func:`wrap_current`) and ``v`` saturates
+    to ``+-(2**23 - 1)``. ``pending`` holds the previous step's spikes (used with ``reset_delay``).
+    A LIF node is the case ``du = 4096``.
+    """
+    if integer:
+        threshold = np.asarray(threshold, np.int64) << ir.LEAKY_SHIFT
+        u = wrap_current(decay(u, du, True) + (np.asarray(current, np.int64) << ir.LEAKY_SHIFT))
+    else:
+        u = decay(u, du, False) + current
+    v = decay(v, dv, integer) + u
+    if reset_delay:
+        v = v - pending * threshold
+    if integer:
+        v = np.clip(v, -ir.LEAKY_V_MAX, ir.LEAKY_V_MAX)
+    spikes = v > threshold if comparison == ">" else v >= threshold
+    if not reset_delay:
+        v = v - spikes * threshold if reset == "subtract" else np.where(spikes, 0, v)
+    return v, u, spikes
+
+
+def leaky_step(node: ir.LIF | ir.CubaLIF, state: dict, current: np.ndarray,
+               integer: bool) -> np.ndarray:
+    """One step of :class:`snncc.ir.LIF` / :class:`snncc.ir.CubaLIF` (:func:`leaky_update`)."""
+    shape = current.shape[1:]
+    per_neuron = {name: ir.broadcast_per_neuron(getattr(node, name), shape, name)
+                  for name in ("threshold", "du", "dv")}
+    v, u, spikes = leaky_update(state["v"], state["u"], state["pending"], current,
+                                per_neuron["threshold"], per_neuron["du"], per_neuron["dv"],
+                                node.reset, node.reset_delay, node.comparison, integer)
+    state["v"], state["u"], state["pending"] = v.astype(state["v"].dtype), u.astype(
+        state["u"].dtype), spikes
+    return spikes.astype(np.uint8)
 
 
 def if_update(v: np.ndarray, current: np.ndarray, threshold: np.ndarray, armed: np.ndarray,
@@ -223,7 +291,7 @@ def if_step(node: ir.IF, state: dict, current: np.ndarray, integer: bool) -> np.
 
 
 #: Neuron node type -> its step rule. A new neuron model adds one entry (and its IR node).
-NEURON_RULES = {ir.IF: if_step}
+NEURON_RULES = {ir.IF: if_step, ir.LIF: leaky_step, ir.CubaLIF: leaky_step}
 
 
 def neuron_step(node: ir.Node, state: dict, current: np.ndarray, integer: bool) -> np.ndarray:
@@ -265,11 +333,11 @@ def readout_step(node: ir.Readout, state: dict, current: np.ndarray, integer: bo
                  t: int) -> np.ndarray:
     """Accumulate one step and return the decision after it (see :class:`snncc.ir.Readout`).
 
-    ``potential``: ``argmax a``. ``first_spike``: the fire-once neuron that crossed its threshold
+    ``potential``: ``argmax a`` (a leaky readout decays ``a`` first, :func:`decay`). ``first_spike``: the fire-once neuron that crossed its threshold
     first (:func:`first_spike_winner` among those crossing at the same step); before any crossing,
     ``argmax v``. ``state["time"]`` keeps the step of the first crossing (``T`` until then).
     """
-    v = state["v"] + current
+    v = (decay(state["v"], node.dv, integer) if node.dv else state["v"]) + current
     state["v"] = saturate(v) if integer else v
     if node.mode == "potential":
         return potential_decision(state["v"])

@@ -199,7 +199,7 @@ def accuracy_ladder(
         result = simulate(graph, inputs, timesteps, mode="integer" if integer else "float",
                           labels=labels, count_neurons=True)
         last_seconds = time.perf_counter() - simulated
-        rates = {n: result.neuron_counts[n] / timesteps for n in graph.of_type(ir.IF)
+        rates = {n: result.neuron_counts[n] / timesteps for n in graph.of_type(*ir.NEURONS)
                  if n in result.neuron_counts}
         correlations = _correlations(previous_rates, rates, info.get("kept_units", {}))
         accuracy = result.accuracy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import shutil
@@ -169,6 +170,11 @@ def atomic_directory(path: str | os.PathLike[str], kind: str = "output", *, forc
         raise
 
 
+# rich allows one live display at a time: a bar opened inside another (a validation inside a
+# sweep) stays silent instead of failing.
+_BAR_OPEN: contextvars.ContextVar[bool] = contextvars.ContextVar("snncc_bar_open", default=False)
+
+
 def progress_enabled() -> bool:
     """Progress bars only on an interactive terminal and never under CI."""
     return sys.stderr.isatty() and not os.environ.get("CI")
@@ -176,8 +182,9 @@ def progress_enabled() -> bool:
 
 @contextlib.contextmanager
 def progress(description: str, total: int | None) -> Iterator[callable]:
-    """A rich progress bar on stderr (silent when not interactive); yields ``advance(n)``."""
-    if not progress_enabled():
+    """A rich progress bar on stderr (silent when not interactive, or inside another bar);
+    yields ``advance(n)``."""
+    if not progress_enabled() or _BAR_OPEN.get():
         yield lambda n=1: None
         return
     from rich.console import Console
@@ -191,9 +198,13 @@ def progress(description: str, total: int | None) -> Iterator[callable]:
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+    token = _BAR_OPEN.set(True)
+    try:
+        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda n=1: bar.advance(task, n)
+    finally:
+        _BAR_OPEN.reset(token)
 
 
 def jsonable(value: Any) -> Any:

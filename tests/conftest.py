@@ -28,6 +28,12 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def nir_dir() -> Path:
+    """Directory of the shared snnTorch NIR fixtures (.nir, .json sidecar, .npz predictions)."""
+    return _require(SHARED / "nir", "shared NIR fixtures")
+
+
+@pytest.fixture(scope="session")
 def models_dir() -> Path:
     """Directory of the shared ONNX checkpoints and their JSON sidecars."""
     return _require(SHARED / "models", "shared ONNX models")

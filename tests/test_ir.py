@@ -149,3 +149,25 @@ def test_files_with_the_old_quantize_metadata_load_as_the_typed_format(tmp_path)
     loaded = ir.Graph.load(graph.save(tmp_path / "old.snn.npz"))
     assert "quantize" not in loaded.metadata
     assert loaded.quantization.layers["fc"].weight_bits == 4
+
+
+def test_leaky_nodes_save_and_load(tmp_path):
+    graph = ir.Graph()
+    graph.chain(("input", ir.Input(shape=(3,))), ("fc", ir.Dense(weight=np.ones((2, 3)))),
+                ("lif", ir.CubaLIF(threshold=np.array([1.5]), du=np.array([100.0, 7.5]),
+                                   dv=np.array([409.6]), reset="subtract", reset_delay=True,
+                                   comparison=">=")),
+                ("fc2", ir.Dense(weight=np.ones((2, 2)))), ("readout", ir.Readout(dv=12.5)))
+    back = ir.Graph.load(graph.save(tmp_path / "g.snn.npz"))
+    lif = back.nodes["lif"]
+    assert (lif.reset, lif.reset_delay, lif.comparison) == ("subtract", True, ">=")
+    np.testing.assert_array_equal(lif.du, [100.0, 7.5])
+    assert back.nodes["readout"].dv == 12.5
+
+
+def test_leaky_node_rules_are_checked():
+    with pytest.raises(SnnccError, match="decay dv"):
+        ir.LIF(dv=np.array([5000]))
+    with pytest.raises(SnnccError, match="comparison"):
+        ir.LIF(comparison="<")
+    assert ir.LIF(reset="zero", reset_delay=True).reset_delay is False  # same timing for zero

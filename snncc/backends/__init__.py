@@ -25,6 +25,7 @@ TARGETS: dict[str, str] = {
     "sim": "snncc.backends.sim",
     "lava": "snncc.backends.lava",
     "fpga": "snncc.backends.fpga",
+    "nir": "snncc.backends.nir",
 }
 
 

@@ -372,6 +372,9 @@ def lower_graph(graph: ir.Graph) -> list[BundleLayer]:
         if isinstance(node, ir.Input):
             continue
         kind = type(node).__name__
+        if isinstance(node, ir.LEAKY):
+            raise UnsupportedError(f"layer {name!r} ({kind}): the FPGA engine's neurons do not "
+                                   "leak (no decay datapath); leaky neurons are not supported")
         if not isinstance(node, _LINEAR + _NEURONS):
             raise UnsupportedError(f"layer {name!r} ({kind}) is not supported by the FPGA "
                                    f"engine; supported: {SUPPORTED}")

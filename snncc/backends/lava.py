@@ -21,6 +21,10 @@ Mapping (one Lava process per IR node unless said otherwise):
   passes identity ``Sparse`` delay lines, one step each.
 * :class:`~snncc.ir.IF` -> ``lava.proc.lif.LIFReset`` when LIF expresses it exactly (see
   :func:`lif_expressible`), else :class:`snncc.backends.lava_procs.IntegrateAndFire`.
+  :class:`~snncc.ir.LIF` / :class:`~snncc.ir.CubaLIF` -> ``LIFReset`` with their ``du``/``dv``
+  when Lava's LIF expresses them exactly (:func:`leaky_lif_expressible`), else
+  :class:`snncc.backends.lava_procs.LeakyIntegrateAndFire` (the same rules per neuron, with
+  delayed subtraction, ``>=`` and ``v_init``).
   :class:`~snncc.ir.MaxPool2d` -> :class:`~snncc.backends.lava_procs.SpikingMaxPool`,
   :class:`~snncc.ir.Readout` -> :class:`~snncc.backends.lava_procs.Readout`.
 * Monitors: the custom processes keep what they send in ring-buffer Vars, 0/1 spikes packed 48
@@ -73,6 +77,7 @@ THRESHOLD_MANTISSA_MAX = 2**17 - 1  #: ``vth`` is a 17-bit unsigned mantissa
 LIF_SHIFT = 6  #: LIF left-shifts synaptic input and ``vth`` by 6 bits (MSB alignment)
 LIF_VOLTAGE_MAX = (2 ** (STATE_BITS - 1) - 1) >> LIF_SHIFT  #: largest LIF potential in IR units
 DECAY_UNITY = 4096  #: 12-bit decays; ``du = 4095`` forgets the current every step
+BIAS_MANTISSA_MAX = 2**12 - 1  #: LIF ``bias_mant`` is a 13-bit signed mantissa
 ACCUMULATOR_MAX = 2**31 - 1  #: Lava's Dense/Sparse CPU models accumulate in int32
 CONV_ACCUMULATOR_MAX = 2**23 - 1  #: Lava's Conv clamps (wraps) its output to 24 bits
 GRADED_BITS_MAX = 24  #: Loihi 2 graded spike payload
@@ -214,6 +219,39 @@ def lif_expressible(node: ir.IF, bias: np.ndarray | None, low: float, high: floa
         return False, "threshold beyond the 17-bit vth"
     if int(threshold[0]) - 1 + high > LIF_VOLTAGE_MAX or -low * timesteps > LIF_VOLTAGE_MAX:
         return False, "potential may leave LIF's range"
+    return True, ""
+
+
+def leaky_lif_expressible(node: ir.LIF | ir.CubaLIF, bias: np.ndarray | None, low: float,
+                          high: float) -> tuple[bool, str]:
+    """Can Lava's own fixed-point ``LIFReset`` compute this leaky layer exactly? (yes, reason)
+
+    Lava's LIF is the IR's integer leaky rule (:class:`snncc.ir.CubaLIF`) with one ``vth``,
+    ``du`` (register ``du - 1``, so ``du >= 1``) and ``dv <= 4095`` per process, ``v > vth``,
+    reset to zero in the spiking step, ``v`` starting at 0, and the bias added to ``v``
+    (``bias_mant * 2**6``, 13-bit signed mantissa) instead of the current: the same as the IR's
+    bias on a LIF's current (``du = 4096``) while ``64 * (|x| + |bias|)`` cannot wrap ``u``; a
+    CubaLIF's current keeps its bias, so it needs none.
+    """
+    if node.reset != "zero":
+        return False, "reset by subtraction"
+    if node.comparison != ">":
+        return False, "spikes on v >= threshold"
+    if np.any(np.asarray(node.v_init) != 0):
+        return False, "nonzero v_init"
+    for what in ("threshold", "du", "dv"):
+        if np.unique(np.asarray(getattr(node, what))).size != 1:
+            return False, f"per-neuron {what}"
+    if int(np.min(node.du)) < 1 or int(np.max(node.dv)) > DECAY_UNITY - 1:
+        return False, "du = 0 or dv = 4096 (Lava's 12-bit registers)"
+    if int(np.max(node.threshold)) > THRESHOLD_MANTISSA_MAX:
+        return False, "threshold beyond the 17-bit vth"
+    if bias is not None and np.any(bias != 0):
+        if isinstance(node, ir.CubaLIF):
+            return False, "a bias on the CubaLIF current"
+        peak = float(np.abs(bias).max())
+        if peak > BIAS_MANTISSA_MAX or (max(abs(low), abs(high)) + peak) > LIF_VOLTAGE_MAX:
+            return False, "bias beyond the 13-bit mantissa or a current that may wrap"
     return True, ""
 
 
@@ -367,6 +405,17 @@ def plan(graph: ir.Graph, timesteps: int, use_lif: bool = True) -> Plan:
                 plan_node.notes.append(f"custom IntegrateAndFire ({reason or 'LIF disabled'})")
             nodes[name] = plan_node
             spiking.append(name)
+        elif isinstance(node, ir.LEAKY):
+            v_init = ir.broadcast_per_neuron(node.v_init, shape, "v_init")
+            _check_state(np.asarray(v_init, np.int64) << ir.LEAKY_SHIFT, name, "v_init * 64")
+            _check_state(first.bias, name, "bias")
+            lif, reason = leaky_lif_expressible(node, first.bias, first.low, first.high)
+            plan_node = NodePlan("leaky_lif" if (use_lif and lif) else "leaky", first.depth,
+                                 shape, False, use_lif=use_lif and lif)
+            if not plan_node.use_lif:
+                plan_node.notes.append(f"custom LeakyIntegrateAndFire ({reason or 'LIF disabled'})")
+            nodes[name] = plan_node
+            spiking.append(name)
         elif isinstance(node, ir.MaxPool2d):
             if max(abs(first.low), abs(first.high)) * timesteps > STATE_MAX:
                 raise UnsupportedError(
@@ -386,7 +435,8 @@ def plan(graph: ir.Graph, timesteps: int, use_lif: bool = True) -> Plan:
         else:
             raise UnsupportedError(
                 f"layer {name!r}: {kind} has no Lava mapping (supported: Input, Dense, Conv2d, "
-                "SumPool2d, MaxPool2d, Flatten, Reshape, Transpose, Add, IF, Readout)"
+                "SumPool2d, MaxPool2d, Flatten, Reshape, Transpose, Add, IF, LIF, CubaLIF, "
+                "Readout)"
             )
     readout = readouts[0]
     depth = max(p.depth for p in nodes.values())
@@ -601,6 +651,28 @@ def build(graph: ir.Graph, timesteps: int, encoded: np.ndarray | None = None,
                 **windowed(name))
             connect(sources[0], process.a_in, shape)
             outputs[name] = [process.s_out]
+        elif node_plan.kind == "leaky_lif":
+            bias = lava_plan.nodes[sources[0]].bias
+            process = LIFReset(
+                shape=shape, du=int(np.min(node.du)) - 1, dv=int(np.max(node.dv)),
+                vth=int(np.max(node.threshold)),
+                bias_mant=np.zeros(shape, np.int32) if bias is None else bias.astype(np.int32),
+                bias_exp=ir.LEAKY_SHIFT, reset_interval=window,
+                # reset at the first active step: a bias integrated before it is discarded
+                reset_offset=(node_plan.depth + 1) % window, name=name)
+            connect(sources[0], process.a_in, shape)
+            outputs[name] = [process.s_out]
+        elif node_plan.kind == "leaky":
+            bias = lava_plan.nodes[sources[0]].bias
+            process = lava_procs.LeakyIntegrateAndFire(
+                shape=shape,
+                **{key: ir.broadcast_per_neuron(getattr(node, key), shape, key)
+                   for key in ("threshold", "du", "dv", "v_init")},
+                bias=np.zeros(shape, dtype=np.int64) if bias is None else bias,
+                reset=node.reset, reset_delay=node.reset_delay, comparison=node.comparison,
+                record_steps=steps, name=name, **windowed(name))
+            connect(sources[0], process.a_in, shape)
+            outputs[name] = [process.s_out]
         elif node_plan.kind == "maxpool":
             process = lava_procs.SpikingMaxPool(
                 in_shape=shapes[sources[0]], out_shape=shape, kernel=node.kernel,
@@ -615,7 +687,7 @@ def build(graph: ir.Graph, timesteps: int, encoded: np.ndarray | None = None,
                 shape=shape, mode=node.mode,
                 threshold=ir.broadcast_per_neuron(node.threshold, shape, "threshold"),
                 bias=np.zeros(shape, dtype=np.int64) if bias is None else bias,
-                record_steps=steps, name=name, **windowed(name))
+                record_steps=steps, dv=int(node.dv), name=name, **windowed(name))
             connect(sources[0], process.a_in, shape)
             outputs[name] = []
         else:  # pragma: no cover - plan() rejects everything else
@@ -629,12 +701,12 @@ def build(graph: ir.Graph, timesteps: int, encoded: np.ndarray | None = None,
     for name in lava_plan.spiking:
         process = processes[name]
         kind = lava_plan.nodes[name].kind
-        if kind == "lif":
+        if kind in ("lif", "leaky_lif"):
             recorder = lava_procs.SpikeRecorder(shape=shapes[name], record_steps=steps,
                                                 name=f"{name}:monitor")
             process.s_out.connect(recorder.a_in)
             monitors[name] = Monitor(recorder.spikes, True)
-        elif kind in ("if", "maxpool"):
+        elif kind in ("if", "leaky", "maxpool"):
             monitors[name] = Monitor(process.spikes, not lava_plan.nodes[name].graded)
     readout = processes[lava_plan.readout]
     source = processes[input_name]
@@ -869,6 +941,8 @@ def emit(graph: ir.Graph, out_dir: str | Path, timesteps: int | None = None,
         "netx": netx_file.name if netx_file else None,
         "netx_inexpressible": problems,
         "netx_readout": None if netx_file is None else (
+            "the readout counts the last netx layer's spikes (prediction = argmax of the counts)"
+            if isinstance(graph.nodes[graph.inputs_of(graph.output_name)[0]], ir.NEURONS) else
             "the last netx layer is a CUBA layer with vThMant=131071: its potential v >> 6 is the "
             "readout accumulator (prediction = argmax) while it stays below 131071; the IR's "
             "24-bit saturating accumulator and first-spike tie-breaking are not expressible"),
@@ -908,6 +982,8 @@ _LAVA_NAMES = {
     "add": "InPort summation",
     "lif": "lava.proc.lif.process.LIFReset",
     "if": "snncc.backends.lava_procs.IntegrateAndFire",
+    "leaky": "snncc.backends.lava_procs.LeakyIntegrateAndFire",
+    "leaky_lif": "lava.proc.lif.process.LIFReset (CUBA du/dv)",
     "maxpool": "snncc.backends.lava_procs.SpikingMaxPool",
     "readout": "snncc.backends.lava_procs.Readout",
 }

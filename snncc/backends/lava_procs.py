@@ -30,6 +30,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from snncc import semantics
+from snncc.ir import LEAKY_SHIFT
 
 
 class _Windowed(AbstractProcess):
@@ -160,6 +161,85 @@ class PyIntegrateAndFireFixed(_WindowedModel):
         self.s_out.send(spikes)
 
 
+# ---------------------------------------------------------------------------------------- leaky
+
+
+class LeakyIntegrateAndFire(_Windowed):
+    """Leaky neurons (the IR's LIF and CubaLIF) with Loihi's fixed-point CUBA rules, in IR units.
+
+    Per active step, with synaptic input ``a`` plus the carried ``bias`` (the IR adds a synapse's
+    bias to its current), :func:`snncc.semantics.leaky_update` in integer mode: ``u`` wraps,
+    ``v`` saturates at ``+-(2**23 - 1)``, both in units of ``2**-6`` of the input, decays truncate
+    toward zero. Per-neuron thresholds, ``du``, ``dv`` and ``v_init``, either comparison, reset
+    to zero or by subtraction, in the spiking step or one step later: what Lava's own ``LIF``
+    cannot express (one ``vth``, ``du``, ``dv`` per process, ``v > vth``, reset to zero, the bias
+    on ``v``). ``u``, ``v`` and the pending reset restart at each window start.
+    """
+
+    def __init__(self, *, shape: tuple[int, ...], threshold: np.ndarray, du: np.ndarray,
+                 dv: np.ndarray, v_init: np.ndarray, bias: np.ndarray, reset: str,
+                 reset_delay: bool, comparison: str, period: int, active_start: int,
+                 active_steps: int, record_steps: int = 0, name: str | None = None) -> None:
+        super().__init__(period=period, active_start=active_start, active_steps=active_steps,
+                         reset=reset, reset_delay=bool(reset_delay), comparison=comparison,
+                         name=name)
+        self.a_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
+        for field, values in (("threshold", threshold), ("du", du), ("dv", dv),
+                              ("v_init", v_init), ("bias", bias)):
+            setattr(self, field, Var(shape=shape,
+                                     init=np.broadcast_to(values, shape).astype(np.int32)))
+        self.v = Var(shape=shape, init=np.zeros(shape, dtype=np.int32))
+        self.u = Var(shape=shape, init=np.zeros(shape, dtype=np.int32))
+        self.pending = Var(shape=shape, init=np.zeros(shape, dtype=np.int32))
+        self.spikes = self._recorder(shape, record_steps, packed=True)
+
+
+@implements(proc=LeakyIntegrateAndFire, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyLeakyIntegrateAndFireFixed(_WindowedModel):
+    """Fixed-point model of :class:`LeakyIntegrateAndFire` (the golden rule, 24-bit state)."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
+    threshold: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    du: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
+    dv: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
+    v_init: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    u: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    pending: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
+    spikes: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=48)
+
+    def __init__(self, proc_params) -> None:
+        super().__init__(proc_params)
+        self.reset = proc_params["reset"]
+        self.reset_delay = bool(proc_params["reset_delay"])
+        self.comparison = proc_params["comparison"]
+
+    def run_spk(self) -> None:
+        a_in = self.a_in.recv().astype(np.int64)
+        window_start, active = self.window_position()
+        if window_start:
+            self.v[:] = self.v_init.astype(np.int64) << LEAKY_SHIFT
+            self.u[:] = 0
+            self.pending[:] = 0
+        spikes = np.zeros(self.v.shape, dtype=np.int32)
+        if active:
+            v, u, crossed = semantics.leaky_update(
+                self.v.astype(np.int64), self.u.astype(np.int64), self.pending != 0,
+                a_in + self.bias, self.threshold, self.du, self.dv, self.reset, self.reset_delay,
+                self.comparison, integer=True)
+            self.v[:] = v
+            self.u[:] = u
+            self.pending[:] = crossed
+            spikes = crossed.astype(np.int32)
+        self.record(self.spikes, spikes, packed=True)
+        self.s_out.send(spikes)
+
+
 # ------------------------------------------------------------------------------------- MaxPool2d
 
 
@@ -230,7 +310,8 @@ class PySpikingMaxPoolFixed(_WindowedModel):
 class Readout(_Windowed):
     """The IR's Readout: potential accumulators or fire-once first-spike neurons, plus the decision.
 
-    ``potential``: ``a = clip(a + x + bias)``; decision ``argmax a`` (lowest index on ties).
+    ``potential``: ``a = clip(a + x + bias)`` (a leaky readout decays ``a`` first by ``dv``,
+    :func:`snncc.semantics.decay`); decision ``argmax a`` (lowest index on ties).
     ``first_spike``: ``v = clip(v + x + bias)``, a neuron spikes once when ``v >= threshold``; the
     decision is the first neuron to spike (ties: largest ``v``, then lowest index), ``argmax v``
     until any spikes. Each step's state and decision (class index; ``-1`` when inactive) are kept
@@ -239,9 +320,9 @@ class Readout(_Windowed):
 
     def __init__(self, *, shape: tuple[int], mode: str, threshold: np.ndarray, bias: np.ndarray,
                  period: int, active_start: int, active_steps: int, record_steps: int = 0,
-                 name: str | None = None) -> None:
+                 dv: int = 0, name: str | None = None) -> None:
         super().__init__(period=period, active_start=active_start, active_steps=active_steps,
-                         mode=mode, name=name)
+                         mode=mode, dv=int(dv), name=name)
         self.a_in = InPort(shape=shape)
         self.threshold = Var(shape=shape, init=np.broadcast_to(threshold, shape).astype(np.int32))
         self.bias = Var(shape=shape, init=np.broadcast_to(bias, shape).astype(np.int32))
@@ -268,6 +349,7 @@ class PyReadoutFixed(_WindowedModel):
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
         self.first_spike = proc_params["mode"] == "first_spike"
+        self.dv = int(proc_params.get("dv", 0))
 
     def run_spk(self) -> None:
         a_in = self.a_in.recv().astype(np.int64)
@@ -279,7 +361,10 @@ class PyReadoutFixed(_WindowedModel):
             self.record(self.states, 0)
             self.record(self.decisions, -1)
             return
-        v = semantics.saturate(self.v.astype(np.int64) + a_in + self.bias)
+        previous = self.v.astype(np.int64)
+        if self.dv:
+            previous = semantics.decay(previous, self.dv, integer=True)
+        v = semantics.saturate(previous + a_in + self.bias)
         self.v[:] = v
         if self.first_spike and self.winner[0] < 0:
             self.winner[0] = int(semantics.first_spike_winner(v[None] >= self.threshold, v[None])[0])

@@ -73,13 +73,17 @@ def _layers(graph: ir.Graph) -> list[tuple[str, list[str]]]:
         if isinstance(node, (ir.Dense, ir.Conv2d)):
             following = order[index + 1] if index + 1 < len(order) else None
             after = graph.nodes.get(following)
-            if not isinstance(after, (ir.IF, ir.Readout)):
+            if not isinstance(after, ir.NEURONS + (ir.Readout,)):
                 raise SnnccError(
                     f"node {name!r}: netx needs neurons right after each synapse layer, found "
                     f"{type(after).__name__ if after else 'nothing'}"
                 )
             layers.append(("dense" if isinstance(node, ir.Dense) else "conv", [name, following]))
             index += 2
+            continue
+        if (isinstance(node, ir.Readout) and index == len(order) - 1
+                and isinstance(graph.nodes[order[index - 1]], ir.NEURONS)):
+            index += 1  # counts the last layer's spikes: netx emits those spikes
             continue
         kind = type(node).__name__
         what = {"SumPool2d": "average pooling", "MaxPool2d": "max pooling"}.get(kind, kind)
@@ -119,8 +123,33 @@ def inexpressible(graph: ir.Graph) -> list[str]:
                 problems.append(f"neuron {neuron_name!r}: threshold beyond vThMant {VTH_MANT_MAX}")
             if np.any(neuron.v_init != 0):
                 problems.append(f"neuron {neuron_name!r}: nonzero initial potential v_init")
+        elif isinstance(neuron, ir.LEAKY):
+            problems += [f"neuron {neuron_name!r}: {p}" for p in _leaky_problems(neuron)]
+            if isinstance(neuron, ir.CubaLIF) and node.bias is not None and np.any(node.bias):
+                problems.append(f"layer {synapse!r}: a bias into a CubaLIF current (netx adds "
+                                "biases to v)")
         elif neuron.mode == "first_spike":
             problems.append(f"readout {neuron_name!r}: first-spike readout (fire-once)")
+    return problems
+
+
+def _leaky_problems(neuron: ir.LIF | ir.CubaLIF) -> list[str]:
+    """What a netx CUBA neuron (Lava's LIF: one vth, du, dv per layer, ``v > vth``, reset to
+    zero in the spiking step, ``du = iDecay - 1 >= 0``) cannot express of a leaky IR neuron."""
+    problems = []
+    if neuron.reset != "zero":
+        problems.append("reset by subtraction (netx LIF resets to zero)")
+    if neuron.comparison != ">":
+        problems.append("spikes on v >= threshold (netx LIF: v > threshold)")
+    if np.any(neuron.v_init != 0):
+        problems.append("nonzero initial potential v_init")
+    for what, values in (("threshold", neuron.threshold), ("du", neuron.du), ("dv", neuron.dv)):
+        if np.unique(values).size != 1:
+            problems.append(f"per-neuron or per-channel {what}")
+    if np.max(neuron.threshold) > VTH_MANT_MAX:
+        problems.append(f"threshold beyond vThMant {VTH_MANT_MAX}")
+    if np.min(neuron.du) < 1 or np.max(neuron.dv) > DECAY_MAX - 1:
+        problems.append("du = 0 or dv = 4096 (netx: du = iDecay - 1, dv = vDecay <= 4095)")
     return problems
 
 
@@ -183,10 +212,11 @@ def write_netx(graph: ir.Graph, path: str | os.PathLike[str]) -> Path:
             neuron = graph.nodes[names[1]]
             cell = group.create_group("neuron")
             _string(cell, "type", "CUBA")
-            cell.create_dataset("iDecay", data=np.int64(DECAY_MAX))
-            cell.create_dataset("vDecay", data=np.int64(0))
+            leaky = isinstance(neuron, ir.LEAKY)  # CUBA decays as they are (see ir.CubaLIF)
+            cell.create_dataset("iDecay", data=np.int64(neuron.du[0] if leaky else DECAY_MAX))
+            cell.create_dataset("vDecay", data=np.int64(neuron.dv[0] if leaky else 0))
             threshold = (int(np.unique(neuron.threshold)[0]) - 1 if isinstance(neuron, ir.IF)
-                         else READOUT_VTH)
+                         else int(neuron.threshold.reshape(-1)[0]) if leaky else READOUT_VTH)
             cell.create_dataset("vThMant", data=np.int64(threshold))
             cell.create_dataset("refDelay", data=np.int64(1))
             cell.create_dataset("gradedSpike", data=np.bool_(False))

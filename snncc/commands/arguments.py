@@ -16,6 +16,15 @@ def parse_passes(text: str | None) -> list[str] | None:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
+def parse_value(text: str) -> Any:
+    """A value given on the command line: JSON when it parses (numbers, ``true``), else the
+    string itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def parse_options(items: list[str] | None) -> dict[str, dict[str, Any]]:
     """``["convert.percentile=99.9", ...]`` -> ``{"convert": {"percentile": 99.9}}``."""
     options: dict[str, dict[str, Any]] = {}
@@ -24,11 +33,7 @@ def parse_options(items: list[str] | None) -> dict[str, dict[str, Any]]:
         pass_name, dot, option = key.partition(".")
         if not sep or not dot or not pass_name or not option:
             raise SnnccError(f"bad --option {item!r}: expected PASS.KEY=VALUE")
-        try:
-            value: Any = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        options.setdefault(pass_name, {})[option] = value
+        options.setdefault(pass_name, {})[option] = parse_value(raw)
     from snncc.passes import check_options
 
     check_options(options)  # pass names, option names and value kinds, before any work
@@ -63,8 +68,22 @@ def parse_key_values(items: list[str] | None, flag: str) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise SnnccError(f"bad {flag} {item!r}: expected KEY=VALUE")
-        try:
-            values[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            values[key.strip()] = raw
+        values[key.strip()] = parse_value(raw)
     return values
+
+
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """``["T=8,16", "convert.percentile=99.9,99.99"]`` -> ``{"T": [8, 16], ...}`` (``--grid``;
+    the keys' rules are :mod:`snncc.sweep`'s)."""
+    from snncc.sweep import add_axis
+
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise SnnccError(f"bad --grid {item!r}: expected KEY=V1,V2,... "
+                             f"(e.g. T=8,16,32 or convert.percentile=99.9,99.99)")
+        add_axis(grid, key, [parse_value(text.strip()) for text in raw.split(",")
+                             if text.strip()])
+    return grid

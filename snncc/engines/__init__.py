@@ -43,9 +43,12 @@ def choose(graph: ir.Graph, engine: str = "auto") -> str:
 def run(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int, *, mode: str | None = None,
         labels: np.ndarray | None = None, record: bool = False, engine: str = "auto",
         progress: Callable[[int], None] | None = None, count_neurons: bool = False,
-        batch_size: int | None = None) -> SimResult:
+        batch_size: int | None = None, sample_offset: int = 0) -> SimResult:
     """Simulate ``graph`` with :func:`choose`'s engine; ``mode`` defaults to ``integer`` for an
-    integer graph, else ``float``. Both engines give identical results where both apply."""
+    integer graph, else ``float``. Both engines give identical results where both apply.
+
+    ``sample_offset``: the global index of ``raw_inputs[0]`` when this run is one shard of a set
+    (rate coding seeds by the global index; the TTFS engine's latency coding draws nothing)."""
     mode = mode or ("integer" if graph.is_integer() else "float")
     name = choose(graph, engine)
     extra = {} if batch_size is None else {"batch_size": batch_size}
@@ -58,6 +61,7 @@ def run(graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int, *, mode: str | 
             progress(len(raw_inputs))
     else:
         result = simulate(graph, raw_inputs, timesteps, mode=mode, labels=labels, record=record,
-                          progress=progress, count_neurons=count_neurons, **extra)
+                          progress=progress, count_neurons=count_neurons,
+                          sample_offset=sample_offset, **extra)
     result.engine = name
     return result

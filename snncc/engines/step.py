@@ -30,6 +30,7 @@ import numba
 import numpy as np
 
 from snncc import ir, semantics
+from snncc.engines.leaky import run_leaky
 from snncc.engines.result import SimResult
 from snncc.errors import SnnccError
 
@@ -236,7 +237,7 @@ def run_ann(graph: ir.Graph, raw_inputs: np.ndarray, batch_size: int = 512,
             outputs: list[str] | None = None) -> np.ndarray | dict[str, np.ndarray]:
     """Evaluate the graph once as an ANN; returns the output node's values ``(N, ...)`` (float64).
 
-    ReLU/Clip are functions, IF nodes act as ``clip(x / threshold, 0, 1)``, MaxPool2d is max, Readout
+    ReLU/Clip are functions, IF (and leaky) nodes act as ``clip(x / threshold, 0, 1)``, MaxPool2d is max, Readout
     is the identity and the input coding is ignored (preprocessed values go in). With ``outputs``
     (node names) it returns those nodes' values instead, as a dict.
     """
@@ -255,7 +256,7 @@ def run_ann(graph: ir.Graph, raw_inputs: np.ndarray, batch_size: int = 512,
             inputs = [values[s] for s in graph.inputs_of(name)]
             if isinstance(node, ir.Input):
                 values[name] = node.preprocess(raw_inputs[start:start + batch_size])
-            elif isinstance(node, ir.IF):
+            elif isinstance(node, ir.NEURONS):
                 threshold = ir.broadcast_per_neuron(node.threshold, inputs[0].shape[1:])
                 values[name] = np.clip(inputs[0] / threshold, 0.0, 1.0)
             elif isinstance(node, ir.MaxPool2d):
@@ -295,7 +296,8 @@ class _Plan:
                 s in self.static for s in self.sources[name]
             ):
                 self.static.add(name)
-        self.spiking = [n for n in self.order if isinstance(graph.nodes[n], (ir.IF, ir.MaxPool2d))]
+        self.spiking = [n for n in self.order
+                        if isinstance(graph.nodes[n], ir.NEURONS + (ir.MaxPool2d,))]
         if input_node.coding != "direct":
             self.spiking.insert(0, graph.input_name)
         # Dense layers read by nothing but one IF node: fused with it when their input is sparse
@@ -324,7 +326,7 @@ class _Plan:
         for name in self.order:
             node = self.graph.nodes[name]
             inputs = [bound[s] for s in self.sources[name]]
-            if isinstance(node, (ir.IF, ir.MaxPool2d)):
+            if isinstance(node, ir.NEURONS + (ir.MaxPool2d,)):
                 bound[name] = 1.0
             elif isinstance(node, ir.Input):
                 bound[name] = max_input if node.coding == "direct" else 1.0
@@ -621,6 +623,9 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
         elif isinstance(node, ir.IF):
             out, totals[name] = _run_if(node, plan.shapes[name], inputs[0], timed[0], timesteps,
                                         integer, plan.state_dtypes[name])
+        elif isinstance(node, ir.LEAKY):
+            out, totals[name] = run_leaky(node, plan.shapes[name], inputs[0], timed[0], timesteps,
+                                          integer)
         elif isinstance(node, ir.MaxPool2d):
             out = _run_max_pool(node, _over_time(inputs[0], not timed[0], timesteps), state_dtype)
         elif isinstance(node, ir.Readout):
@@ -691,6 +696,17 @@ def _run_readout(node: ir.Readout, shape: ir.Shape, current: np.ndarray, integer
     return state
 
 
+def batch_rows(shapes: dict[str, ir.Shape], timesteps: int, batch_size: int = 256) -> int:
+    """Samples per batch of :func:`simulate`: ``batch_size``, shrunk so that the largest node's
+    values over all ``timesteps`` stay below ``ACTIVATION_BYTES`` (8 bytes each), at least 1.
+
+    A sharded run whose shards start at multiples of this number evaluates exactly the batches
+    one whole run evaluates (float mode picks its summation path per batch).
+    """
+    largest = max(int(np.prod(shape)) for shape in shapes.values())
+    return max(1, min(batch_size, ACTIVATION_BYTES // (8 * timesteps * largest)))
+
+
 def simulate(
     graph: ir.Graph,
     raw_inputs: np.ndarray,
@@ -702,14 +718,19 @@ def simulate(
     seed: int | None = None,
     progress: Callable[[int], None] | None = None,
     count_neurons: bool = False,
+    sample_offset: int = 0,
 ) -> SimResult:
     """Run the SNN for ``timesteps`` steps on ``raw_inputs`` ``(N, *input_shape)``.
 
     ``mode="integer"`` requires an integer graph (see :meth:`snncc.ir.Graph.check_integer`) and
     integer raw inputs. ``seed`` overrides the Input node's seed for rate coding. ``progress`` is
     called with the number of samples finished after each batch (batches shrink below
-    ``batch_size`` when one node's whole run would exceed ``ACTIVATION_BYTES``). ``record`` keeps every spiking
+    ``batch_size`` when one node's whole run would exceed ``ACTIVATION_BYTES``, see
+    :func:`batch_rows`). ``record`` keeps every spiking
     node's raster; ``count_neurons`` keeps per-neuron spike totals (``neuron_counts``).
+    ``sample_offset``: the global index of ``raw_inputs[0]`` in the whole evaluated set, when
+    this call runs one shard of it; rate coding seeds sample ``k`` by ``sample_offset + k``, so
+    a sharded run draws exactly what one run over the whole set draws.
     """
     if timesteps < 1:
         raise SnnccError(f"timesteps must be >= 1, got {timesteps}")
@@ -722,13 +743,12 @@ def simulate(
     plan = _Plan(graph, mode, max(max_input, 1.0))
     seed = graph.input.seed if seed is None else seed
     labels = None if labels is None else np.asarray(labels)
-    largest = max(int(np.prod(shape)) for shape in plan.shapes.values())
-    batch_size = max(1, min(batch_size, ACTIVATION_BYTES // (8 * timesteps * largest)))
+    batch_size = batch_rows(plan.shapes, timesteps, batch_size)
     parts = []
     for start in range(0, len(raw_inputs), batch_size):
         stop = min(start + batch_size, len(raw_inputs))
         parts.append(_simulate_batch(
-            plan, raw_inputs[start:stop], np.arange(start, stop), timesteps,
+            plan, raw_inputs[start:stop], np.arange(start, stop) + sample_offset, timesteps,
             None if labels is None else labels[start:stop], record, seed, count_neurons,
         ))
         if progress is not None:

@@ -88,9 +88,11 @@ OPTION_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 
 def pass_options(name: str) -> dict[str, str]:
-    """The options pass ``name`` declares (``OPTIONS`` in its module): option name -> kind."""
+    """The options pass ``name`` declares (``OPTIONS`` in its module): option name -> kind
+    (:data:`OPTION_KINDS`). Lets callers reject an unknown or mistyped ``PASS.OPTION`` before
+    any work (the pass itself rejects an unknown one too, but only when it runs)."""
     if name not in REGISTRY:
-        raise SnnccError(f"unknown pass {name!r} in the options; available: {', '.join(REGISTRY)}")
+        raise SnnccError(f"unknown pass {name!r}; available: {', '.join(REGISTRY)}")
     return dict(importlib.import_module(REGISTRY[name].split(":")[0]).OPTIONS)
 
 

@@ -35,6 +35,13 @@ Rules (applied in this order; one application is enough):
    Rounding: round half to even (``np.rint``) of ``lam * value`` for weights, biases, thresholds and
    ``v_init``; thresholds are at least 1; ``v_init`` is clipped to the state range. Results are
    ``int64`` arrays; thresholds and ``v_init`` become per channel when ``lam`` is.
+   Leaky neurons (LIF, CubaLIF): their integer state counts ``2**-6`` input units, so the state
+   limit above is ``(2**23 - 1) / 64`` (:func:`snncc.passes.layers.state_limit`); a CubaLIF's
+   current can add up to ``4096 / du`` one-step currents, so ``B`` and the rounding slack
+   (:func:`snncc.passes.layers.rounding_slack`: for a leaky layer reading raw samples only the
+   bias, threshold and ``v_init`` share) count that many times; decays ``du``, ``dv`` (and a
+   leaky readout's ``dv``) are rounded half to even to whole ``2**-12`` steps
+   (:func:`snncc.passes.layers.round_decays`).
 
 A graph whose synaptic weights are all integer already is not integerized again, so a second
 application changes nothing. Never mutates its input; deterministic. ``info`` reports per layer
@@ -55,12 +62,16 @@ from snncc.passes.layers import (
     binarized_layers,
     channel_view,
     compact,
+    current_growth,
     expand_per_channel,
     input_magnitude,
     layers,
     neuron_values,
     raw_input_bound,
+    round_decays,
+    rounding_slack,
     sole_synaptic_reader,
+    state_limit,
     step_currents,
 )
 
@@ -245,8 +256,10 @@ def _integerize(graph: ir.Graph, timesteps: int, weight_bits: int, per_channel: 
             v_init = neuron_values(neurons.v_init, shape, "v_init")
             flat = (threshold + np.abs(v_init)).reshape(layer.channels, -1).max(axis=1)
             # rounding may add 1/2 per weight (times the input bound), bias, threshold and v_init
-            slack = 0.5 * (channel_view(node).shape[1] * input_bound + 3)
-            by_state = (ir.STATE_MAX - slack) / (flat + current)
+            slack = rounding_slack(graph, layer.name, input_bound, calibration)
+            limit = state_limit(neurons)
+            growth = current_growth(neurons, layer.channels)
+            by_state = (limit - slack * growth) / (flat + current * growth)
             scale = np.minimum(by_weights, by_state)
             if binary_scale is not None:
                 scale = binary_scale
@@ -255,8 +268,9 @@ def _integerize(graph: ir.Graph, timesteps: int, weight_bits: int, per_channel: 
             per_neuron = scale.reshape((-1,) + (1,) * (len(shape) - 1))
             neurons.threshold = compact(np.maximum(np.rint(threshold * per_neuron), 1)
                                         .astype(np.int64))
-            neurons.v_init = compact(np.clip(np.rint(v_init * per_neuron), ir.STATE_MIN,
-                                             ir.STATE_MAX).astype(np.int64))
+            neurons.v_init = compact(np.clip(np.rint(v_init * per_neuron), -limit,
+                                             limit).astype(np.int64))
+            round_decays(neurons)
         view = (-1,) + (1,) * (node.weight.ndim - 1)
         node.weight = np.rint(np.asarray(node.weight, np.float64) * scale.reshape(view)).astype(
             np.int64)
@@ -270,8 +284,11 @@ def _integerize(graph: ir.Graph, timesteps: int, weight_bits: int, per_channel: 
         }
     info["layers"] = report
     for name, node in graph.nodes.items():
-        if isinstance(node, ir.IF) and not node.integer_ready():
-            raise SnnccError(f"fold: IF {name!r} is not fed by a Dense/Conv2d; cannot integerize")
+        if isinstance(node, ir.NEURONS) and not node.integer_ready():
+            raise SnnccError(f"fold: {type(node).__name__} {name!r} is not fed by a Dense/Conv2d; "
+                             "cannot integerize")
+        if isinstance(node, ir.Readout):
+            round_decays(node)
     return True
 
 

@@ -92,7 +92,7 @@ def input_magnitude(graph: ir.Graph, input_max: float) -> dict[str, float]:
         args = [bound[s] for s in graph.inputs_of(name)]
         if isinstance(node, ir.Input):
             bound[name] = float(input_max) if node.coding == "direct" else 1.0
-        elif isinstance(node, ir.IF):
+        elif isinstance(node, ir.NEURONS):
             bound[name] = 1.0
         elif isinstance(node, ir.SumPool2d):
             bound[name] = args[0] * node.kernel[0] * node.kernel[1] * abs(node.scale)
@@ -124,22 +124,91 @@ def step_currents(graph: ir.Graph, name: str, input_bound: float,
                   calibration: np.ndarray | None) -> np.ndarray:
     """Per channel, the one-step current bound the passes keep inside the membrane state.
 
-    For a layer reading the raw input directly (direct coding) when calibration samples are given:
+    For a layer reading the raw input directly (direct coding; :func:`reads_raw_input`) when
+    calibration samples are given:
     ``CALIBRATED_CURRENT_MARGIN`` times the largest ``|W x + b|`` over (up to 1,000 of) them, as raw
     images are far from the worst case ``input_max * sum|W|``. Otherwise that worst case
     (:func:`step_current_bound`); spikes are 0/1, so for later layers it is not far off.
     """
     node = graph.nodes[name]
-    (source,) = graph.inputs_of(name)
     worst = step_current_bound(node, input_bound)
-    direct = isinstance(graph.nodes[source], ir.Input) and graph.input.coding == "direct"
-    if not direct or calibration is None or not len(calibration):
+    if not reads_raw_input(graph, name) or calibration is None or not len(calibration):
         return worst
     from snncc.engines import run_ann
 
     current = run_ann(graph, calibration[:CALIBRATION_LIMIT], outputs=[name])[name]
     peak = np.abs(current).reshape(len(current), current.shape[1], -1).max(axis=(0, 2))
     return np.minimum(worst, CALIBRATED_CURRENT_MARGIN * peak)
+
+
+def state_limit(target: ir.Node) -> float:
+    """The largest ``|v|`` a neuron's integer state holds, in units of its input current:
+    ``2**23 - 1`` for IF and the readout; ``(2**23 - 1) / 2**6`` for leaky neurons, whose state
+    counts ``2**-6`` input units (Loihi's shift, :class:`snncc.ir.LIF`)."""
+    if isinstance(target, ir.LEAKY):
+        return ir.LEAKY_V_MAX / 2**ir.LEAKY_SHIFT
+    return float(ir.STATE_MAX)
+
+
+def current_growth(target: ir.Node, channels: int) -> np.ndarray:
+    """Per channel, how many one-step currents a neuron's synaptic state can add up to: a
+    CubaLIF current ``u`` settles at ``x * 4096 / du`` for a constant ``x`` (``inf`` for
+    ``du = 0``); 1 for every other neuron."""
+    if not isinstance(target, ir.CubaLIF):
+        return np.ones(channels)
+    du = np.asarray(target.du, dtype=np.float64).reshape(-1)
+    du = du if du.size in (1, channels) else du.reshape(channels, -1).min(axis=1)
+    with np.errstate(divide="ignore"):
+        return np.broadcast_to(ir.DECAY_UNITY / du, (channels,)).copy()
+
+
+def reads_raw_input(graph: ir.Graph, name: str) -> bool:
+    """Does synaptic node ``name`` read direct-coded raw samples? Directly; or, when it feeds
+    leaky neurons, also through Flatten/Reshape (IF layers keep the direct-only rule their
+    figures were measured with)."""
+    if graph.input.coding != "direct":
+        return False
+    (source,) = graph.inputs_of(name)
+    leaky = any(isinstance(graph.nodes[c], ir.LEAKY) for c in graph.consumers(name))
+    while leaky and isinstance(graph.nodes[source], (ir.Flatten, ir.Reshape)):
+        (source,) = graph.inputs_of(source)
+    return isinstance(graph.nodes[source], ir.Input)
+
+
+def rounding_slack(graph: ir.Graph, name: str, input_bound: float,
+                   calibration: np.ndarray | None) -> float:
+    """How far rounding a hidden layer's weights, bias, threshold and ``v_init`` to integers can
+    move one step's state: ``0.5 * (fan_in * input_bound + 3)`` in the worst case.
+
+    For leaky neurons (whose state is 64 times smaller, :func:`state_limit`) in a layer reading
+    direct-coded raw samples, with calibration samples: ``0.5 * 3`` (bias, threshold and
+    ``v_init``). The weights' share is left to the calibrated current bound of
+    :func:`step_currents`, ``CALIBRATED_CURRENT_MARGIN`` times the largest current seen, whose
+    margin dwarfs it (rounding ``lam W`` moves ``W x`` by about ``0.3 * |x|_2``, against a current
+    of ``lam |W x|``), and a leaky membrane saturates rather than wraps. The worst case would
+    spend most of Loihi's 17-bit state on it (``0.5 * 784 * 255`` for an MNIST image against
+    ``131071``), leaving 3 bits of weight (measured: Fashion-MNIST IF fixture 84.6% instead of
+    88.1% on 3,000 test images).
+    """
+    node = graph.nodes[name]
+    worst = 0.5 * (channel_view(node).shape[1] * input_bound + 3)
+    leaky = any(isinstance(graph.nodes[c], ir.LEAKY) for c in graph.consumers(name))
+    if not (leaky and reads_raw_input(graph, name) and calibration is not None
+            and len(calibration)):
+        return worst
+    return 0.5 * 3
+
+
+def round_decays(target: ir.Node) -> None:
+    """Integer mode's decays: ``du``/``dv`` of leaky neurons rounded half to even to whole
+    ``2**-12`` steps (0..4096), in place; the readout's ``dv`` likewise."""
+    for key in ("du", "dv"):
+        if isinstance(target, ir.CubaLIF) or (isinstance(target, ir.LIF) and key == "dv"):
+            values = np.clip(np.rint(np.asarray(getattr(target, key), np.float64)), 0,
+                             ir.DECAY_UNITY).astype(np.int64)
+            setattr(target, key, compact(values))
+    if isinstance(target, ir.Readout):
+        target.dv = int(np.rint(target.dv))
 
 
 def scale_channels(node: ir.Dense | ir.Conv2d, factors: np.ndarray) -> None:

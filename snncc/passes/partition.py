@@ -66,6 +66,9 @@ PARTITIONER_MAX_CORES = 2048
 #: Width at which float (unquantized) weights are counted.
 FLOAT_WEIGHT_BITS = 8
 
+#: Per-core resources that are memories (what a sweep reports as "memory").
+MEMORY_RESOURCES = ("synapse_memory_bits", "synapses", "kernel_memory", "neuron_memory", "bram36")
+
 #: Human names of the per-core resources, as used in verdicts.
 RESOURCE_NAMES = {
     "neurons": "neurons",
@@ -194,6 +197,16 @@ class PartitionReport:
         for core in self.cores:
             counts[core.chip] += 1
         return counts
+
+    @property
+    def memory_used(self) -> dict[str, int]:
+        """Each memory resource (:data:`MEMORY_RESOURCES`) the chip limits, summed over cores."""
+        totals: dict[str, int] = {}
+        for core in self.cores:
+            for resource, (used, _) in core.utilization.items():
+                if resource in MEMORY_RESOURCES:
+                    totals[resource] = totals.get(resource, 0) + int(used)
+        return totals
 
     @property
     def verdict(self) -> str:

@@ -39,7 +39,10 @@ one exponent ``e >= 0`` per layer (Loihi-style ``weight_exp``). Rules:
    On ``loihi`` this happens to a first layer fed direct-coded raw pixels (the 17-bit state cannot
    hold ``255 * sum|W|`` at full precision: use rate coding) and to layers with per-channel
    thresholds of a wide spread (convert and fold with ``per_channel=False`` for loihi).
-8. ``graph.quantization`` (:class:`snncc.ir.Quantization`) records the target, bits and per layer ``weight_exponent``,
+8. Leaky neurons: the state limit is at most ``(2**23 - 1) / 64`` (their integer state counts
+   ``2**-6`` input units, :func:`snncc.passes.layers.state_limit`), a CubaLIF's current counts
+   ``4096 / du`` one-step currents, and decays stay whole ``2**-12`` steps.
+9. ``graph.quantization`` (:class:`snncc.ir.Quantization`) records the target, bits and per layer ``weight_exponent``,
    ``bias_exponent`` and ``effective_bits`` so a backend can emit mantissa + exponent
    (``m = W >> e``, exact).
 
@@ -61,10 +64,14 @@ from snncc.passes.layers import (
     binarized_layers,
     channel_view,
     compact,
+    current_growth,
     input_magnitude,
     layers,
     neuron_values,
     raw_input_bound,
+    round_decays,
+    rounding_slack,
+    state_limit,
     step_currents,
 )
 
@@ -136,9 +143,10 @@ def quantize(graph: ir.Graph, context: PassContext) -> PassResult:
             report[layer.name] = _keep_binary(layer, shapes[layer.target_name], target)
         else:
             current = step_currents(graph, layer.name, input_bound, context.calibration)
+            rounding = rounding_slack(graph, layer.name, input_bound, context.calibration)
             report[layer.name] = _quantize_layer(layer, shapes[layer.target_name], current,
                                                  input_bound, bits, percentile, target,
-                                                 context.timesteps)
+                                                 context.timesteps, rounding)
     warnings = [
         f"layer {name!r} keeps only {entry['effective_bits']} of {bits} mantissa bits: its "
         f"threshold, current or bias range does not fit {target.name}'s limits at full precision"
@@ -155,13 +163,15 @@ def quantize(graph: ir.Graph, context: PassContext) -> PassResult:
 
 def _quantize_layer(layer: Any, shape: ir.Shape, current: np.ndarray, input_bound: float,
                     bits: int, percentile: float, target: TargetLimits,
-                    timesteps: int) -> dict[str, Any]:
+                    timesteps: int, rounding: float) -> dict[str, Any]:
     node = layer.node
     weight = np.asarray(node.weight, dtype=np.float64)
     bias = None if node.bias is None else np.asarray(node.bias, dtype=np.float64)
     mantissa_max = 2 ** (bits - 1) - 1
     view = (-1,) + (1,) * (weight.ndim - 1)
     fan_in = channel_view(node).shape[1]
+    state_max = min(float(target.state_max), state_limit(layer.target))
+    growth = float(np.max(current_growth(layer.target, layer.channels)))
     if layer.is_output:
         threshold = v_init = None
         peak_state = float(np.max(current)) * max(timesteps, 1)
@@ -183,13 +193,13 @@ def _quantize_layer(layer: Any, shape: ir.Shape, current: np.ndarray, input_boun
             threshold = threshold * per_neuron
             v_init = v_init * per_neuron
         extent = (threshold + np.abs(v_init)).reshape(layer.channels, -1).max(axis=1)
-        peak_state = float(np.max(extent + current))
+        peak_state = float(np.max(extent + current * growth))
         exponents = list(range(target.exponent[1], target.exponent[0] - 1, -1))
-        slack = 0.5 * (fan_in * input_bound + 3)
+        slack = rounding * growth
     magnitudes = np.abs(weight[weight != 0])
     reference = float(np.percentile(magnitudes, percentile)) if magnitudes.size else 1.0
     # the largest scale each limit allows: state, threshold, bias range
-    limit = max(target.state_max - slack, 1.0) / max(peak_state, 1e-300)
+    limit = max(state_max - slack, 1.0) / max(peak_state, 1e-300)
     if threshold is not None:
         limit = min(limit, (target.threshold_max - 0.5) / float(np.max(threshold)))
     bias_peak = 0.0 if bias is None else float(np.max(np.abs(bias), initial=0.0))
@@ -216,8 +226,9 @@ def _quantize_layer(layer: Any, shape: ir.Shape, current: np.ndarray, input_boun
             per_neuron_threshold = mantissa_grid(per_neuron_threshold,
                                                   target.threshold_mantissa_bits)
         layer.target.threshold = compact(per_neuron_threshold.astype(np.int64))
-        layer.target.v_init = compact(np.clip(np.rint(v_init * scale), -target.state_max,
-                                              target.state_max).astype(np.int64))
+        layer.target.v_init = compact(np.clip(np.rint(v_init * scale), -state_max,
+                                              state_max).astype(np.int64))
+        round_decays(layer.target)
     elif isinstance(layer.target, ir.Readout) and layer.target.mode == "first_spike":
         layer.target.threshold = np.clip(np.rint(layer.target.threshold * scale), 1,
                                          target.state_max).astype(np.int64)

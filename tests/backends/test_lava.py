@@ -477,3 +477,63 @@ def test_spike_packing_round_trips():
     np.testing.assert_array_equal(unpack_spikes(words, 105)[:, 0], spikes.reshape(-1))
     np.testing.assert_array_equal(unpack_spikes(words.astype(np.float64), 105)[:, 1],
                                   1 - spikes.reshape(-1))
+
+
+# ------------------------------------------------------------------------------ leaky neurons
+
+
+@pytest.mark.parametrize("reset, reset_delay, comparison", [
+    ("zero", False, ">"), ("subtract", False, ">="), ("subtract", True, ">")])
+def test_leaky_neurons_match_reference(reset, reset_delay, comparison):
+    rng = np.random.default_rng(3)
+    graph = ir.Graph()
+    graph.chain(
+        ("input", ir.Input(shape=(10,))),
+        ("fc1", ir.Dense(weight=rng.integers(-8, 10, (12, 10)) * 2,
+                         bias=rng.integers(-3, 4, 12))),
+        ("lif", ir.LIF(threshold=rng.integers(20, 60, 12), dv=rng.integers(0, 4097, 12),
+                       v_init=rng.integers(-3, 4, 12), reset=reset, reset_delay=reset_delay,
+                       comparison=comparison)),
+        ("fc2", ir.Dense(weight=rng.integers(-6, 8, (6, 12)) * 2)),
+        ("cuba", ir.CubaLIF(threshold=np.array([6]), du=rng.integers(1, 4097, 6),
+                            dv=np.array([300]), reset=reset, reset_delay=reset_delay,
+                            comparison=comparison)),
+        ("readout", ir.Readout(dv=500)),
+    )
+    graph.metadata["input_range"] = (0, 40)
+    raw = rng.integers(0, 40, (5, 10))
+    assert_matches_reference(graph, raw, timesteps=12)
+
+
+def test_snntorch_fixture_after_fold_quantize_matches_reference(data_dir):
+    from snncc.datasets import load_dataset
+    from snncc.pipeline import load_model, model_inputs, prepare
+
+    path = Path(__file__).resolve().parents[2].parent / "shared" / "nir"
+    if not path.is_dir():
+        pytest.skip("shared NIR fixtures absent")
+    graph = load_model(path / "snntorch_mnist_mlp_lif.nir")
+    integer, _ = prepare(graph, ["fold", "quantize"], dataset="mnist", data_dir=str(data_dir),
+                         timesteps=25, options={"quantize": {"target": "lava"}})
+    test = load_dataset("mnist", "test", data_dir).take(8)
+    assert_matches_reference(integer, model_inputs(integer, test), timesteps=25)
+
+
+def test_leaky_layers_lava_lif_expresses_run_in_lifreset():
+    rng = np.random.default_rng(7)
+    graph = ir.Graph()
+    graph.chain(
+        ("input", ir.Input(shape=(10,))),
+        ("fc1", ir.Dense(weight=rng.integers(-8, 10, (12, 10)) * 2,
+                         bias=rng.integers(-20, 30, 12))),
+        ("lif", ir.LIF(threshold=np.array([150]), dv=np.array([700]))),
+        ("fc2", ir.Dense(weight=rng.integers(-6, 9, (6, 12)) * 2)),
+        ("cuba", ir.CubaLIF(threshold=np.array([9]), du=np.array([1000]), dv=np.array([300]))),
+        ("readout", ir.Readout()),
+    )
+    graph.metadata["input_range"] = (0, 40)
+    plan = lava.plan(graph, 12)
+    assert plan.nodes["lif"].kind == "leaky_lif" and plan.nodes["cuba"].kind == "leaky_lif"
+    raw = rng.integers(0, 40, (5, 10))
+    result = assert_matches_reference(graph, raw, timesteps=12)
+    assert result.spike_counts["lif"].sum() > 0 and result.spike_counts["cuba"].sum() > 0

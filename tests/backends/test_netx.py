@@ -194,3 +194,37 @@ def test_netx_round_trip_runs_in_lava_dl_spike_for_spike(netx_file):
     conv = recorded[0].transpose(0, 3, 2, 1)[1: timesteps + 1]  # (W, H, C) -> (C, H, W)
     np.testing.assert_array_equal(conv, reference.rasters["if1"][:, 0])
     np.testing.assert_array_equal(recorded[1][2: timesteps + 2], reference.rasters["if2"][:, 0])
+
+
+def _leaky_chain(**changes) -> ir.Graph:
+    rng = np.random.default_rng(4)
+    lif = dict(threshold=np.array([40]), dv=np.array([300]))
+    lif.update(changes)
+    graph = ir.Graph()
+    graph.chain(("input", ir.Input(shape=(6,))),
+                ("fc1", ir.Dense(weight=rng.integers(-8, 9, (5, 6)) * 2)),
+                ("lif", ir.LIF(**lif)),
+                ("fc2", ir.Dense(weight=rng.integers(-8, 9, (3, 5)) * 2)),
+                ("cuba", ir.CubaLIF(threshold=np.array([20]), du=np.array([512]),
+                                    dv=np.array([100]))),
+                ("readout", ir.Readout()))
+    return graph
+
+
+def test_leaky_layers_are_cuba_neurons_with_their_decays(tmp_path):
+    graph = _leaky_chain()
+    assert netx.inexpressible(graph) == []
+    layers = netx.read_netx(netx.write_netx(graph, tmp_path / "leaky.net"))
+    hidden, last = layers[1]["neuron"], layers[2]["neuron"]
+    assert (hidden["iDecay"], hidden["vDecay"], hidden["vThMant"]) == (4096, 300, 40)
+    assert (last["iDecay"], last["vDecay"], last["vThMant"]) == (512, 100, 20)
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({"reset": "subtract"}, "reset by subtraction"),
+    ({"comparison": ">="}, "v >= threshold"),
+    ({"dv": np.array([1, 2, 3, 4, 5])}, "per-neuron or per-channel dv"),
+])
+def test_leaky_parts_netx_cannot_express_are_named(changes, reason):
+    problems = netx.inexpressible(_leaky_chain(**changes))
+    assert any(reason in problem for problem in problems), problems

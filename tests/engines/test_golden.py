@@ -171,3 +171,82 @@ def test_first_spike_tie_break_is_largest_potential_then_lowest_index():
     crossing = np.array([[True, True, True], [False, True, True], [False, False, False]])
     v = np.array([[5, 7, 7], [9, 4, 4], [1, 2, 3]])
     np.testing.assert_array_equal(semantics.first_spike_winner(crossing, v), [1, 1, -1])
+
+
+# ------------------------------------------------------------------------------ leaky neurons
+
+
+def _leaky_graph(reset: str, reset_delay: bool, comparison: str, seed: int = 0,
+                 readout_dv: int = 0) -> ir.Graph:
+    """Direct-coded Dense -> LIF -> Dense -> CubaLIF -> Readout, integer parameters, per-neuron
+    decays, thresholds and initial potentials, big enough currents to reach the wrap and the
+    saturation."""
+    rng = np.random.default_rng(seed)
+    graph = ir.Graph()
+    graph.chain(
+        ("input", ir.Input(shape=(12,))),
+        ("fc1", ir.Dense(weight=rng.integers(-9, 12, (16, 12)), bias=rng.integers(-3, 4, 16))),
+        ("lif", ir.LIF(threshold=rng.integers(5, 40, 16), dv=rng.integers(0, 4097, 16),
+                       v_init=rng.integers(-3, 4, 16), reset=reset, reset_delay=reset_delay,
+                       comparison=comparison)),
+        ("fc2", ir.Dense(weight=rng.integers(-6, 8, (8, 16)))),
+        ("cuba", ir.CubaLIF(threshold=np.array([6]), du=rng.integers(0, 4097, 8),
+                            dv=np.array([300]), reset=reset, reset_delay=reset_delay,
+                            comparison=comparison)),
+        ("fc3", ir.Dense(weight=rng.integers(-4, 5, (4, 8)))),
+        ("readout", ir.Readout(dv=readout_dv)),
+    )
+    return graph
+
+
+@pytest.mark.parametrize("reset, reset_delay", [("zero", False), ("subtract", False),
+                                                ("subtract", True)])
+@pytest.mark.parametrize("comparison", [">", ">="])
+def test_leaky_engine_matches_golden(reset, reset_delay, comparison):
+    graph = _leaky_graph(reset, reset_delay, comparison, readout_dv=0 if reset == "zero" else 700)
+    raw = np.random.default_rng(4).integers(-20, 60, (9, 12))
+    _assert_engine_matches_golden(graph, raw, timesteps=15)
+    spikes = simulate(graph, raw, 15, mode="integer").spike_counts
+    assert spikes["lif"].sum() > 0 and spikes["cuba"].sum() > 0
+
+
+def test_leaky_float_mode_matches_golden():
+    graph = _leaky_graph("subtract", True, ">", seed=2)
+    for name in ("lif", "cuba"):  # fractional decays are allowed in float mode
+        graph.nodes[name].dv = graph.nodes[name].dv + 0.4
+    raw = np.random.default_rng(5).integers(-20, 60, (9, 12))
+    engine = simulate(graph, raw, 15, mode="float", record=True)
+    golden = semantics.run(graph, raw, 15, mode="float")
+    for name, raster in golden.rasters.items():
+        np.testing.assert_array_equal(engine.rasters[name], raster, err_msg=name)
+    np.testing.assert_allclose(engine.readout_state, golden.readout_state, rtol=1e-5)
+
+
+def test_leaky_integer_rules_match_loihi_arithmetic():
+    # trunc toward zero, 64x input, wrap of u once past 2**23, saturation of v at 2**23 - 1
+    np.testing.assert_array_equal(semantics.decay(np.array([-100, 100, -1, 7]), 2048, True),
+                                  [-50, 50, 0, 3])
+    assert semantics.wrap_current(np.array([2**23 + 5]))[0] == 5 - 2**23
+    assert semantics.wrap_current(np.array([-2**23]))[0] == 2**23
+    assert semantics.wrap_current(np.array([2**23]))[0] == 2**23
+    v, u, spikes = semantics.leaky_update(
+        np.array([10 - 2**23]), np.zeros(1, np.int64), np.zeros(1, bool), np.array([-100]),
+        np.array([5]), np.array([4096]), np.array([0]), "zero", False, ">", True)
+    assert u[0] == -6400 and v[0] == 1 - 2**23 and not spikes[0]
+    v, _, spikes = semantics.leaky_update(
+        np.array([320]), np.zeros(1, np.int64), np.zeros(1, bool), np.array([0]),
+        np.array([5]), np.array([4096]), np.array([0]), "zero", False, ">", True)
+    assert v[0] == 320 and not spikes[0]  # v > 64 * threshold is strict
+
+
+def test_delayed_subtract_is_snntorch_update():
+    # mem[t] = beta mem[t-1] + I[t] - spk[t-1] thr; spk[t] = mem[t] > thr (unscaled by beta)
+    node = ir.LIF(threshold=np.array([1.0]), dv=np.array([409.6]), reset="subtract",
+                  reset_delay=True)
+    state = semantics.initial_state(node, (1,), 1, False)
+    mem, previous = 0.0, 0.0
+    for current in [0.7, 0.9, 0.2, 1.5, 0.0, 0.4]:
+        spike = semantics.leaky_step(node, state, np.array([[current]]), False)[0, 0]
+        mem = 0.9 * mem + current - previous * 1.0
+        previous = float(mem > 1.0)
+        assert spike == previous and state["v"][0, 0] == pytest.approx(mem)
