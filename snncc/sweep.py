@@ -407,9 +407,11 @@ def prepare_output(out_dir: Path) -> Path:
 
 def read_cached(path: Path) -> dict[str, Any] | None:
     """A cached point's measurements, or ``None`` when absent or unreadable (then recomputed)."""
+    from snncc.safety import read_text
+
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = json.loads(read_text(path, "cached point"))  # regular files only: no FIFO
+    except (SnnccError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) and "accuracy" in data else None
 

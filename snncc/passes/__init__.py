@@ -106,7 +106,7 @@ def check_options(options: dict[str, dict[str, Any]] | None) -> None:
             raise SnnccError(f"options of pass {name!r} must be a table of KEY = value")
         for key, value in values.items():
             if key not in declared:
-                raise SnnccError(f"{name}: unknown option {key!r}; available: "
+                raise SnnccError(f"unknown option {name}.{key}; options of {name!r}: "
                                  f"{', '.join(declared)}")
             test, words = OPTION_KINDS[declared[key]]
             if not test(value):

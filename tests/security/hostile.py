@@ -248,6 +248,51 @@ def bstdg_with_weight(path: Path, value: int) -> Path:
     return raw_bstdg(path, weight0=lambda group: group.create_dataset("weight", data=weight))
 
 
+# ------------------------------------------------------------------------------------ NIR
+
+
+def nir_model(path: Path, edit=None) -> Path:
+    """A small NIR graph (Input 4 -> Affine -> LIF -> Output, dt in its metadata) written by the
+    nir package; ``edit(handle)`` may rewire the HDF5 file afterwards."""
+    import nir
+
+    rng = np.random.default_rng(0)
+    nodes = {"in": nir.Input(input_type=np.array([4])),
+             "fc": nir.Affine(weight=rng.normal(size=(3, 4)), bias=np.zeros(3)),
+             "lif": nir.LIF(tau=np.full(3, 1e-3), r=np.ones(3), v_leak=np.zeros(3),
+                            v_threshold=np.ones(3), v_reset=np.zeros(3)),
+             "out": nir.Output(output_type=np.array([3]))}
+    graph = nir.NIRGraph(nodes=nodes, edges=[("in", "fc"), ("fc", "lif"), ("lif", "out")],
+                         metadata={"dt": 1e-3}, type_check=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nir.write(path, graph)
+    if edit is not None:
+        with h5py.File(path, "r+") as handle:
+            edit(handle)
+    return path
+
+
+def nir_declared_bomb(path: Path, side: int = 200_000) -> Path:
+    """The Affine weight declares ``side x side`` float64 values (320 GB) that no byte holds."""
+    def bomb(handle: h5py.File) -> None:
+        del handle["node/nodes/fc/weight"]
+        handle.create_dataset("node/nodes/fc/weight", shape=(side, side), dtype="<f8",
+                              chunks=(1000, 1000))
+
+    return nir_model(path, bomb)
+
+
+def nir_external_link(path: Path, outside: Path) -> Path:
+    """The Affine node is an external link into a file outside the model's folder."""
+    nir_model(outside)
+
+    def relink(handle: h5py.File) -> None:
+        del handle["node/nodes/fc"]
+        handle["node/nodes/fc"] = h5py.ExternalLink(str(outside), "/node/nodes/fc")
+
+    return nir_model(path, relink)
+
+
 # ----------------------------------------------------------------------------------- ONNX
 
 

@@ -39,6 +39,9 @@ from hostile import (
     ir_zip_bomb,
     malformed_checkpoint,
     mnist_dir,
+    nir_declared_bomb,
+    nir_external_link,
+    nir_model,
     onnx_constant_of_shape_bomb,
     onnx_expand_bomb,
     onnx_maxpool_pads,
@@ -110,6 +113,21 @@ case("hdf5 weight 114 (not echoed)", "1")(lambda f: [
 case("hdf5 external link to /etc/passwd", "1")(lambda f: ["inspect", raw_bstdg(
     f / "n.bstdg.h5",
     extra=lambda h: h.__setitem__("evil", h5py.ExternalLink("/etc/passwd", "/x")))])
+
+
+case("nir external link", "1")(lambda f: [
+    "inspect", nir_external_link(f / "m" / "n.nir", f / "outside" / "o.nir")])
+
+
+@case("nir group hard-linked into itself", "1")
+def _nir_cycle(folder: Path) -> list:
+    def loop(handle: h5py.File) -> None:
+        handle["node/nodes/fc/again"] = handle["node/nodes/fc"]
+
+    return ["inspect", nir_model(folder / "n.nir", loop)]
+
+
+case("nir plain file (accepted)", "1", expect="ok")(lambda f: ["inspect", nir_model(f / "n.nir")])
 
 
 @case("hdf5 hard-link cycle (accepted)", "1", expect="ok")
@@ -203,6 +221,8 @@ case("onnx Range bomb", "3", bomb=True)(lambda f: ["inspect", _constant_branch(
 case("onnx Concat amplification bomb", "3", bomb=True)(lambda f: ["inspect", _constant_branch(
     f, [helper.make_node("Concat", ["c_in"] * 2000, ["bomb"], name="bomb", axis=0)],
     [numpy_helper.from_array(np.ones(2_000_000, np.float32), "c_in")])])
+case("nir declared shape bomb", "3", bomb=True)(lambda f: [
+    "inspect", nir_declared_bomb(f / "b.nir")])
 case("bstdg declared shape bomb", "3", bomb=True)(lambda f: [
     "inspect", bstdg_declared_bomb(f / "b.bstdg.h5")])
 

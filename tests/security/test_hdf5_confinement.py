@@ -13,6 +13,7 @@ from hostile import (
     bstdg_soft_link,
     bstdg_virtual,
     bstdg_with_weight,
+    nir_external_link,
     run_cli,
     secret_file,
 )
@@ -81,3 +82,8 @@ def test_every_hdf5_reader_uses_the_safe_opener(tmp_path):
         handle["layer"] = h5py.ExternalLink(str(outside), "/layer")
     with pytest.raises(SnnccError, match="external link"):
         netx.read_netx(path)
+
+
+def test_nir_files_follow_the_same_rule(tmp_path):
+    model = nir_external_link(tmp_path / "model" / "net.nir", tmp_path / "outside" / "other.nir")
+    assert_refused(run_cli("inspect", model), "external link", "/node/nodes/fc")

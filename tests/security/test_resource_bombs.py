@@ -21,6 +21,7 @@ from hostile import (
     ir_model,
     ir_zip_bomb,
     mnist_dir,
+    nir_declared_bomb,
     onnx_constant_of_shape_bomb,
     onnx_expand_bomb,
     raw_bstdg,
@@ -46,6 +47,12 @@ def test_onnx_constant_folding_bombs(tmp_path, build):
 def test_bstdg_declared_shape_bomb(tmp_path):
     model = bstdg_declared_bomb(tmp_path / "bomb.bstdg.h5")
     assert_bomb_refused(run_cli("inspect", model, cap=MEMORY_CAP), "/layers/0/weight", "limit")
+
+
+def test_nir_declared_shape_bomb(tmp_path):
+    model = nir_declared_bomb(tmp_path / "bomb.nir")
+    assert_bomb_refused(run_cli("inspect", model, cap=MEMORY_CAP), "/node/nodes/fc/weight",
+                        "limit")
 
 
 def test_bstdg_t_max_bomb(tmp_path):
