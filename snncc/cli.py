@@ -70,8 +70,22 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
+    threads: str = typer.Option(None, "--threads", metavar="<int>",
+                                help="CPU threads for simulation, calibration and BLAS "
+                                "(default: $SNNCC_THREADS, else every core). Results do not "
+                                "depend on it."),
 ) -> None:
     """Neuromorphic deployment compiler."""
+    if threads is None and not os.environ.get("SNNCC_THREADS"):
+        return  # every core; nothing to import yet
+    from snncc.engines import threads as engine_threads
+
+    chosen = engine_threads.parse_threads(threads, "--threads")
+    if chosen is None:
+        chosen = engine_threads.parse_threads(os.environ.get(engine_threads.THREADS_ENV))
+    if chosen is not None:
+        os.environ[engine_threads.THREADS_ENV] = str(chosen)  # child processes too
+        engine_threads.configure(chosen)
 
 
 # ------------------------------------------------------------------------------------ parsing

@@ -123,6 +123,22 @@ def test_validate_shared_mlp_full_test_set_beats_reference_at_t8(models_dir, dat
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_threads_option_and_environment(tmp_path):
+    """--threads / SNNCC_THREADS cap the threads; the report is the same for every count."""
+    reports = []
+    for args, env in ((["--threads", "1"], None), ([], {"SNNCC_THREADS": "2"})):
+        path = tmp_path / f"{len(reports)}.json"
+        result = snncc(*args, "validate", str(EXAMPLE), "-T", "8", "--json", str(path), env=env)
+        assert result.returncode == 0, result.stderr
+        report = json.loads(path.read_text())
+        reports.append({k: report[k] for k in ("accuracy_curve", "spikes_per_layer",
+                                                "synops_per_sample")})
+    assert reports[0] == reports[1]
+    assert_one_line_error(snncc("--threads", "0", "inspect", str(EXAMPLE)), "--threads", ">= 1")
+    assert_one_line_error(snncc("inspect", str(EXAMPLE), env={"SNNCC_THREADS": "many"}),
+                          "SNNCC_THREADS", "whole number")
+
+
 def test_every_target_option_is_documented():
     from pathlib import Path
 

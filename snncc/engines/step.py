@@ -22,6 +22,7 @@ Float mode keeps float32 state; its sums may round differently on the two paths.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -30,6 +31,7 @@ import numba
 import numpy as np
 
 from snncc import ir, semantics
+from snncc.engines import threads
 from snncc.engines.leaky import run_leaky
 from snncc.engines.result import SimResult
 from snncc.errors import SnnccError
@@ -186,13 +188,12 @@ class _Synapse:
                 dtype=dtype)
         weight_t = cache[dtype]
         _, out_h, out_w = node.output_shape([x.shape[1:]])
-        out = np.zeros((len(x), out_h, out_w, node.weight.shape[0]), dtype)
+        out = np.empty((len(x), node.weight.shape[0], out_h, out_w), dtype)
+        bias = np.zeros(0, dtype) if node.bias is None else node.bias.astype(dtype)
         _conv_events_kernel(np.ascontiguousarray(x), weight_t, node.weight.shape[1],
                             weight_t.shape[3], *node.stride, node.padding[0], node.padding[1],
-                            *node.dilation, out)
-        if node.bias is not None:
-            out += node.bias.astype(dtype)
-        return out.transpose(0, 3, 1, 2)
+                            *node.dilation, bias, out)
+        return out
 
     def events_in(self, dtype: type) -> np.ndarray:
         """``events`` converted once per dtype."""
@@ -239,8 +240,16 @@ def run_ann(graph: ir.Graph, raw_inputs: np.ndarray, batch_size: int = 512,
 
     ReLU/Clip are functions, IF (and leaky) nodes act as ``clip(x / threshold, 0, 1)``, MaxPool2d is max, Readout
     is the identity and the input coding is ignored (preprocessed values go in). With ``outputs``
-    (node names) it returns those nodes' values instead, as a dict.
+    (node names) it returns those nodes' values instead, as a dict. BLAS runs on one thread
+    here: a multi-threaded BLAS splits the sums themselves, so values would change (in the last
+    bits) with the thread count; with one thread they do not.
     """
+    with threads.single_threaded_blas():
+        return _run_ann(graph, raw_inputs, batch_size, outputs)
+
+
+def _run_ann(graph: ir.Graph, raw_inputs: np.ndarray, batch_size: int,
+             outputs: list[str] | None) -> np.ndarray | dict[str, np.ndarray]:
     graph.validate()
     raw_inputs = _check_inputs(graph, raw_inputs)
     order = graph.topological_order()
@@ -248,9 +257,20 @@ def run_ann(graph: ir.Graph, raw_inputs: np.ndarray, batch_size: int = 512,
     for name in wanted:
         if name not in graph.nodes:
             raise SnnccError(f"no node named {name!r}")
+    # only what the wanted nodes read, each value dropped once its last reader has run: the memory
+    # of a batch is a few layers' values, not the whole network's
+    needed, todo = set(wanted), list(wanted)
+    while todo:
+        for source in graph.inputs_of(todo.pop()):
+            if source not in needed:
+                needed.add(source)
+                todo.append(source)
+    order = [name for name in order if name in needed]
+    readers = {name: sum(c in needed for c in graph.consumers(name)) for name in order}
     collected: dict[str, list[np.ndarray]] = {name: [] for name in wanted}
     for start in range(0, len(raw_inputs), batch_size):
         values: dict[str, np.ndarray] = {}
+        unread = dict(readers)
         for name in order:
             node = graph.nodes[name]
             inputs = [values[s] for s in graph.inputs_of(name)]
@@ -265,9 +285,15 @@ def run_ann(graph: ir.Graph, raw_inputs: np.ndarray, batch_size: int = 512,
                 values[name] = inputs[0]
             else:
                 values[name] = _stateless(node, inputs)
+            del inputs
+            for source in graph.inputs_of(name):
+                unread[source] -= 1
+                if unread[source] == 0 and source not in collected:
+                    del values[source]
         for name in wanted:
             collected[name].append(values[name])
-    result = {name: np.concatenate(parts) for name, parts in collected.items()}
+    result = {name: parts[0] if len(parts) == 1 else np.concatenate(parts)
+              for name, parts in collected.items()}
     return result[graph.output_name] if outputs is None else result
 
 
@@ -390,10 +416,10 @@ def _if_update(v, armed, current, threshold, low, high, subtract, fire_once, sat
         v[f] = value
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _if_kernel(current, v_init, threshold, bounds, subtract, fire_once, saturate, spikes,
                totals):  # pragma: no cover - compiled
-    """IF neurons over all steps, sample by sample.
+    """IF neurons over all steps, sample by sample (samples spread over the threads).
 
     ``current`` (Tc, N, F) with ``Tc`` = T, or 1 for the same current every step; ``v_init``,
     ``threshold`` (F,) and ``bounds`` (2,) in the state dtype; ``spikes`` (T, N, F) uint8 and
@@ -401,7 +427,7 @@ def _if_kernel(current, v_init, threshold, bounds, subtract, fire_once, saturate
     """
     steps, samples, neurons = spikes.shape
     repeat = current.shape[0] == 1
-    for n in range(samples):
+    for n in numba.prange(samples):
         v = v_init.copy()
         armed = np.ones(neurons, v.dtype)
         for t in range(steps):
@@ -409,7 +435,7 @@ def _if_kernel(current, v_init, threshold, bounds, subtract, fire_once, saturate
                        subtract, fire_once, saturate, spikes[t, n], totals[n])
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _dense_if_kernel(x, weight_t, bias, v_init, threshold, bounds, subtract, fire_once, saturate,
                      spikes, totals):  # pragma: no cover - compiled
     """A Dense layer feeding IF neurons, event-driven, sample by sample.
@@ -420,7 +446,7 @@ def _dense_if_kernel(x, weight_t, bias, v_init, threshold, bounds, subtract, fir
     """
     steps, samples, inputs = x.shape
     neurons = weight_t.shape[1]
-    for n in range(samples):
+    for n in numba.prange(samples):
         v = v_init.copy()
         armed = np.ones(neurons, v.dtype)
         current = np.empty(neurons, v.dtype)
@@ -442,20 +468,23 @@ def _dense_if_kernel(x, weight_t, bias, v_init, threshold, bounds, subtract, fir
                        saturate, spikes[t, n], totals[n])
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _conv_events_kernel(x, weight_t, group_in, group_out, stride_h, stride_w, top, left, dil_h,
-                        dil_w, out):  # pragma: no cover - compiled
+                        dil_w, bias, out):  # pragma: no cover - compiled
     """Event-driven Conv2d: every nonzero input adds its weighted kernel to the outputs it reaches.
 
     ``x`` (M, C, H, W); ``weight_t`` (C, kH, kW, C_out / G) with ``weight_t[c, u, v, j] =
-    W[g * C_out / G + j, c - g * group_in, u, v]`` for ``g = c // group_in``; ``out`` (M, Ho, Wo,
-    C_out) zeros, channels last so that the innermost loop is contiguous. Input ``(y, x)`` meets
+    W[g * C_out / G + j, c - g * group_in, u, v]`` for ``g = c // group_in``; ``bias`` (C_out,) or
+    empty for none; ``out`` (M, C_out, Ho, Wo) receives ``bias + sum``. Input ``(y, x)`` meets
     kernel offset ``(u, v)`` at output ``((y + top - u dil_h) / stride_h, ...)`` when that is a
-    whole number inside the output.
+    whole number inside the output. Rows are independent and spread over the threads; each
+    accumulates in a channels-last buffer (the innermost loop contiguous), starting from zero and
+    adding inputs in ``(c, y, x)`` order, the bias last, so every sum is the same whatever the
+    thread count.
     """
     rows, channels, height, width = x.shape
     kernel_h, kernel_w = weight_t.shape[1], weight_t.shape[2]
-    out_h, out_w = out.shape[1], out.shape[2]
+    out_channels, out_h, out_w = out.shape[1], out.shape[2], out.shape[3]
     # output row (column) reached from input row y (column) through kernel row u (column v); -1
     # for none. Tabulated once: the divisions would otherwise dominate the cost of an event.
     out_row = np.full((height, kernel_h), -1, np.int64)
@@ -470,7 +499,11 @@ def _conv_events_kernel(x, weight_t, group_in, group_out, stride_h, stride_w, to
             col = x_index + left - v * dil_w
             if col >= 0 and col % stride_w == 0 and col // stride_w < out_w:
                 out_col[x_index, v] = col // stride_w
-    for m in range(rows):
+    has_bias = bias.size > 0
+    weights = weight_t.reshape(-1)
+    plane = out_h * out_w
+    for m in numba.prange(rows):
+        acc = np.zeros(plane * out_channels, out.dtype)
         for c in range(channels):
             base = (c // group_in) * group_out
             for y in range(height):
@@ -486,14 +519,106 @@ def _conv_events_kernel(x, weight_t, group_in, group_out, stride_h, stride_w, to
                             col = out_col[x_index, v]
                             if col < 0:
                                 continue
-                            column = weight_t[c, u, v]
-                            target = out[m, row, col]
+                            # slices, so that the innermost loop has provably non-negative
+                            # indices and vectorises (2x faster than indexing base + j)
+                            start = ((c * kernel_h + u) * kernel_w + v) * group_out
+                            column = weights[start:start + group_out]
+                            start = (row * out_w + col) * out_channels + base
+                            target = acc[start:start + group_out]
                             if value == 1:  # a spike: no multiplications
                                 for j in range(group_out):
-                                    target[base + j] += column[j]
+                                    target[j] += column[j]
                             else:
                                 for j in range(group_out):
-                                    target[base + j] += value * column[j]
+                                    target[j] += value * column[j]
+        for j in range(out_channels):
+            for position in range(plane):
+                total = acc[position * out_channels + j]
+                if has_bias:
+                    total += bias[j]
+                out[m, j, position // out_w, position % out_w] = total
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _window_range(offset, stride, size, out_size):  # pragma: no cover - compiled
+    """Outputs ``[lo, hi)`` whose input ``o * stride + offset`` lies in ``[0, size)``."""
+    lo = 0 if offset >= 0 else (-offset + stride - 1) // stride
+    hi = (size - 1 - offset) // stride + 1 if size - 1 - offset >= 0 else 0
+    return lo, max(lo, min(hi, out_size))
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _max_pool_spikes_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left,
+                            out):  # pragma: no cover - compiled
+    """Spiking max-pool of 0/1 spikes ``x`` (T, N, C, H, W) into ``out`` (T, N, C, Ho, Wo) uint8.
+
+    Per sample (samples spread over the threads) it keeps each input's spike count so far and
+    the previous step's window maxima: ``out[t] = M(t) - M(t-1)`` with ``M(t)`` the max over the
+    window (positions inside the input only: padding never wins over a count >= 0) of the counts
+    up to step ``t`` (:func:`snncc.semantics.max_pool_step`).
+    """
+    steps, samples, channels, height, width = x.shape
+    out_h, out_w = out.shape[3], out.shape[4]
+    for n in numba.prange(samples):
+        counts = np.zeros((channels, height, width), np.int32)
+        previous = np.zeros((channels, out_h, out_w), np.int32)
+        largest = np.empty((out_h, out_w), np.int32)
+        for t in range(steps):
+            spikes = x[t, n]
+            for c in range(channels):
+                plane = counts[c]
+                for y in range(height):
+                    for x_index in range(width):
+                        plane[y, x_index] += spikes[c, y, x_index]
+                largest[:] = 0
+                for u in range(kernel_h):
+                    row_lo, row_hi = _window_range(u - top, stride_h, height, out_h)
+                    for v in range(kernel_w):
+                        col_lo, col_hi = _window_range(v - left, stride_w, width, out_w)
+                        for row in range(row_lo, row_hi):
+                            source = plane[row * stride_h + u - top]
+                            target = largest[row]
+                            for col in range(col_lo, col_hi):
+                                target[col] = max(target[col], source[col * stride_w + v - left])
+                before = previous[c]
+                for row in range(out_h):
+                    for col in range(out_w):
+                        out[t, n, c, row, col] = np.uint8(largest[row, col] - before[row, col])
+                        before[row, col] = largest[row, col]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _sum_pool_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left, scale,
+                     out):  # pragma: no cover - compiled
+    """Sum pooling of small integers ``x`` (M, C, H, W) (zero padding) into ``out`` (M, C, Ho, Wo).
+
+    Each window sum is exact (an int32), then converted to ``out``'s dtype and, when ``scale`` is
+    not 1, multiplied by ``scale`` (given in ``out``'s dtype): the very values :func:`sum_pool`
+    and ``* node.scale`` give for the same inputs. Rows are spread over the threads.
+    """
+    rows, channels, height, width = x.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    scaled = scale != 1
+    for m in numba.prange(rows):
+        total = np.empty((out_h, out_w), np.int32)
+        for c in range(channels):
+            plane = x[m, c]
+            total[:] = 0
+            for u in range(kernel_h):
+                row_lo, row_hi = _window_range(u - top, stride_h, height, out_h)
+                for v in range(kernel_w):
+                    col_lo, col_hi = _window_range(v - left, stride_w, width, out_w)
+                    for row in range(row_lo, row_hi):
+                        source = plane[row * stride_h + u - top]
+                        target = total[row]
+                        for col in range(col_lo, col_hi):
+                            target[col] += source[col * stride_w + v - left]
+            target_plane = out[m, c]
+            for row in range(out_h):
+                for col in range(out_w):
+                    target_plane[row, col] = total[row, col]
+                    if scaled:
+                        target_plane[row, col] = target_plane[row, col] * scale
 
 
 # ---------------------------------------------------------------------------- layer-major steps
@@ -580,17 +705,49 @@ def _run_if(node: ir.IF, shape: ir.Shape, current: np.ndarray | _Deferred, timed
 
 
 def _run_max_pool(node: ir.MaxPool2d, x: np.ndarray, dtype: type) -> np.ndarray:
-    """Spiking max-pool: the per-step increase of the max of the cumulative input counts."""
+    """Spiking max-pool: the per-step increase of the max of the cumulative input counts.
+
+    Spikes (uint8 0/1) go through a compiled kernel whose output is uint8 again (the max of
+    counts grows by at most one per step); other values through cumsum, max-pool and diff.
+    """
+    if x.dtype == np.uint8 and x.ndim == 5:
+        threads.current()
+        _, out_h, out_w = node.output_shape([x.shape[2:]])
+        out = np.empty(x.shape[:3] + (out_h, out_w), np.uint8)
+        _max_pool_spikes_kernel(np.ascontiguousarray(x), node.kernel[0], node.kernel[1],
+                                node.stride[0], node.stride[1], node.padding[0], node.padding[1],
+                                out)
+        return out
     totals = np.cumsum(x, axis=0, dtype=dtype)
     pooled = max_pool(_merged(totals), node)
     pooled = pooled.reshape(x.shape[:2] + pooled.shape[1:])
     return np.diff(pooled, axis=0, prepend=np.zeros((1,) + pooled.shape[1:], dtype))
 
 
+def _run_sum_pool(node: ir.SumPool2d, x: np.ndarray, dtype: type) -> np.ndarray:
+    """Sum pooling of spikes ``x`` (T, N, C, H, W) uint8 over all steps, in the value ``dtype``."""
+    threads.current()
+    merged = np.ascontiguousarray(_merged(x))
+    _, out_h, out_w = node.output_shape([x.shape[2:]])
+    out = np.empty(merged.shape[:2] + (out_h, out_w), dtype)
+    _sum_pool_kernel(merged, node.kernel[0], node.kernel[1], node.stride[0], node.stride[1],
+                     node.padding[0], node.padding[1], dtype(node.scale), out)
+    return out.reshape(x.shape[:3] + (out_h, out_w))
+
+
 def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, timesteps: int,
                     labels: np.ndarray | None, record: bool, seed: int,
-                    count_neurons: bool) -> SimResult:
+                    count_neurons: bool, given: dict[str, np.ndarray] | None = None,
+                    only: set[str] | None = None, keep: tuple[str, ...] = ()
+                    ) -> SimResult | tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """One batch through the graph; a SimResult.
+
+    A *segment* run (``only`` given, see :func:`simulate_segment`) evaluates only the nodes in
+    ``only``, takes the values of ``given`` nodes as computed, skips synaptic event counting and
+    returns ``(values of keep, neuron_counts)`` instead.
+    """
     graph, integer = plan.graph, plan.integer
+    threads.current()  # numba's threads, before any kernel launches them (see threads.configure)
     state_dtype = np.int64 if integer else np.float32
     batch = len(raw)
     input_node = graph.input
@@ -608,6 +765,11 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
     totals: dict[str, np.ndarray] = {}
 
     for name in plan.order:
+        if given is not None and name in given:
+            values[name] = given[name]
+            continue
+        if only is not None and name not in only:
+            continue
         node = graph.nodes[name]
         sources = plan.sources[name]
         static = name in plan.static
@@ -635,13 +797,17 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
         elif isinstance(node, ir.SYNAPTIC):
             out = _run_synapse(plan.synapses[name], inputs[0], timed[0], integer,
                                name in plan.fusable, plan.value_dtypes[name])
-            if sources[0] in totals:
-                steps_active = totals[sources[0]]
-            elif timed[0]:
-                steps_active = np.count_nonzero(inputs[0], axis=0)
-            else:
-                steps_active = timesteps * (inputs[0] != 0)
-            synops += semantics.synaptic_events(steps_active, plan.fanout[name])
+            if only is None:  # a segment run counts no synaptic events
+                if sources[0] in totals:
+                    steps_active = totals[sources[0]]
+                elif timed[0]:
+                    steps_active = np.count_nonzero(inputs[0], axis=0)
+                else:
+                    steps_active = timesteps * (inputs[0] != 0)
+                synops += semantics.synaptic_events(steps_active, plan.fanout[name])
+        elif (isinstance(node, ir.SumPool2d) and not static and inputs[0].dtype == np.uint8
+              and (not integer or node.scale == 1.0)):
+            out = _run_sum_pool(node, inputs[0], plan.value_dtypes[name])
         else:
             if not isinstance(node, _LAYOUT):
                 inputs = [i.astype(plan.value_dtypes[name], copy=False) for i in inputs]
@@ -658,7 +824,7 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
         values[name] = out
         for source in sources:
             unread[source] -= 1
-            if unread[source] == 0 and source != graph.output_name:
+            if unread[source] == 0 and source != graph.output_name and source not in keep:
                 del values[source]
         if name in plan.spiking:
             key = f"input:{name}" if name == graph.input_name else name
@@ -669,6 +835,8 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
             if count_neurons:
                 neuron_counts[key] = per_neuron
 
+    if only is not None:
+        return {name: values[name] for name in keep}, neuron_counts
     return SimResult(
         timesteps=timesteps,
         mode=plan.mode,
@@ -734,25 +902,76 @@ def simulate(
     """
     if timesteps < 1:
         raise SnnccError(f"timesteps must be >= 1, got {timesteps}")
-    raw_inputs = _check_inputs(graph, raw_inputs)
-    if mode == "integer" and raw_inputs.dtype.kind not in "iub":
-        if not np.array_equal(raw_inputs, np.rint(raw_inputs)):
-            raise SnnccError("integer mode needs integer input samples")
-        raw_inputs = raw_inputs.astype(np.int64)
+    raw_inputs = _mode_inputs(graph, raw_inputs, mode)
     max_input = float(np.abs(raw_inputs).max(initial=0)) if len(raw_inputs) else 1.0
     plan = _Plan(graph, mode, max(max_input, 1.0))
     seed = graph.input.seed if seed is None else seed
     labels = None if labels is None else np.asarray(labels)
     batch_size = batch_rows(plan.shapes, timesteps, batch_size)
+    threads.current()  # numba's thread count from --threads / SNNCC_THREADS
     parts = []
-    for start in range(0, len(raw_inputs), batch_size):
-        stop = min(start + batch_size, len(raw_inputs))
-        parts.append(_simulate_batch(
-            plan, raw_inputs[start:stop], np.arange(start, stop) + sample_offset, timesteps,
-            None if labels is None else labels[start:stop], record, seed, count_neurons,
-        ))
-        if progress is not None:
-            progress(stop - start)
+    # float mode: one BLAS thread, so the results never depend on the thread count (see
+    # run_ann); integer sums are exact in any order, so BLAS keeps its threads there
+    with threads.single_threaded_blas() if plan.mode == "float" else contextlib.nullcontext():
+        for start in range(0, len(raw_inputs), batch_size):
+            stop = min(start + batch_size, len(raw_inputs))
+            parts.append(_simulate_batch(
+                plan, raw_inputs[start:stop], np.arange(start, stop) + sample_offset, timesteps,
+                None if labels is None else labels[start:stop], record, seed, count_neurons,
+            ))
+            if progress is not None:
+                progress(stop - start)
     if not parts:
         raise SnnccError("no input samples to simulate")
     return SimResult.concatenate(parts)
+
+
+def _mode_inputs(graph: ir.Graph, raw_inputs: np.ndarray, mode: str) -> np.ndarray:
+    """Raw samples checked against the input shape; int64 in integer mode (which needs integers)."""
+    raw_inputs = _check_inputs(graph, raw_inputs)
+    if mode == "integer" and raw_inputs.dtype.kind not in "iub":
+        if not np.array_equal(raw_inputs, np.rint(raw_inputs)):
+            raise SnnccError("integer mode needs integer input samples")
+        raw_inputs = raw_inputs.astype(np.int64)
+    return raw_inputs
+
+
+class Segments:
+    """Part of a graph at a time, batch by batch: for calibration passes that change a layer and
+    then need only what lies after it (:func:`snncc.passes.convert.bias_correct`).
+
+    The batches are :func:`simulate`'s (same ``batch_size`` rule, same boundaries), float or
+    integer mode, and each batch is computed exactly as :func:`simulate` would: a node's values
+    are the same whether it was computed in one run of the whole graph or in a segment from the
+    stored values of the nodes before it. ``run(batch, nodes, given, keep)`` evaluates ``nodes``
+    (in topological order) from the values ``given`` and returns the values of ``keep`` and the
+    spike counts per neuron of the spiking nodes among ``nodes``. Call :meth:`refresh` after
+    changing a synaptic node's parameters.
+    """
+
+    def __init__(self, graph: ir.Graph, raw_inputs: np.ndarray, timesteps: int,
+                 mode: str = "float", batch_size: int = 256) -> None:
+        self.graph = graph
+        self.raw = _mode_inputs(graph, raw_inputs, mode)
+        self.timesteps = timesteps
+        self.mode = mode
+        max_input = float(np.abs(self.raw).max(initial=0)) if len(self.raw) else 1.0
+        self.max_input = max(max_input, 1.0)
+        self.plan = _Plan(graph, mode, self.max_input)
+        size = batch_rows(self.plan.shapes, timesteps, batch_size)
+        self.batches = [(start, min(start + size, len(self.raw)))
+                        for start in range(0, len(self.raw), size)]
+
+    def refresh(self) -> None:
+        """Re-read the graph's parameters (after a pass changed them)."""
+        self.plan = _Plan(self.graph, self.mode, self.max_input)
+
+    def run(self, batch: int, nodes: set[str], given: dict[str, np.ndarray],
+            keep: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        start, stop = self.batches[batch]
+        threads.current()
+        with threads.single_threaded_blas():
+            return _simulate_batch(  # type: ignore[return-value]
+                self.plan, self.raw[start:stop], np.arange(start, stop), self.timesteps, None,
+                False, self.graph.input.seed, True, given=given, only=nodes, keep=keep)
+

@@ -36,6 +36,8 @@ Rules (one application is enough; the pass is deterministic):
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from snncc import ir
@@ -113,51 +115,114 @@ def convert(graph: ir.Graph, context: PassContext) -> PassResult:
     return PassResult(graph, changed=True, info=info)
 
 
+#: Calibration samples per ANN evaluation: :func:`snncc.engines.run_ann`'s batch, so the chunked
+#: values are those one run over all samples gives (BLAS sums depend on the product's shape).
+ANN_CHUNK = 512
+#: The MSE search evaluates at most about this many activations per row (a strided subsample).
+MSE_SAMPLE = 200_000
+MSE_PERCENTILES = [90, 95, 97, 98, 99, 99.5, 99.7, 99.9, 99.95, 99.99, 100]
+
+
+def _ann_chunks(graph: ir.Graph, calibration: np.ndarray, outputs: list[str]):
+    """``(start, {name: values})`` of ``outputs`` in ANN mode, ANN_CHUNK samples at a time."""
+    from snncc.engines import run_ann
+
+    for start in range(0, len(calibration), ANN_CHUNK):
+        chunk = calibration[start:start + ANN_CHUNK]
+        yield start, run_ann(graph, chunk, batch_size=ANN_CHUNK, outputs=outputs)
+
+
+def _rows(activation: np.ndarray, per_channel: bool) -> np.ndarray:
+    """A layer's activations ``(N, ...)`` as the rows one threshold is chosen from."""
+    if per_channel:
+        return np.moveaxis(activation, 1, 0).reshape(activation.shape[1], -1)
+    return activation.reshape(1, -1)
+
+
 def _thresholds(graph: ir.Graph, activations: list[str], calibration: np.ndarray | None,
                 options: dict, timesteps: int) -> dict[str, np.ndarray]:
-    """Per activation: λ as a (1,) or (C,) array (rule 1)."""
+    """Per activation: λ as a (1,) or (C,) array (rule 1).
+
+    The calibration activations are streamed ANN_CHUNK samples at a time, as often as the exact
+    percentiles need (:mod:`snncc.passes.streaming`: two or three passes); the numbers are those
+    ``np.percentile`` gives over all activations at once, in a memory bounded by the chunk.
+    """
+    from snncc.passes.streaming import StreamingPercentiles, run_passes
+
     need_data = [n for n in activations if isinstance(graph.nodes[n], ir.ReLU)]
-    values: dict[str, np.ndarray] = {}
+    method, percentile = options["threshold_method"], options["percentile"]
+    shapes = graph.infer_shapes()
+    stats: list[StreamingPercentiles] = []
+    maxima: dict[str, np.ndarray] = {}
+    samples: dict[str, list[np.ndarray]] = {}
+    steps: dict[str, int] = {}
     if need_data:
         if calibration is None or len(calibration) == 0:
             raise SnnccError("convert: ReLU thresholds need calibration samples (give a dataset)")
-        from snncc.engines import run_ann
+        per_channel = bool(options["per_channel"])
+        wanted = MSE_PERCENTILES if method == "mse" else [] if percentile == "max" \
+            else [float(percentile)]
+        for name in need_data:
+            shape = shapes[name]
+            rows = shape[0] if per_channel else 1
+            count = len(calibration) * int(np.prod(shape)) // rows
+            stats.append(StreamingPercentiles(rows, count, wanted or [100]))
+            maxima[name] = np.full(rows, -np.inf)
+            samples[name] = []
+            steps[name] = count // MSE_SAMPLE + 1 if count > MSE_SAMPLE else 1
+        first = [True]
 
-        values = run_ann(graph, calibration, outputs=need_data)  # type: ignore[assignment]
+        def feed(add) -> None:
+            # after the first pass only the layers whose percentiles are still open
+            names = [n for i, n in enumerate(need_data) if first[0] or not stats[i].done]
+            for start, values in _ann_chunks(graph, calibration, names):
+                for name in names:
+                    rows = _rows(values.pop(name), per_channel)
+                    if wanted:
+                        add(need_data.index(name), rows)
+                    if first[0]:
+                        maxima[name] = np.maximum(maxima[name], rows.max(axis=1))
+                        column = start * rows.shape[1] // (len(calibration[start:start + ANN_CHUNK]))
+                        samples[name].append(rows[:, (-column) % steps[name]::steps[name]].copy())
+                    del rows
+                del values
+            first[0] = False
+
+        if wanted:
+            run_passes(stats, feed)
+        else:
+            feed(lambda index, rows: None)
     thresholds = {}
     for name in activations:
         node = graph.nodes[name]
         if isinstance(node, ir.Clip):
             thresholds[name] = np.array([float(node.high)])
             continue
-        activation = values[name]
-        per_channel = bool(options["per_channel"]) and activation.ndim >= 2
-        if per_channel:
-            rows = np.moveaxis(activation, 1, 0).reshape(activation.shape[1], -1)
+        index = need_data.index(name)
+        if method == "mse":
+            threshold = _mse_threshold(stats[index].result(), np.concatenate(samples[name], axis=1),
+                                       timesteps, float(options["v_init_fraction"]))
+        elif percentile == "max":
+            threshold = maxima[name]
         else:
-            rows = activation.reshape(1, -1)
-        if options["threshold_method"] == "mse":
-            threshold = _mse_threshold(rows, timesteps, float(options["v_init_fraction"]))
-        else:
-            threshold = _robust_max(rows, options["percentile"], axis=1)
+            threshold = stats[index].result()[:, 0]
         largest = threshold.max(initial=0.0)
         threshold = np.where(threshold > 0, threshold, largest if largest > 0 else 1.0)
         thresholds[name] = threshold.astype(np.float64)
     return thresholds
 
 
-def _mse_threshold(rows: np.ndarray, timesteps: int, v_init_fraction: float) -> np.ndarray:
-    """Per row, the λ minimising E[(q_T(a; λ) - a)^2] over candidate percentiles.
+def _mse_threshold(candidates: np.ndarray, sample: np.ndarray, timesteps: int,
+                   v_init_fraction: float) -> np.ndarray:
+    """Per row, the λ among ``candidates`` (rows, percentiles) minimising E[(q_T(a; λ) - a)^2]
+    over the activations ``sample`` (rows, m; a strided subsample of at most about MSE_SAMPLE).
 
     ``q_T`` is what T steps of an IF neuron with constant input ``a`` deliver: ``λ/T`` times the
     spike count ``clip(floor(a·T/λ + v_init_fraction), 0, T)`` — clipping above λ traded against
     the 1/T resolution below it.
     """
-    candidates = np.percentile(rows, [90, 95, 97, 98, 99, 99.5, 99.7, 99.9, 99.95, 99.99, 100],
-                               axis=1).T  # (rows, candidates)
     best = candidates[:, -1].copy()
-    best_error = np.full(len(rows), np.inf)
-    sample = rows if rows.shape[1] <= 200_000 else rows[:, :: rows.shape[1] // 200_000 + 1]
+    best_error = np.full(len(candidates), np.inf)
     for column in range(candidates.shape[1]):
         lam = np.maximum(candidates[:, column:column + 1], 1e-12)
         counts = np.clip(np.floor(sample * timesteps / lam + v_init_fraction), 0, timesteps)
@@ -166,12 +231,6 @@ def _mse_threshold(rows: np.ndarray, timesteps: int, v_init_fraction: float) -> 
         best[better] = candidates[better, column]
         best_error[better] = error[better]
     return best
-
-
-def _robust_max(values: np.ndarray, percentile: float | str, axis: int) -> np.ndarray:
-    if percentile == "max":
-        return values.max(axis=axis)
-    return np.percentile(values, float(percentile), axis=axis)
 
 
 def _unify_add_branches(graph: ir.Graph, thresholds: dict[str, np.ndarray]) -> None:
@@ -256,31 +315,151 @@ def bias_correct(graph: ir.Graph, calibration: np.ndarray, timesteps: int,
 
     Layers are corrected in topological order, each after the ones before it (the error a layer
     sees includes its predecessors' corrected behaviour). Returns the mean |shift| per layer.
+
+    Incremental and streamed: the calibration samples go through the SNN in the engine's
+    batches (:class:`snncc.engines.step.Segments`, the batches :func:`~snncc.engines.simulate`
+    uses). Once a layer is corrected, the values that later nodes read from it and from the nodes
+    before it (its spikes, in a chain) are stored per batch in a temporary directory, bit-packed
+    when they are spikes; the next layer starts from them instead of from the input. Each node is
+    thus computed twice per round (before and after its layer's correction) instead of once per
+    layer, and memory holds one batch. The ANN targets come ANN_CHUNK samples at a time from the
+    graph as it was before any correction. The shift is the mean, over samples and positions, of
+    ``(ann - count / T) * λ`` per channel (per neuron for Dense), summed in the order of one
+    ``mean`` over all samples at once (:class:`_ChannelMean`), so the biases are the same.
     """
-    from snncc.engines import run_ann, simulate
+    import tempfile
+
+    from snncc.engines.step import Segments
 
     layers = graph.of_type(ir.IF)
-    ann = run_ann(graph, calibration, outputs=layers)  # IF in ANN mode: the target rate
+    target_graph = graph.copy()  # IF in ANN mode: the target rate, from the uncorrected graph
+    shapes = graph.infer_shapes()
     shifts: dict[str, list[float]] = {}
+    order = graph.topological_order()
     for _ in range(rounds):
-        for name in layers:
-            synapse = _feeding_synapse(graph, name)
-            if synapse is None:
-                continue
-            result = simulate(graph, calibration, timesteps, mode="float", count_neurons=True)
-            node: ir.IF = graph.nodes[name]  # type: ignore[assignment]
-            shape = ann[name].shape[1:]
-            threshold = ir.broadcast_per_neuron(node.threshold, shape)
-            snn_rate = result.neuron_counts[name] / timesteps  # (N, *shape)
-            error = (ann[name] - snn_rate) * threshold  # in units of input current
-            reduce_axes = (0,) + tuple(range(2, error.ndim))
-            shift = error.mean(axis=reduce_axes)  # per channel / neuron
-            synapse_node = graph.nodes[synapse]
-            bias = synapse_node.bias if synapse_node.bias is not None else np.zeros(
-                synapse_node.weight.shape[0])
-            synapse_node.bias = bias + shift
-            shifts.setdefault(name, []).append(float(np.abs(shift).mean()))
+        segments = Segments(graph, calibration, timesteps)
+        with tempfile.TemporaryDirectory(prefix="snncc-bias-") as folder:
+            store = _BatchStore(Path(folder), timesteps)
+            done: set[str] = set()  # nodes whose values are final for this round
+            for name in layers:
+                synapse = _feeding_synapse(graph, name)
+                if synapse is None:
+                    continue
+                nodes = _ancestors(graph, name) - done
+                node: ir.IF = graph.nodes[name]  # type: ignore[assignment]
+                threshold = ir.broadcast_per_neuron(node.threshold, shapes[name])
+                mean = _ChannelMean(shapes[name])
+                rates = _ANNRates(target_graph, calibration, name)
+                for batch, (start, stop) in enumerate(segments.batches):
+                    _, counts = segments.run(batch, nodes, store.load(batch))
+                    error = (rates.take(start, stop) - counts[name] / timesteps) * threshold
+                    mean.add(error)
+                shift = mean.result()
+                synapse_node = graph.nodes[synapse]
+                bias = synapse_node.bias if synapse_node.bias is not None else np.zeros(
+                    synapse_node.weight.shape[0])
+                synapse_node.bias = bias + shift
+                shifts.setdefault(name, []).append(float(np.abs(shift).mean()))
+                segments.refresh()
+                done |= nodes
+                later = [n for n in order if n not in done]
+                if not any(isinstance(graph.nodes[n], ir.IF) for n in later):
+                    break
+                frontier = tuple(n for n in order if n in done and any(
+                    c not in done for c in graph.consumers(n)))
+                for batch in range(len(segments.batches)):
+                    kept, _ = segments.run(batch, nodes, store.load(batch), keep=frontier)
+                    store.save(batch, kept)
     return shifts
+
+
+class _ANNRates:
+    """One layer's ANN-mode values, computed ANN_CHUNK samples at a time and served by range."""
+
+    def __init__(self, graph: ir.Graph, calibration: np.ndarray, name: str) -> None:
+        self.chunks = _ann_chunks(graph, calibration, [name])
+        self.name = name
+        self.start, self.values = 0, np.zeros((0,))
+
+    def take(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` (consecutive calls ask for consecutive ranges)."""
+        parts = []
+        while start < stop:
+            if start >= self.start + len(self.values):
+                self.start, chunk = next(self.chunks)
+                self.values = chunk[self.name]
+            end = min(stop, self.start + len(self.values))
+            parts.append(self.values[start - self.start:end - self.start])
+            start = end
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _ancestors(graph: ir.Graph, name: str) -> set[str]:
+    """``name`` and every node it reads from, directly or not."""
+    found, todo = {name}, [name]
+    while todo:
+        for source in graph.inputs_of(todo.pop()):
+            if source not in found:
+                found.add(source)
+                todo.append(source)
+    return found
+
+
+class _ChannelMean:
+    """``error.mean(axis=(0, 2, 3, ...))`` of samples fed in order, summed as numpy sums it.
+
+    numpy reduces a C-contiguous ``(N, C, *spatial)`` array over ``(0, *spatial)`` by adding,
+    sample after sample, each sample's pairwise sum over its spatial positions (and a ``(N, F)``
+    array over axis 0 sample after sample); this accumulator does the same on each batch, so the
+    result does not depend on how the samples were batched (tests compare with ``np.mean``).
+    """
+
+    def __init__(self, shape: ir.Shape) -> None:
+        self.total = np.zeros(shape[0])
+        self.count = 0
+        self.positions = int(np.prod(shape[1:]))
+
+    def add(self, error: np.ndarray) -> None:
+        # C order first: on a channels-last array numpy would sum the positions in another order
+        per_sample = np.ascontiguousarray(error).reshape(len(error), error.shape[1], -1)
+        sums = np.add.reduce(per_sample, axis=2) if per_sample.shape[2] > 1 else per_sample[..., 0]
+        for row in sums:
+            self.total = self.total + row
+        self.count += len(error)
+
+    def result(self) -> np.ndarray:
+        return self.total / (self.count * self.positions)
+
+
+class _BatchStore:
+    """Node values per batch, one ``.npz`` file each; 0/1 spike trains bit-packed along time."""
+
+    def __init__(self, folder: Path, timesteps: int) -> None:
+        self.folder = folder
+        self.timesteps = timesteps
+
+    def save(self, batch: int, values: dict[str, np.ndarray]) -> None:
+        arrays: dict[str, np.ndarray] = {"names": np.array(list(values), dtype=str)}
+        for index, value in enumerate(values.values()):
+            packed = value.dtype == np.uint8 and value.ndim >= 2 and value.max(initial=0) <= 1
+            arrays[f"value{index}"] = np.packbits(value, axis=0) if packed else value
+            arrays[f"packed{index}"] = np.array(packed)
+        staging = self.folder / f"{batch}.partial.npz"
+        np.savez(staging, **arrays)
+        staging.replace(self.folder / f"{batch}.npz")
+
+    def load(self, batch: int) -> dict[str, np.ndarray]:
+        path = self.folder / f"{batch}.npz"
+        if not path.exists():
+            return {}
+        values = {}
+        with np.load(path) as data:
+            for index, name in enumerate(data["names"]):
+                value = data[f"value{index}"]
+                if bool(data[f"packed{index}"]):
+                    value = np.unpackbits(value, axis=0, count=self.timesteps)
+                values[str(name)] = value
+        return values
 
 
 def _feeding_synapse(graph: ir.Graph, name: str) -> str | None:

@@ -170,3 +170,76 @@ def test_exact_integer_sums_beyond_float32():
                              ("readout", ir.Readout()))
     out = simulate(small, np.array([[3, 1]]), 1, mode="integer").readout_state[0, 0]
     assert out == 3 * (2**20 + 1) + 2**20 + 3
+
+
+# ------------------------------------------------------------- compiled kernels (issue 23)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [
+    (2, 2, 0), (3, 2, (1, 1, 1, 1)), ((3, 2), (1, 2), (1, 0, 1, 1)), ((2, 3), (3, 1), (0, 1, 0, 1))])
+def test_spike_pool_kernels_equal_the_array_rules(kernel, stride, padding):
+    from snncc.engines import step
+
+    spikes = (np.random.default_rng(1).random((7, 3, 2, 9, 8)) < 0.3).astype(np.uint8)
+    node = ir.MaxPool2d(kernel=kernel, stride=stride, padding=padding)
+    fast = step._run_max_pool(node, spikes, np.float32)
+    assert fast.dtype == np.uint8
+    np.testing.assert_array_equal(fast, step._run_max_pool(node, spikes.astype(np.float32),
+                                                           np.float32))
+    pool = ir.SumPool2d(kernel=kernel, stride=stride, padding=padding, scale=1 / 9)
+    fast = step._run_sum_pool(pool, spikes, np.float32)
+    array_rule = step.sum_pool(step._merged(spikes).astype(np.float32), pool) * pool.scale
+    np.testing.assert_array_equal(fast, array_rule.reshape(fast.shape))
+
+
+@pytest.mark.parametrize("mode", ["float", "integer"])
+def test_results_do_not_depend_on_the_thread_count(mode):
+    import numba
+
+    from snncc.engines import threads
+
+    graph = _converted_cnn(integer=mode == "integer")
+    raw = np.random.default_rng(4).integers(0, 256, (23, 1, 8, 8))
+    results = []
+    try:
+        for count in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            threads.configure(count)
+            results.append(simulate(graph, raw, 12, mode=mode, batch_size=7,
+                                    count_neurons=True))
+    finally:
+        threads.configure()
+    first, second = results
+    np.testing.assert_array_equal(first.predictions, second.predictions)
+    np.testing.assert_array_equal(first.readout_state, second.readout_state)
+    for name, counts in first.neuron_counts.items():
+        np.testing.assert_array_equal(counts, second.neuron_counts[name])
+
+
+def test_segments_reproduce_a_whole_run_from_stored_values():
+    from snncc.engines.step import Segments
+
+    graph = _converted_cnn(integer=False)
+    raw = np.random.default_rng(5).integers(0, 256, (9, 1, 8, 8))
+    whole = simulate(graph, raw, 10, batch_size=4, count_neurons=True)
+    segments = Segments(graph, raw, 10, batch_size=4)
+    assert segments.batches == [(0, 4), (4, 8), (8, 9)]
+    order = graph.topological_order()
+    first = set(order[:order.index("relu1") + 1])
+    rest = set(order) - first - {"readout"}
+    for batch, (start, stop) in enumerate(segments.batches):
+        kept, counts = segments.run(batch, first, {}, keep=("relu1",))
+        np.testing.assert_array_equal(counts["relu1"], whole.neuron_counts["relu1"][start:stop])
+        _, counts = segments.run(batch, rest, kept)
+        np.testing.assert_array_equal(counts["relu2"], whole.neuron_counts["relu2"][start:stop])
+
+
+def _converted_cnn(integer: bool) -> ir.Graph:
+    """tiny_cnn converted (no bias correction), optionally folded to an integer graph."""
+    from snncc.passes import PassContext, run_passes
+
+    calibration = np.random.default_rng(6).integers(0, 256, (40, 1, 8, 8))
+    passes = ["convert", "fold"] if integer else ["convert"]
+    context = PassContext(calibration=calibration, timesteps=12,
+                          options={"convert": {"bias_correction": False}})
+    graph, _ = run_passes(tiny_cnn_graph(), passes, context)
+    return graph

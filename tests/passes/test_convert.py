@@ -156,13 +156,14 @@ def test_bias_correction_does_not_hurt_on_digits():
 
 
 def test_rule1_mse_threshold_trades_clipping_for_resolution():
-    from snncc.passes.convert import _mse_threshold
+    from snncc.passes.convert import MSE_PERCENTILES, _mse_threshold
 
     rng = np.random.default_rng(0)
     # a long tail: at small T the MSE-optimal λ sits below the maximum, at large T it moves up
     rows = rng.exponential(1.0, (1, 20000))
-    small_t = _mse_threshold(rows, 4, 0.5)[0]
-    large_t = _mse_threshold(rows, 256, 0.5)[0]
+    candidates = np.percentile(rows, MSE_PERCENTILES, axis=1).T
+    small_t = _mse_threshold(candidates, rows, 4, 0.5)[0]
+    large_t = _mse_threshold(candidates, rows, 256, 0.5)[0]
     assert small_t < large_t <= rows.max()
     graph = tiny_mlp_graph()
     threshold = _convert(graph, threshold_method="mse").graph.nodes["relu1"].threshold

@@ -1,0 +1,90 @@
+"""How many CPU threads snncc computes with: ``--threads`` or ``SNNCC_THREADS``, default all cores.
+
+One setting caps both thread pools a run can use: numba's (the compiled engine kernels spread
+their samples over it with ``prange``) and the BLAS library's (OpenBLAS behind numpy).
+
+Inside the engines (:func:`snncc.engines.step.simulate` in float mode,
+:func:`~snncc.engines.step.run_ann`) BLAS is held to one thread. A multi-threaded BLAS splits the
+sums of a product among its threads, so float results would change in their last bits with the
+thread count (measured on the shared CNNs: spike counts differ between one and two OpenBLAS
+threads); with one thread they never do, and no idle BLAS helper busy-waits on a core that a
+kernel needs. Integer mode keeps BLAS's threads: its float32 sums are exact integers, the same in
+any order. The kernels themselves compute whole samples per thread with the same arithmetic in
+the same order: results are the same for every thread count.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from snncc.errors import SnnccError
+
+THREADS_ENV = "SNNCC_THREADS"
+
+_configured: int | None = None
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def parse_threads(value: str | int | None, origin: str = THREADS_ENV) -> int | None:
+    """``value`` as a thread count >= 1 (``None`` or ``""``: not set); a clear error otherwise."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        threads = int(value)
+    except ValueError:
+        raise SnnccError(f"{origin} must be a whole number of threads, got {value!r}") from None
+    if threads < 1:
+        raise SnnccError(f"{origin} must be >= 1, got {threads}")
+    return threads
+
+
+def configure(threads: int | None = None) -> int:
+    """Cap numba and BLAS at ``threads`` (default: ``$SNNCC_THREADS``, else every core).
+
+    The cap never exceeds the cores available. Returns the thread count in force. Called by the
+    CLI for ``--threads`` and, with no argument, by the engines before any compiled kernel runs
+    (so numba's threads start here, leaving multiprocessing's start method as it was).
+    """
+    global _configured
+    if threads is None:
+        threads = parse_threads(os.environ.get(THREADS_ENV))
+    threads = min(threads or available_cores(), available_cores())
+    if threads == _configured:
+        return threads
+    import multiprocessing
+
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    unset = multiprocessing.get_start_method(allow_none=True) is None
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # launches its threads
+    if unset and multiprocessing.get_start_method(allow_none=True) is not None:
+        # numba's launch asks for the start method, which fixes it; leave it unset, as it was,
+        # for code that sets it later (lava-nc sets 'fork' when imported, and fails otherwise)
+        multiprocessing.set_start_method(None, force=True)
+    threadpool_limits(limits=threads, user_api="blas")
+    _configured = threads
+    return threads
+
+
+def current() -> int:
+    """The thread count in force (configuring from the environment on first use)."""
+    return _configured if _configured is not None else configure()
+
+
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Hold BLAS to one thread inside the block (the caller splits work across threads itself)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
