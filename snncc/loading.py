@@ -32,6 +32,7 @@ def model_kind(path: Path) -> str:
         return "ir"
     if name.endswith((".h5", ".hdf5")):
         return "bstdg"
+    regular_file(path, "model")  # the magic bytes of a FIFO would never come
     try:
         head = path.open("rb").read(8)
     except FileNotFoundError:
@@ -50,8 +51,8 @@ def _is_nir_hdf5(path: Path) -> bool:
     try:
         import h5py
 
-        with h5py.File(path, "r") as handle:
-            return "version" in handle and "node" in handle
+        with h5py.File(path, "r") as handle:  # links are looked at, never followed
+            return all(handle.get(name, getlink=True) is not None for name in ("version", "node"))
     except Exception:  # noqa: BLE001 - unreadable: the BSTDG loader reports it
         return False
 
