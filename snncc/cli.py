@@ -119,8 +119,15 @@ def compile(  # noqa: A001 - the user-facing verb
     nir_convention: str | None = typer.Option(None, "--nir-convention", help=NIR_CONVENTION_HELP),
     nir_dt: float | None = typer.Option(None, "--nir-dt", help=NIR_DT_HELP),
     nir_coding: str | None = typer.Option(None, "--nir-coding", help=NIR_CODING_HELP),
+    force: bool = typer.Option(False, "--force", help="Replace OUTPUT even when it is not an "
+                               "earlier compile output (never the current directory or one "
+                               "holding MODEL)."),
 ) -> None:
-    """Compile MODEL for a target and write its artifacts to OUTPUT."""
+    """Compile MODEL for a target and write its artifacts to OUTPUT.
+
+    An existing OUTPUT is replaced only when it is empty or an earlier snncc compile output
+    (it holds the marker file .snncc-output), unless --force is given.
+    """
     from snncc.pipeline import compile_model
 
     target_options = parse_key_values(target_option, "--target-option")
@@ -132,7 +139,7 @@ def compile(  # noqa: A001 - the user-facing verb
         model, output, target=target, dataset=dataset, data_dir=data_dir, timesteps=timesteps,
         passes=parse_passes(passes), options=parse_options(option),
         preprocess=parse_preprocess(scale, mean, std), target_options=target_options,
-        layout=layout, nir=nir_choices(nir_convention, nir_dt, nir_coding),
+        layout=layout, nir=nir_choices(nir_convention, nir_dt, nir_coding), force=force,
     )
     console.print(f"compiled [bold]{model}[/] for [bold]{target}[/] "
                   f"(passes: {', '.join(result.passes) or 'none'}) -> {result.out_dir}")
@@ -383,6 +390,27 @@ def _register_commands() -> None:
 _register_commands()
 
 
+#: The signal that stopped a run, by the message and exit code main() reports for it.
+_STOPPED: dict[str, tuple[str, int]] = {}
+_SIGNALS = {"SIGINT": ("interrupted", 130), "SIGTERM": ("terminated", 143)}
+_MAIN_PID: list[int] = []
+
+
+def _stop(signum: int, frame: Any) -> None:
+    """SIGINT and SIGTERM unwind the run as a KeyboardInterrupt, so every ``finally`` and
+    ``except BaseException`` removes its temporary output; main() then reports the signal
+    (typer itself turns a KeyboardInterrupt into a silent exit 130). Forked workers (lava-nc's
+    runtime) that inherited the handler get the default action instead."""
+    import signal
+
+    if os.getpid() not in _MAIN_PID:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    _STOPPED.setdefault("signal", _SIGNALS[signal.Signals(signum).name])
+    raise KeyboardInterrupt
+
+
 def _click_exceptions() -> tuple[type, ...]:
     """Usage-error classes: typer >= 0.16 vendors click as ``typer._click``, and a separately
     installed click (a dependency of dask) is then a different module with its own classes."""
@@ -403,9 +431,20 @@ def _click_exceptions() -> tuple[type, ...]:
 
 
 def main() -> None:
-    """Entry point: run the app, turning SnnccError into one line and exit code 2."""
+    """Entry point: run the app, turning SnnccError into one line and exit code 2.
+
+    SIGINT ends a run with ``error: interrupted`` (exit 130), SIGTERM with ``error: terminated``
+    (exit 143), after the temporary outputs are removed.
+    """
+    import signal
+
+    _MAIN_PID[:] = [os.getpid()]
+    for name in _SIGNALS:
+        signal.signal(getattr(signal, name), _stop)
     try:
         code = app(standalone_mode=False)
+        if "signal" in _STOPPED:
+            raise KeyboardInterrupt
         sys.exit(code if isinstance(code, int) else 0)
     except SnnccError as error:
         err_console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
@@ -416,8 +455,9 @@ def main() -> None:
         err_console.print("aborted")
         sys.exit(130)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+        message, code = _STOPPED.get("signal", _SIGNALS["SIGINT"])
+        err_console.print(f"[red]error:[/] {message}", highlight=False)
+        sys.exit(code)
     except Exception as error:  # noqa: BLE001 - the last line of defence against tracebacks
         if isinstance(error, _click_exceptions()):
             error.show()

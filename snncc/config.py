@@ -63,6 +63,8 @@ from typing import Any
 
 from snncc.errors import SnnccError
 from snncc.gates import GateSpec
+from snncc.passes import check_options
+from snncc.safety import read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -164,14 +166,9 @@ class ProjectConfig:
 def load_config(path: str | Path) -> ProjectConfig:
     """Read and check ``snncc.toml`` (see the module docstring for the format)."""
     path = Path(path)
+    text = read_text(path, "config")
     try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise SnnccError(f"config {path}: no such file") from None
-    except IsADirectoryError:
-        raise SnnccError(f"config {path}: is a directory, expected a TOML file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise SnnccError(f"config {path}: cannot read ({error})") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise SnnccError(f"config {path}: not valid TOML ({error})") from None
     return parse_config(data, path)
@@ -200,6 +197,10 @@ def parse_config(data: dict[str, Any], path: Path) -> ProjectConfig:
             setattr(config, key, _resolve(_check(where, key, value, kind), kind, base))
     if config.target is not None and config.targets is not None:
         raise SnnccError(f"{where}: give either 'target' or 'targets', not both")
+    try:
+        check_options(config.options)
+    except SnnccError as error:
+        raise SnnccError(f"{where}: {error}") from None
     return config
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from snncc.errors import SnnccError
+from snncc.safety import check_size, regular_file
 
 DATASETS = ("mnist", "fashion-mnist", "digits")
 IDX_FILES = {
@@ -45,30 +47,35 @@ class Dataset:
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read one IDX file (optionally gzip-compressed) into an array; bad files raise SnnccError."""
-    path = Path(path)
+    """Read one IDX file (optionally gzip-compressed) into an array; bad files raise SnnccError.
+
+    The header's dimensions are checked against :func:`snncc.safety.check_size` before the data
+    is read, and a gzip file is inflated only as far as the header says (plus one byte, to
+    refuse trailing data), so a small file cannot inflate into gigabytes.
+    """
+    path = regular_file(path, "IDX file")
     try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except FileNotFoundError:
-        raise SnnccError(f"{path}: no such file") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        with path.open("rb") as raw_handle:
+            compressed = raw_handle.read(2) == b"\x1f\x8b"
+        with (gzip.open(path, "rb") if compressed else path.open("rb")) as handle:
+            magic = handle.read(4)
+            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES:
+                raise SnnccError(f"{path}: not an IDX file (bad magic number)")
+            ndim = magic[3]
+            header = handle.read(4 * ndim)
+            if len(header) < 4 * ndim:
+                raise SnnccError(f"{path}: truncated IDX header")
+            dims = tuple(int.from_bytes(header[4 * i: 4 * i + 4], "big") for i in range(ndim))
+            dtype = np.dtype(_IDX_DTYPES[magic[2]])
+            expected = check_size(dims, f"{path}: IDX header", dtype.itemsize) * dtype.itemsize
+            data = handle.read(expected + 1)
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as error:
         raise SnnccError(f"{path}: corrupt or truncated gzip file ({error})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise SnnccError(f"{path}: not an IDX file (bad magic number)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise SnnccError(f"{path}: truncated IDX header")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = int(np.prod(dims)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise SnnccError(
-            f"{path}: truncated or corrupt IDX data ({len(raw) - header} bytes, expected {expected})"
-        )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+    if len(data) != expected:
+        found = f"{len(data)}" if len(data) <= expected else f"more than {expected}"
+        raise SnnccError(f"{path}: truncated or corrupt IDX data ({found} bytes, expected "
+                         f"{expected})")
+    return np.frombuffer(data, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path | None:
@@ -82,7 +89,7 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path | None:
 def _find_idx(root: Path, name: str, stem: str) -> Path:
     for folder in (root / name, root / name.replace("-", "_"), root):
         for candidate in (folder / f"{stem}.gz", folder / stem):
-            if candidate.exists():
+            if candidate.exists() or candidate.is_symlink():
                 return candidate
     raise SnnccError(
         f"dataset {name!r}: {stem}(.gz) not found in {root} or {root / name} "

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from snncc.errors import SnnccError
+from snncc.safety import is_finite_number, read_text
 
 #: Schema id of validation reports; the number after the slash is the major version.
 REPORT_SCHEMA = "snncc.validate/1"
@@ -247,12 +248,11 @@ REQUIRED_BASELINE_KEYS = ("schema", "snn_accuracy", "spikes_per_sample", "synops
 def load_baseline(path: str | Path) -> dict[str, Any]:
     """A stored ``snncc validate`` JSON report, checked for a compatible schema."""
     path = Path(path)
+    text = read_text(path, "baseline")
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise SnnccError(f"baseline {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise SnnccError(f"baseline {path}: cannot read ({error})") from None
+        data = json.loads(text)
+    except RecursionError:
+        raise SnnccError(f"baseline {path}: not JSON (nested too deeply)") from None
     except json.JSONDecodeError as error:
         raise SnnccError(f"baseline {path}: not JSON ({error.msg} at line {error.lineno})") \
             from None
@@ -266,7 +266,29 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
     missing = [key for key in REQUIRED_BASELINE_KEYS if key not in data]
     if missing:
         raise SnnccError(f"baseline {path}: missing key(s) {', '.join(missing)}")
+    for key, (test, words) in BASELINE_KINDS.items():
+        if (key in REQUIRED_BASELINE_KEYS or data.get(key) is not None) and not test(data[key]):
+            shown = repr(data[key]) if len(repr(data[key])) <= 40 else type(data[key]).__name__
+            raise SnnccError(f"baseline {path}: key {key!r} must be {words}, got {shown}")
     return data
+
+
+#: What the keys of a baseline report hold (checked before any gate reads them).
+BASELINE_KINDS: dict[str, tuple[Any, str]] = {
+    "snn_accuracy": (is_finite_number, "a number"),
+    "spikes_per_sample": (is_finite_number, "a number"),
+    "synops_per_sample": (is_finite_number, "a number"),
+    "dataset": (lambda v: isinstance(v, str), "a string"),
+    "samples": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "timesteps": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "accuracy_curve": (lambda v: isinstance(v, list) and all(is_finite_number(x) for x in v),
+                       "a list of numbers"),
+    "stages": (lambda v: isinstance(v, list) and all(
+        isinstance(x, dict) and isinstance(x.get("name"), str)
+        and is_finite_number(x.get("accuracy")) for x in v), "a list of {name, accuracy} objects"),
+    "model_sha256": (lambda v: isinstance(v, str), "a string"),
+    "target": (lambda v: isinstance(v, str), "a string"),
+}
 
 
 def baseline_gates(current: dict[str, Any], baseline: dict[str, Any], tolerance: float,

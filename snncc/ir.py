@@ -1115,10 +1115,12 @@ class Graph:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Graph:
         """Read a graph written by :meth:`save`; corrupt or foreign files raise :class:`SnnccError`."""
+        from snncc.safety import open_zip, read_member, read_npy
+
         path = Path(path)
         try:
-            with zipfile.ZipFile(path) as archive:
-                manifest = json.loads(archive.read("manifest.json"))
+            with open_zip(path, "snncc IR file") as archive:
+                manifest = json.loads(read_member(archive, "manifest.json"))
                 if manifest.get("format") != IR_FORMAT:
                     raise SnnccError(f"{path}: not an snncc IR file")
                 if manifest.get("version") != IR_VERSION:
@@ -1138,8 +1140,7 @@ class Graph:
                     params = {}
                     for key, value in entry["params"].items():
                         if isinstance(value, dict) and "array" in value:
-                            with archive.open(f"{value['array']}.npy") as handle:
-                                params[key] = np.load(io.BytesIO(handle.read()), allow_pickle=False)
+                            params[key] = read_npy(archive, f"{value['array']}.npy")
                         elif isinstance(value, dict) and "float" in value:
                             params[key] = float(value["float"])
                         elif isinstance(value, list):
@@ -1151,7 +1152,8 @@ class Graph:
             raise
         except FileNotFoundError:
             raise SnnccError(f"{path}: no such file") from None
-        except (zipfile.BadZipFile, KeyError, ValueError, TypeError, EOFError, OSError) as error:
+        except (zipfile.BadZipFile, KeyError, ValueError, TypeError, EOFError, OSError,
+                AttributeError, RecursionError) as error:
             raise SnnccError(f"{path}: corrupt or truncated snncc IR file ({error})") from None
         return graph
 

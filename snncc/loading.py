@@ -14,6 +14,7 @@ import numpy as np
 from snncc import ir
 from snncc.datasets import DATASETS, Dataset, arrange, load_dataset
 from snncc.errors import SnnccError
+from snncc.safety import check_graph, check_timesteps, regular_file
 
 CALIBRATION_SEED = 0
 CALIBRATION_COUNT = 2000
@@ -31,6 +32,7 @@ def model_kind(path: Path) -> str:
         return "ir"
     if name.endswith((".h5", ".hdf5")):
         return "bstdg"
+    regular_file(path, "model")  # the magic bytes of a FIFO would never come
     try:
         head = path.open("rb").read(8)
     except FileNotFoundError:
@@ -49,8 +51,8 @@ def _is_nir_hdf5(path: Path) -> bool:
     try:
         import h5py
 
-        with h5py.File(path, "r") as handle:
-            return "version" in handle and "node" in handle
+        with h5py.File(path, "r") as handle:  # links are looked at, never followed
+            return all(handle.get(name, getlink=True) is not None for name in ("version", "node"))
     except Exception:  # noqa: BLE001 - unreadable: the BSTDG loader reports it
         return False
 
@@ -76,19 +78,20 @@ def load_model(path: str | Path, preprocess: dict[str, Any] | None = None,
 
 def _load_file(path: Path, preprocess: dict[str, Any] | None,
                nir: dict[str, Any] | None = None) -> ir.Graph:
-    if not path.exists():
-        raise SnnccError(f"{path}: no such file")
-    if path.is_dir():
-        raise SnnccError(f"{path}: is a directory, expected a model file")
+    regular_file(path, "model")  # before reading a byte: FIFOs block, /dev/zero never ends
     kind = model_kind(path)
     if kind == "onnx":
         from snncc.frontend.onnx_import import load_onnx
 
-        return load_onnx(path, preprocess=preprocess)
+        graph = load_onnx(path, preprocess=preprocess)
+        check_graph(graph, str(path))
+        return graph
     if kind == "nir":
         from snncc.frontend.nir_import import load_nir
 
-        return load_nir(path, preprocess=preprocess, **(nir or {}))
+        graph = load_nir(path, preprocess=preprocess, **(nir or {}))
+        check_graph(graph, str(path))
+        return graph
     if kind == "bstdg":
         from snncc.frontend.bstdg import load_bstdg
 
@@ -101,6 +104,7 @@ def _load_file(path: Path, preprocess: dict[str, Any] | None,
             if key in preprocess and preprocess[key] is not None:
                 setattr(node, key, preprocess[key])
         node.__post_init__()
+    check_graph(graph, str(path))
     graph.validate()
     return graph
 
@@ -130,13 +134,50 @@ def calibration_samples(graph: ir.Graph, name: str, data_dir: str | None,
     return model_inputs(graph, Dataset(name, "train", train.images[chosen], train.labels[chosen]))
 
 
+class OnnxRuntimeUnavailable(SnnccError):
+    """onnxruntime cannot load or run a model that snncc imports (e.g. an IR version newer than
+    it knows); ``reason`` is its message without error codes and source locations."""
+
+    def __init__(self, model_path: Path, reason: str) -> None:
+        super().__init__(f"{model_path}: onnxruntime cannot run this model ({reason})")
+        self.reason = reason
+
+
 def onnxruntime_logits(model_path: Path, graph: ir.Graph, raw_inputs: np.ndarray,
                        batch_size: int = 512) -> np.ndarray:
-    """The original ONNX model's outputs from onnxruntime on the same preprocessed inputs."""
+    """The original ONNX model's outputs from onnxruntime on the same preprocessed inputs.
+
+    Raises :class:`OnnxRuntimeUnavailable` when onnxruntime refuses the model.
+    """
+    try:
+        return _onnxruntime_logits(model_path, graph, raw_inputs, batch_size)
+    except SnnccError:
+        raise
+    except Exception as error:  # noqa: BLE001 - onnxruntime's own exception classes
+        from snncc.frontend.onnx_import import _ort_reason
+
+        raise OnnxRuntimeUnavailable(model_path, _ort_reason(error)) from None
+
+
+def ann_reference_logits(model_path: Path, graph: ir.Graph,
+                         raw_inputs: np.ndarray) -> tuple[np.ndarray, str]:
+    """The ANN reference outputs and what computed them: onnxruntime on the original model, or
+    (when onnxruntime refuses it) snncc's own ANN mode on the imported graph, saying why."""
+    try:
+        return onnxruntime_logits(model_path, graph, raw_inputs), "onnxruntime"
+    except OnnxRuntimeUnavailable as error:
+        from snncc.engines import run_ann
+
+        return (run_ann(graph, raw_inputs),
+                f"snncc ANN mode; onnxruntime cannot run this model: {error.reason}")
+
+
+def _onnxruntime_logits(model_path: Path, graph: ir.Graph, raw_inputs: np.ndarray,
+                        batch_size: int) -> np.ndarray:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # its refusals come back as exceptions, not stderr lines
     session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     model_input = session.get_inputs()[0]
     fixed_batch = model_input.shape[0] if isinstance(model_input.shape[0], int) else None
@@ -159,15 +200,22 @@ def resolve_timesteps(graph: ir.Graph, timesteps: int | None) -> int:
     spike-time range compressed into T steps), which is how such a network is deployed faster.
     """
     if timesteps is not None:
-        if timesteps < 1:
-            raise SnnccError(f"timesteps must be >= 1, got {timesteps}")
+        check_timesteps(timesteps)
         if graph.input.coding == "latency":
             graph.input.t_max = timesteps
         return timesteps
     if graph.input.coding == "latency" and graph.input.t_max:
-        return int(graph.input.t_max)
-    return int(graph.metadata.get("timesteps", 32))
+        return check_timesteps(graph.input.t_max, "the model's t_max")
+    recorded = graph.metadata.get("timesteps", 32)
+    if not isinstance(recorded, int) or isinstance(recorded, bool):
+        raise SnnccError(f"the model records timesteps {recorded!r}, not an integer")
+    return check_timesteps(recorded, "the model's recorded timesteps")
 
 
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """sha256 of a file, read in 1 MiB pieces (never the whole file in memory)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for piece in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(piece)
+    return digest.hexdigest()

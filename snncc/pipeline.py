@@ -31,6 +31,7 @@ from snncc.gates import (
 )
 from snncc.loading import (
     CALIBRATION_COUNT,
+    ann_reference_logits,
     calibration_samples,
     dataset_name,
     file_sha256,
@@ -38,12 +39,12 @@ from snncc.loading import (
     load_model,
     model_inputs,
     model_kind,
-    onnxruntime_logits,
+    onnxruntime_logits,  # noqa: F401 - re-exported (tests, benchmarks import it from here)
     resolve_timesteps,
 )
 from snncc.passes import REGISTRY, PassContext, run_passes
 from snncc.stages import StageResult, accuracy_ladder
-from snncc.util import atomic_directory, jsonable, progress
+from snncc.util import atomic_directory, check_output_directory, jsonable, progress
 
 __all__ = ["CompileResult", "TargetRun", "ValidationReport", "compile_model", "default_passes",
            "load_model", "prepare", "validate"]
@@ -254,9 +255,8 @@ def validate(
     reference = None
     if ann_reference and model_kind(model) == "onnx":
         with progress("ANN reference (onnxruntime)", None):
-            logits = onnxruntime_logits(model, source, model_inputs(source, test))
+            logits, reference = ann_reference_logits(model, source, model_inputs(source, test))
         ann_accuracy = float((logits.argmax(axis=1) == test.labels).mean())
-        reference = "onnxruntime"
 
     timings["reference"] = time.perf_counter() - started - sum(timings.values())
     ladder: list[StageResult] = []
@@ -441,13 +441,18 @@ def compile_model(
     layout: str | None = None,
     target_options: dict[str, Any] | None = None,
     nir: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> CompileResult:
     """Convert and lower ``model`` and write ``target``'s artifacts into ``out_dir`` atomically.
 
     ``out_dir`` also receives ``network.snn.npz`` (the deployed IR) and ``compile.json``.
-    ``target_options`` are checked against the target's declared options before any work.
+    ``target_options`` are checked against the target's declared options before any work, and
+    so is ``out_dir`` (:func:`snncc.util.check_output_directory`: an existing directory is
+    replaced only when it is a previous compile output or ``force`` is set, never when it holds
+    the model).
     """
     model = Path(model)
+    check_output_directory(out_dir, "compile", force=force, inputs=(model,))
     source = load_model(model, preprocess, layout, nir)  # nir: NIR import choices
     declared = get_target(target)  # fail early, before any work, if the target is unavailable
     target_options = declared.target_options(target_options)
@@ -459,7 +464,7 @@ def compile_model(
     graph.metadata.update({"timesteps": timesteps, "target": target})
     out_dir = Path(out_dir)
     source_hash = file_sha256(model)
-    with atomic_directory(out_dir) as staging:
+    with atomic_directory(out_dir, "compile", force=force, inputs=(model,)) as staging:
         files = list(declared.emit(graph, staging, timesteps=timesteps, source_hash=source_hash,
                                    **target_options))
         if not (staging / "network.snn.npz").exists():

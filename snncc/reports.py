@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from typing import Any
@@ -308,20 +307,17 @@ def _make_directory(directory: Path) -> None:
 def check_outputs(outputs: dict[str, str | Path]) -> None:
     """Fail before any work when a report path cannot be written.
 
-    Report files need an existing, writable directory; the plots directory may be missing when
-    its parent exists (it is created).
+    Report files need an existing directory that accepts a new file (probed by
+    :func:`snncc.util.check_writable`); the plots directory may be missing when its parent
+    exists (it is created).
     """
+    from snncc.util import check_writable
+
     for kind, path in outputs.items():
         path = Path(path)
-        if kind != "plots" and path.is_dir():
-            raise SnnccError(f"cannot write the {kind} report to {path}: it is a directory")
-        if kind == "plots" and path.exists() and not path.is_dir():
-            raise SnnccError(f"cannot write plots into {path}: it is a file")
-        folder = path if kind == "plots" and path.is_dir() else path.parent
-        folder = folder if str(folder) else Path(".")
-        if not folder.is_dir():
-            raise SnnccError(f"cannot write the {kind} report {path}: directory {folder} does "
-                             "not exist")
-        if not os.access(folder, os.W_OK):
-            raise SnnccError(f"cannot write the {kind} report {path}: directory {folder} is not "
-                             "writable")
+        if kind == "plots":
+            if path.exists() and not path.is_dir():
+                raise SnnccError(f"cannot write plots into {path}: it is a file")
+            check_writable(path / "accuracy.png" if path.is_dir() else path, "plots directory")
+        else:
+            check_writable(path, f"{kind} report")

@@ -46,6 +46,7 @@ import numpy as np
 
 from snncc import ir
 from snncc.errors import SnnccError
+from snncc.safety import MAX_CHIPS, MAX_CORES_PER_CHIP, read_text
 
 #: Bits of one membrane potential / accumulator (``ir.STATE_BITS``, Loihi's 24-bit ``v``).
 STATE_BITS = ir.STATE_BITS
@@ -591,7 +592,8 @@ class ChipProfile:
 
 
 def _type_error(where: str, key: str, expected: str, value: Any) -> SnnccError:
-    return SnnccError(f"chip profile {where}: key {key!r} must be {expected}, got {value!r}")
+    shown = repr(value) if len(repr(value)) <= 60 else f"a {type(value).__name__}"
+    return SnnccError(f"chip profile {where}: key {key!r} must be {expected}, got {shown}")
 
 
 def chip_from_dict(data: Any, where: str = "<dict>") -> ChipProfile:
@@ -624,6 +626,10 @@ def chip_from_dict(data: Any, where: str = "<dict>") -> ChipProfile:
     if values.get("synapse_encoding", "count") not in _ENCODINGS:
         raise _type_error(where, "synapse_encoding", _TOP_KEYS["synapse_encoding"][1],
                           values["synapse_encoding"])
+    for key, limit in (("cores_per_chip", MAX_CORES_PER_CHIP), ("chips", MAX_CHIPS)):
+        if values.get(key, 1) > limit:  # placement walks every core
+            raise SnnccError(f"chip profile {where}: {key} = {values[key]:,} is beyond snncc's "
+                             f"limit of {limit:,}")
     cores = values["cores_per_chip"]
     core: dict[str, int | tuple[int, ...]] = {}
     for key, value in values["core"].items():
@@ -652,23 +658,42 @@ def chip_from_dict(data: Any, where: str = "<dict>") -> ChipProfile:
 
 
 def load_chip_file(path: str | Path) -> ChipProfile:
-    """Read and validate a chip profile YAML file."""
+    """Read and validate a chip profile YAML file (UTF-8, no aliases, see :func:`chip_from_dict`).
+
+    YAML aliases are refused: a few hundred bytes of nested aliases expand to gigabytes
+    (a "billion laughs"), and a profile has no need for them.
+    """
     import yaml
 
     path = Path(path)
+    text = read_text(path, "chip profile")
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise SnnccError(f"chip profile {path}: no such file") from None
-    except OSError as error:
-        raise SnnccError(f"chip profile {path}: cannot read ({error.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_no_alias_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SnnccError(f"chip profile {path}: not valid YAML{line}") from None
+        problem = getattr(error, "problem", None)
+        problem = problem if problem == ALIAS_PROBLEM else "not valid YAML"
+        raise SnnccError(f"chip profile {path}: {problem}{line}") from None
     return chip_from_dict(data, str(path))
+
+
+ALIAS_PROBLEM = "YAML aliases (*name) are not allowed in chip profiles"
+
+
+@cache
+def _no_alias_loader() -> type:
+    """PyYAML's safe loader that refuses alias nodes while composing (built on first use)."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.composer.ComposerError(None, None, ALIAS_PROBLEM,
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
 
 
 def builtin_chips() -> list[str]:

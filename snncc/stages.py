@@ -33,6 +33,7 @@ from snncc.engines import SimResult, run_ann, simulate
 from snncc.errors import SnnccError
 from snncc.gates import drop_gate, parse_max_drop
 from snncc.loading import (
+    OnnxRuntimeUnavailable,
     calibration_samples,
     dataset_name,
     is_spiking,
@@ -139,6 +140,8 @@ def accuracy_ladder(
     for name in stages:
         if name not in REGISTRY:
             raise SnnccError(f"unknown stage {name!r}; stages are passes: {', '.join(REGISTRY)}")
+    if limit is not None and limit < 1:
+        raise SnnccError(f"--limit must be >= 1, got {limit}")
     model_path = None
     if isinstance(source, ir.Graph):
         graph = source
@@ -170,7 +173,10 @@ def accuracy_ladder(
         activations = [n for n in graph.of_type(ir.ReLU, ir.Clip)]
         values = run_ann(graph, inputs, outputs=activations + [graph.output_name])
         if model_path is not None and model_path.suffix.lower() == ".onnx":
-            logits = onnxruntime_logits(model_path, graph, inputs)
+            try:
+                logits = onnxruntime_logits(model_path, graph, inputs)
+            except OnnxRuntimeUnavailable:  # the simulator's ANN mode, as for other sources
+                logits = values[graph.output_name]
         else:
             logits = values[graph.output_name]
         accuracy = float((logits.argmax(axis=1) == labels).mean())

@@ -170,9 +170,10 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     """Check ``spec`` (rules 1-2) and list its points; raises SnnccError before any work."""
     from snncc.backends import get_target
     from snncc.loading import dataset_name, load_model
-    from snncc.passes import REGISTRY, pass_options
+    from snncc.passes import REGISTRY, check_options, pass_options
     from snncc.pipeline import default_passes
     from snncc.resources import load_chip
+    from snncc.safety import check_timesteps
 
     if not spec.grid:
         raise SnnccError("empty grid: give at least one --grid KEY=V1,V2,... "
@@ -186,6 +187,8 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
             if bad:
                 raise SnnccError(f"grid key 'T': timesteps must be positive integers, "
                                  f"got {bad[0]!r}")
+            for value in values:
+                check_timesteps(value, "grid key 'T'")
             continue
         pass_name, dot, option = key.partition(".")
         if not dot or not option:
@@ -198,6 +201,8 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
         if option not in known:
             raise SnnccError(f"unknown grid key {key!r}: pass {pass_name!r} has no option "
                              f"{option!r}; options: {', '.join(known)}")
+        for value in values:  # each value of the declared kind, before any point runs
+            check_options({pass_name: {option: value}})
     for pass_name, values in spec.options.items():
         if pass_name not in REGISTRY:
             raise SnnccError(f"unknown pass {pass_name!r} in options; available: "
@@ -206,6 +211,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
         if unknown:
             raise SnnccError(f"unknown option {pass_name}.{unknown[0]}; options of "
                              f"{pass_name!r}: {', '.join(pass_options(pass_name))}")
+    check_options(spec.options)
     if spec.limit is not None and spec.limit < 1:
         raise SnnccError(f"limit must be >= 1, got {spec.limit}")
     chips = [load_chip(chip) for chip in spec.chips]
@@ -401,9 +407,11 @@ def prepare_output(out_dir: Path) -> Path:
 
 def read_cached(path: Path) -> dict[str, Any] | None:
     """A cached point's measurements, or ``None`` when absent or unreadable (then recomputed)."""
+    from snncc.safety import read_text
+
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = json.loads(read_text(path, "cached point"))  # regular files only: no FIFO
+    except (SnnccError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) and "accuracy" in data else None
 

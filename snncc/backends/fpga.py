@@ -416,14 +416,15 @@ def _param_memory(layer: BundleLayer, what: str, values: np.ndarray) -> PackedMe
             f"parameter packing"
         )
     return pack_memory(f"{layer.ident}_{what}", values.reshape(-1, 1), bits,
-                       description=f"{what} of layer '{layer.name}', one word per neuron")
+                       description=f"{what} of layer '{comment_text(layer.name)}', one word per "
+                                   "neuron")
 
 
 def _weight_memory(layer: BundleLayer, forced_bits: int | None) -> PackedMemory:
     shift = resources.weight_exponent(layer.weight)
     stored = layer.weight >> shift  # exact: every weight is a multiple of 2**shift
-    description = (f"weights of layer '{layer.name}', word i = input i, lane j = weight to "
-                   f"neuron j")
+    description = (f"weights of layer '{comment_text(layer.name)}', word i = input i, lane j = "
+                   "weight to neuron j")
     name = f"{layer.ident}_weights"
     if stored.size and np.all(np.abs(stored) == 1):
         return pack_memory(name, stored.T, 1, binary=True, description=description, shift=shift)
@@ -446,6 +447,12 @@ def _current_bits(layer: BundleLayer, input_max: int) -> int:
     if layer.bias is not None:
         bound = bound + np.abs(layer.bias)
     return resources.signed_bits(np.array([int(bound.max(initial=0))]))
+
+
+def comment_text(text: str) -> str:
+    """``text`` (a node name from the graph file) safe inside a Verilog, C, .coe or .mem comment:
+    printable ASCII only, so no line break ends the comment and no ``*/`` closes it."""
+    return re.sub(r"[^ -~]", "?", text).replace("*/", "*?")
 
 
 def graph_sha256(graph: ir.Graph) -> str:
@@ -711,8 +718,8 @@ def render_network(layers: list[BundleLayer]) -> str:
                    "BIAS_FILE": path("bias"), "VINIT_FILE": path("v_init")}
         lines += [
             "",
-            f"    // layer {index}: '{layer.name}' ({layer.inputs} -> {layer.outputs}), "
-            f"from {', '.join(layer.synapse_nodes) or 'identity'}",
+            f"    // layer {index}: '{comment_text(layer.name)}' ({layer.inputs} -> "
+            f"{layer.outputs}), from {comment_text(', '.join(layer.synapse_nodes)) or 'identity'}",
             f"    wire {prefix}_valid, {prefix}_last;",
             f"    wire [{out_bits - 1}:0] {prefix}_addr;",
         ]
@@ -882,28 +889,66 @@ def emit(graph: ir.Graph, out_dir: str | Path, *, fpga_part: str = "zynq-7020",
 
 
 def read_manifest(bundle_dir: str | Path, *, verify: bool = True) -> dict[str, Any]:
-    """Load ``manifest.json`` of a bundle; ``verify`` checks every listed file's sha256."""
+    """Load ``manifest.json`` of a bundle; ``verify`` checks every listed file's sha256.
+
+    The manifest is untrusted: its structure is checked, and every path it lists must be a
+    relative path to a regular file inside the bundle (:func:`bundle_file`).
+    """
+    from snncc.loading import file_sha256
+    from snncc.safety import read_text
+
     bundle_dir = Path(bundle_dir)
+    if not (bundle_dir / "manifest.json").exists():
+        raise SnnccError(f"{bundle_dir}: no manifest.json (not an snncc FPGA bundle)")
+    text = read_text(bundle_dir / "manifest.json", "bundle manifest")
     try:
-        manifest = json.loads((bundle_dir / "manifest.json").read_text())
-    except FileNotFoundError:
-        raise SnnccError(f"{bundle_dir}: no manifest.json (not an snncc FPGA bundle)") from None
-    except (OSError, ValueError) as error:
+        manifest = json.loads(text)
+    except (ValueError, RecursionError) as error:
         raise SnnccError(f"{bundle_dir}/manifest.json: unreadable ({error})") from None
-    if manifest.get("format") != BUNDLE_FORMAT:
-        raise SnnccError(f"{bundle_dir}: not an snncc FPGA bundle")
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise SnnccError(f"{bundle_dir}: not an snncc FPGA bundle (manifest.json is not a "
+                         "bundle manifest)")
     if manifest.get("format_version") != BUNDLE_VERSION:
         raise SnnccError(f"{bundle_dir}: bundle format version {manifest.get('format_version')} "
                          f"is not supported (this snncc reads {BUNDLE_VERSION})")
-    if verify:
-        for relative, info in manifest["files"].items():
-            path = bundle_dir / relative
-            if not path.is_file():
-                raise SnnccError(f"{bundle_dir}: bundle file {relative} is missing")
-            if _sha256(path.read_bytes()) != info["sha256"]:
-                raise SnnccError(f"{bundle_dir}: bundle file {relative} does not match its "
-                                 f"sha256 in manifest.json")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(
+            isinstance(info, dict) and isinstance(info.get("sha256"), str)
+            for info in files.values()):
+        raise SnnccError(f"{bundle_dir}/manifest.json: malformed manifest ('files' must map "
+                         "paths to {sha256, bytes})")
+    for key, kind in (("graph_sha256", str), ("compile_options", dict), ("input", dict),
+                      ("layers", list), ("readout", dict)):
+        if not isinstance(manifest.get(key), kind):
+            raise SnnccError(f"{bundle_dir}/manifest.json: malformed manifest ({key!r} missing "
+                             "or of the wrong type)")
+    timesteps = manifest.get("timesteps")
+    if timesteps is not None and (not isinstance(timesteps, int) or isinstance(timesteps, bool)):
+        raise SnnccError(f"{bundle_dir}/manifest.json: malformed manifest ('timesteps' must be "
+                         "an integer)")
+    for relative, info in files.items():
+        path = bundle_file(bundle_dir, relative)
+        if verify and file_sha256(path) != info["sha256"]:
+            raise SnnccError(f"{bundle_dir}: bundle file {relative} does not match its "
+                             f"sha256 in manifest.json")
     return manifest
+
+
+def bundle_file(bundle_dir: str | Path, relative: str) -> Path:
+    """The regular file ``relative`` names inside ``bundle_dir``; anything that would leave the
+    bundle (an absolute path, ``..``, a symbolic link pointing out) is refused."""
+    bundle_dir = Path(bundle_dir)
+    parts = Path(relative).parts
+    if not relative or Path(relative).is_absolute() or ".." in parts:
+        raise SnnccError(f"{bundle_dir}: manifest path {relative!r} points outside the bundle")
+    path = bundle_dir / relative
+    root = bundle_dir.resolve()
+    if root not in path.resolve().parents:
+        raise SnnccError(f"{bundle_dir}: manifest path {relative!r} points outside the bundle "
+                         "(through a symbolic link)")
+    if not path.is_file():
+        raise SnnccError(f"{bundle_dir}: bundle file {relative} is missing")
+    return path
 
 
 TARGET = Target(

@@ -28,6 +28,8 @@ from snncc.backends.fpga import (
     ENGINE_FILE,
     NETWORK_FILE,
     TESTBENCH_FILE,
+    build_bundle,
+    bundle_file,
     read_manifest,
 )
 from snncc.engines import SimResult
@@ -119,6 +121,38 @@ def _write_events(path: Path, events: np.ndarray) -> None:
                 pairs = np.stack([addresses, row[addresses]], axis=1)
                 chunks.append("\n".join(f"{a} {v}" for a, v in pairs.tolist()) + "\n")
     path.write_text("".join(chunks))
+
+
+def regenerate_bundle(bundle_dir: str | Path, graph: ir.Graph, manifest: dict
+                      ) -> dict[str, bytes]:
+    """Every file snncc generates for ``graph`` with the compile options ``manifest`` records,
+    each required to equal the bundle's own file (paths confined by :func:`bundle_file`).
+
+    A bundle is untrusted: ``hdl-check`` simulates these regenerated files, never HDL it did not
+    write, and a bundle whose files differ (edited, or made by another snncc version) is refused.
+    """
+    import snncc
+    from snncc.resources import builtin_chips
+
+    options = dict(manifest["compile_options"])
+    part = options.pop("fpga_part", "zynq-7020")
+    if part not in builtin_chips():
+        raise SnnccError(f"{bundle_dir}: the bundle names FPGA part {part!r}, not a built-in "
+                         "part; hdl-check regenerates bundles of built-in parts only")
+    try:
+        files = build_bundle(graph, fpga_part=part, strict=bool(options.pop("strict", False)),
+                             timesteps=options.pop("timesteps", None),
+                             source_hash=manifest.get("source_hash"), options=options)
+    except (TypeError, ValueError) as error:
+        raise SnnccError(f"{bundle_dir}: malformed compile options in manifest.json "
+                         f"({error})") from None
+    for relative, data in files.items():
+        path = bundle_file(bundle_dir, relative)
+        if path.stat().st_size != len(data) or path.read_bytes() != data:
+            raise SnnccError(f"{bundle_dir}: bundle file {relative} differs from what snncc "
+                             f"{snncc.__version__} generates from the bundle's graph; hdl-check "
+                             "runs only HDL that snncc generates")
+    return files
 
 
 def compile_bundle(bundle_dir: Path, work_dir: Path) -> Path:

@@ -224,8 +224,13 @@ def write_netx(graph: ir.Graph, path: str | os.PathLike[str]) -> Path:
 
 
 def read_netx(path: str | os.PathLike[str]) -> list[dict[str, object]]:
-    """The layers of a netx file as plain dicts (strings decoded, arrays as numpy)."""
+    """The layers of a netx file as plain dicts (strings decoded, arrays as numpy).
+
+    Opened with :func:`snncc.safety.open_hdf5` (no links, no external or virtual datasets).
+    """
     import h5py
+
+    from snncc.safety import open_hdf5, read_dataset
 
     def load(group) -> dict[str, object]:
         result: dict[str, object] = {}
@@ -233,14 +238,16 @@ def read_netx(path: str | os.PathLike[str]) -> list[dict[str, object]]:
             if isinstance(item, h5py.Group):
                 result[key] = load(item)
                 continue
-            value = item[()]
+            value = read_dataset(item)
+            if value.ndim == 0:
+                value = value[()]
             if isinstance(value, np.ndarray) and value.dtype.kind == "S":
                 value = value[0]
             result[key] = value.decode("ascii") if isinstance(value, bytes) else value
         return result
 
     try:
-        with h5py.File(path, "r") as handle:
+        with open_hdf5(path, "netx file") as handle:
             if "layer" not in handle:
                 raise SnnccError(f"{path}: not a netx file (no /layer group)")
             layer_group = handle["layer"]

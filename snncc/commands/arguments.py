@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from snncc.errors import SnnccError
@@ -33,6 +34,9 @@ def parse_options(items: list[str] | None) -> dict[str, dict[str, Any]]:
         if not sep or not dot or not pass_name or not option:
             raise SnnccError(f"bad --option {item!r}: expected PASS.KEY=VALUE")
         options.setdefault(pass_name, {})[option] = parse_value(raw)
+    from snncc.passes import check_options
+
+    check_options(options)  # pass names, option names and value kinds, before any work
     return options
 
 
@@ -42,10 +46,15 @@ def parse_preprocess(scale: float | None, mean: str | None,
         if text is None:
             return None
         try:
-            return [float(v) for v in text.split(",")]
+            values = [float(v) for v in text.split(",")]
         except ValueError:
             raise SnnccError(f"--{what} must be comma-separated numbers, got {text!r}") from None
+        if not all(math.isfinite(v) for v in values):
+            raise SnnccError(f"--{what} must be finite numbers, got {text!r}")
+        return values
 
+    if scale is not None and not math.isfinite(scale):
+        raise SnnccError(f"--scale must be a finite number, got {scale}")
     values = {"scale": scale, "mean": floats(mean, "mean"), "std": floats(std, "std")}
     values = {k: v for k, v in values.items() if v is not None}
     return values or None

@@ -21,21 +21,29 @@ def hdl_check(
 ) -> None:
     """Simulate BUNDLE in Icarus Verilog and compare every spike with the reference simulator.
 
-    Exits 1 when any sample differs.
+    The bundle is untrusted: every file snncc generates for its graph must equal the bundle's,
+    and the simulation runs those regenerated files in a scratch directory (never HDL from the
+    bundle). Exits 1 when any sample differs.
     """
+    import tempfile
+
     from snncc import ir
     from snncc.backends import fpga, fpga_hdl
     from snncc.datasets import load_dataset
     from snncc.engines import simulate
     from snncc.errors import SnnccError
     from snncc.pipeline import dataset_name, model_inputs
+    from snncc.safety import check_graph, check_timesteps
 
     manifest = fpga.read_manifest(bundle)
     graph_path = graph_path or bundle / "network.snn.npz"
     graph = ir.Graph.load(graph_path)
+    check_graph(graph, str(graph_path))
+    graph.validate()
     if fpga.graph_sha256(graph) != manifest["graph_sha256"]:
         raise SnnccError(f"{graph_path} is not the graph {bundle} was built from "
                          f"(graph_sha256 differs from the manifest's)")
+    files = fpga_hdl.regenerate_bundle(bundle, graph, manifest)
     name = dataset_name(graph, dataset)
     if name is None:
         raise SnnccError("give --dataset: the model does not name one")
@@ -46,7 +54,12 @@ def hdl_check(
     steps = int(timesteps or manifest.get("timesteps") or 0)
     if steps < 1:
         raise SnnccError("give --timesteps: the bundle does not record them")
-    hardware = fpga_hdl.simulate_hdl(bundle, inputs, steps)
+    check_timesteps(steps)
+    with tempfile.TemporaryDirectory(prefix="snncc-hdl-check-") as scratch:
+        for relative, content in files.items():
+            (Path(scratch) / relative).parent.mkdir(parents=True, exist_ok=True)
+            (Path(scratch) / relative).write_bytes(content)
+        hardware = fpga_hdl.simulate_hdl(scratch, inputs, steps)
     reference = simulate(graph, inputs, steps, mode="integer", labels=data.labels, record=True)
     agree = fpga_hdl.agreeing_samples(graph, hardware, reference)
     hdl_accuracy = float((hardware.predictions[-1] == data.labels).mean())

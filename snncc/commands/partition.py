@@ -87,7 +87,13 @@ def register(app: typer.Typer) -> None:
         from snncc.pipeline import load_model
         from snncc.report_partition import print_report, write_json, write_markdown
         from snncc.resources import load_chip
+        from snncc.safety import check_timesteps
+        from snncc.util import check_writable
 
+        check_timesteps(timesteps)
+        for kind, path in (("json", json_path), ("markdown", markdown_path)):
+            if path is not None:
+                check_writable(path, f"{kind} report")  # before the analysis, not after it
         profile = load_chip(chip)
         graph = load_model(model)
         graph.metadata.setdefault("source", str(model))

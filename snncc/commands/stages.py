@@ -36,9 +36,11 @@ def register(app: typer.Typer) -> None:
         from snncc.commands.arguments import parse_options
         from snncc.gates import parse_max_drop
         from snncc.stages import accuracy_ladder, max_drop_failures
-        from snncc.util import atomic_write_text
+        from snncc.util import atomic_write_text, check_writable
 
         limits = parse_max_drop(max_drop)
+        if json_path is not None:
+            check_writable(json_path, "json report")  # before the ladder, not after it
         report = accuracy_ladder(
             model, dataset, timesteps, data_dir=data_dir, limit=limit,
             stages=[s.strip() for s in stages.split(",") if s.strip()],

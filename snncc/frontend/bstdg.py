@@ -17,6 +17,7 @@ reset zero))* -> Dense -> Readout(first_spike)`` with integer weights and thresh
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ import numpy as np
 
 from snncc import ir
 from snncc.errors import SnnccError
+from snncc.safety import check_size, check_timesteps, open_hdf5, read_dataset
 from snncc.util import atomic_path
 
 FORMAT = "snncc-bstdg"
@@ -60,12 +62,14 @@ class BSTDGModel:
                              f"{len(self.thresholds)} thresholds")
         if int(self.t_max) < 2:
             raise SnnccError(f"{where}: t_max must be >= 2, got {self.t_max}")
+        check_timesteps(self.t_max, f"{where}: t_max")
         if not self.input_shape or any(s <= 0 for s in self.input_shape):
             raise SnnccError(f"{where}: bad input shape {self.input_shape}")
+        check_size(self.input_shape, f"{where}: input shape")
         if not np.isfinite(self.input_scale) or self.input_scale <= 0:
             raise SnnccError(f"{where}: input scale must be a positive number, "
                              f"got {self.input_scale}")
-        fan_in = int(np.prod(self.input_shape))
+        fan_in = math.prod(self.input_shape)
         for index, (weight, threshold) in enumerate(zip(self.weights, self.thresholds, strict=True)):
             layer = f"{where}: layer {index}"
             if weight.ndim != 2:
@@ -73,8 +77,13 @@ class BSTDGModel:
             if weight.dtype.kind == "f" and not np.all(np.isfinite(weight)):
                 raise SnnccError(f"{layer}: weight contains NaN or infinite values")
             if weight.dtype.kind not in "iuf" or not np.all(np.isin(weight, (-1, 0, 1))):
-                bad = weight[~np.isin(weight, (-1, 0, 1))] if weight.dtype.kind in "iuf" else []
-                shown = f" (found {bad.flat[0]})" if len(bad) else f" (dtype {weight.dtype})"
+                # where, never what: the values are the file's bytes
+                if weight.dtype.kind in "iuf":
+                    bad = np.argwhere(~np.isin(weight, (-1, 0, 1)))
+                    shown = (f" ({len(bad):,} other values, the first at row {bad[0][0]}, "
+                             f"column {bad[0][1]})")
+                else:
+                    shown = f" (dtype {weight.dtype})"
                 raise SnnccError(f"{layer}: weights must be -1, 0 or +1{shown}")
             if weight.shape[1] != fan_in:
                 raise SnnccError(f"{layer}: weight has {weight.shape[1]} inputs but the previous "
@@ -144,17 +153,14 @@ def _read_metadata_value(value: Any) -> Any:
 
 
 def read_bstdg(path: str | os.PathLike[str]) -> BSTDGModel:
-    """Read and check a BSTDG file; any problem raises one-line :class:`SnnccError`."""
+    """Read and check a BSTDG file; any problem raises one-line :class:`SnnccError`.
+
+    The file is opened with :func:`snncc.safety.open_hdf5`: it may hold no links and no
+    external or virtual datasets, and every declared shape is checked before it is read.
+    """
     path = Path(path)
-    if not path.exists():
-        raise SnnccError(f"{path}: no such file")
     try:
-        handle = h5py.File(path, "r")
-    except OSError as error:
-        raise SnnccError(f"{path}: corrupt or truncated file, not readable as HDF5 "
-                         f"({str(error).splitlines()[0]})") from None
-    try:
-        with handle:
+        with open_hdf5(path, "BSTDG file") as handle:
             attrs = handle.attrs
             found = attrs.get("format")
             found = found.decode() if isinstance(found, bytes) else found
@@ -183,8 +189,8 @@ def read_bstdg(path: str | os.PathLike[str]) -> BSTDGModel:
                 for key in ("weight", "threshold"):
                     if key not in group:
                         raise SnnccError(f"{path}: layer {index} has no {key!r} dataset")
-                weights.append(group["weight"][()])
-                thresholds.append(group["threshold"][()])
+                weights.append(read_dataset(group["weight"]))
+                thresholds.append(read_dataset(group["threshold"]))
             metadata = {}
             if "metadata" in handle:
                 metadata = {k: _read_metadata_value(v) for k, v in handle["metadata"].attrs.items()}
@@ -193,7 +199,7 @@ def read_bstdg(path: str | os.PathLike[str]) -> BSTDGModel:
             input_scale = float(attrs["input_scale"])
     except SnnccError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as error:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, OverflowError) as error:
         raise SnnccError(f"{path}: corrupt or truncated BSTDG file "
                          f"({str(error).splitlines()[0] if str(error) else type(error).__name__})"
                          ) from None

@@ -40,9 +40,9 @@ counts or accumulated current; the class is its argmax, lowest index on ties), s
 into one node -> an Add. Anything else (Delay, Threshold, CubaLI, nested graphs, recurrent
 edges) is refused in one line naming the node.
 
-Files are read with h5py directly, following hard links only: external links, soft links,
-external or virtual dataset storage are refused (a NIR file cannot make snncc read other
-files); every node is then built by the ``nir`` package (``nir.dict2NIRNode``), so its checks
+Files are opened with :func:`snncc.safety.open_hdf5`, following hard links only: external
+links, soft links, external or virtual dataset storage are refused (a NIR file cannot make
+snncc read other files), as are declared shapes past snncc's limits; every node is then built by the ``nir`` package (``nir.dict2NIRNode``), so its checks
 apply, before snncc maps it. Preprocessing, dataset, ``T`` and the producer come from a sidecar JSON beside the file
 (``NAME.json``: ``preprocess`` ``{scale, mean, std}`` or ``preprocessing`` with a scale such as
 ``"1/255"``), as for ONNX models.
@@ -173,17 +173,18 @@ def _read_bytes(path: Path) -> bytes:
 def read_tree(path: Path, raw: bytes | None = None) -> dict[str, Any]:
     """The HDF5 file as nested dicts of numpy values and strings, following hard links only.
 
-    Refuses (one line) a file that is not HDF5, a corrupt or truncated one, and any soft or
-    external link, external or virtual dataset storage: nothing outside the file is read.
+    Refuses (one line) a file that is not HDF5, a corrupt or truncated one, a hard-link cycle,
+    and everything :func:`snncc.safety.open_hdf5` refuses (soft or external links, external or
+    virtual dataset storage, declared shapes past the limits): nothing outside the file is read.
     """
-    import h5py
+    from snncc.safety import open_hdf5
 
     raw = path.read_bytes() if raw is None else raw
     if not raw.startswith(HDF5_SIGNATURE):
         raise SnnccError(f"{path}: not a NIR file (not HDF5)")
     try:
-        with h5py.File(path, "r") as handle:
-            return _walk(path, handle, "")
+        with open_hdf5(path, "NIR file") as handle:
+            return _walk(path, handle, "", frozenset())
     except SnnccError:
         raise
     except Exception as error:  # h5py raises OSError, KeyError, ValueError, RuntimeError
@@ -191,24 +192,23 @@ def read_tree(path: Path, raw: bytes | None = None) -> dict[str, Any]:
             from None
 
 
-def _walk(path: Path, group: Any, where: str) -> dict[str, Any]:
+def _walk(path: Path, group: Any, where: str, above: frozenset) -> dict[str, Any]:
     import h5py
+
+    from snncc.safety import read_dataset
 
     tree: dict[str, Any] = {}
     for key in group.keys():
-        link = group.get(key, getlink=True)
+        item = group[key]  # open_hdf5 admitted hard links only
         location = f"{where}/{key}"
-        if not isinstance(link, h5py.HardLink):
-            raise SnnccError(f"{path}: {location!r} is a {type(link).__name__}; snncc reads only "
-                             "what the file itself holds")
-        item = group[key]
         if isinstance(item, h5py.Group):
-            tree[key] = _walk(path, item, location)
+            if item.id in above:
+                raise SnnccError(f"{path}: {location!r} links back to a group above it")
+            tree[key] = _walk(path, item, location, above | {item.id})
             continue
-        if item.is_virtual or item.id.get_create_plist().get_external_count() > 0:
-            raise SnnccError(f"{path}: dataset {location!r} keeps its data outside the file; "
-                             "snncc reads only what the file itself holds")
-        value = item[()]
+        value = read_dataset(item)
+        if value.ndim == 0:
+            value = value[()]
         if isinstance(value, bytes):
             value = value.decode("utf8", errors="replace")
         elif isinstance(value, np.ndarray) and value.dtype.kind in "OS":

@@ -41,6 +41,7 @@ one. Mean/std must have one value or one per input channel (channels-last inputs
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import math
 import os
@@ -57,6 +58,14 @@ from onnx import helper, numpy_helper
 from snncc import ir
 from snncc.errors import SnnccError, UnsupportedError
 from snncc.frontend.fuse import fuse_linear
+from snncc.safety import (
+    MAX_ONNX_BYTES,
+    check_finite,
+    check_size,
+    read_bytes,
+    read_text,
+    regular_file,
+)
 
 #: Opsets whose operator semantics the handlers implement (tests cover 8, 11, 13, 17, 20, 21).
 MIN_OPSET = 7
@@ -117,9 +126,10 @@ def read_sidecar(model_path: str | os.PathLike[str]) -> dict[str, Any] | None:
     sidecar = Path(model_path).with_suffix(".json")
     if not sidecar.is_file():
         return None
+    text = read_text(sidecar, "sidecar JSON")
     try:
-        content = json.loads(sidecar.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        content = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as error:
         raise SnnccError(f"{sidecar}: unreadable sidecar JSON ({error})") from None
     if not isinstance(content, dict):
         raise SnnccError(f"{sidecar}: sidecar must be a JSON object, got {type(content).__name__}")
@@ -162,14 +172,7 @@ def load_onnx(path: str | os.PathLike[str], *,
 
 
 def _read_bytes(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise SnnccError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise SnnccError(f"{path}: is a directory, not an ONNX file") from None
-    except OSError as error:
-        raise SnnccError(f"{path}: cannot read ({error.strerror})") from None
+    raw = read_bytes(path, "ONNX model", MAX_ONNX_BYTES)
     if not raw:
         raise SnnccError(f"{path}: empty file, not an ONNX model")
     return raw
@@ -188,14 +191,23 @@ def _parse_model(path: Path, raw: bytes) -> onnx.ModelProto:
     if model.ir_version < 3 or not model.HasField("graph") or not model.graph.node:
         what = "truncated ONNX file (no graph)" if looks_like_onnx else "not an ONNX model file"
         raise SnnccError(f"{path}: {what}")
+    _sort_nodes(model, path)
     for node in model.graph.node:
         if node.op_type in CONTROL_FLOW and node.domain in ("", "ai.onnx"):
             raise UnsupportedError(
                 f"node {node.name or node.output[0]!r} (op {node.op_type}): dynamic control flow "
                 f"(If/Loop/Scan) is not supported; export a static graph"
             )
+    external = [t for t in model.graph.initializer
+                if onnx.external_data_helper.uses_external_data(t)]
+    for tensor in external:  # declared size and a regular file, before onnx reads it
+        check_size(tensor.dims, f"{path}: initializer {tensor.name!r}")
+        location = onnx.external_data_helper.ExternalDataInfo(tensor).location
+        candidate = path.parent / location
+        if location and (candidate.exists() or candidate.is_symlink()):
+            regular_file(candidate, "external weight data")
     try:
-        if any(onnx.external_data_helper.uses_external_data(t) for t in model.graph.initializer):
+        if external:
             onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
     except Exception as error:  # OSError, ValueError, onnx's ValidationError
         raise SnnccError(f"{path}: cannot load external weight data ({_first_line(error)})") from None
@@ -208,6 +220,61 @@ def _parse_model(path: Path, raw: bytes) -> onnx.ModelProto:
     except Exception as error:
         raise SnnccError(f"{path}: inconsistent ONNX model ({_first_line(error)})") from None
     return model
+
+
+def _sort_nodes(model: onnx.ModelProto, path: Path) -> None:
+    """Put the nodes in topological order when they are not (keras2onnx wrote such files and
+    onnxruntime runs them); the order among independent nodes stays the file's."""
+    nodes = list(model.graph.node)
+    producer = {name: index for index, node in enumerate(nodes) for name in node.output if name}
+    needs = [{producer[name] for name in node.input if name in producer} - {index}
+             for index, node in enumerate(nodes)]
+    if all(max(need, default=-1) < index for index, need in enumerate(needs)):
+        return
+    readers: dict[int, list[int]] = {index: [] for index in range(len(nodes))}
+    for index, need in enumerate(needs):
+        for source in need:
+            readers[source].append(index)
+    waiting = [len(need) for need in needs]
+    ready = [index for index, count in enumerate(waiting) if count == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        index = heapq.heappop(ready)
+        order.append(index)
+        for reader in readers[index]:
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                heapq.heappush(ready, reader)
+    if len(order) < len(nodes):
+        stuck = next(nodes[i] for i in range(len(nodes)) if waiting[i])
+        raise SnnccError(f"{path}: the ONNX nodes form a cycle (through node "
+                         f"{stuck.name or stuck.output[0]!r}, op {stuck.op_type})")
+    sorted_nodes = [nodes[index] for index in order]
+    del model.graph.node[:]
+    model.graph.node.extend(sorted_nodes)
+
+
+def _check_constant(model: onnx.ModelProto, name: str, array: np.ndarray, what: str) -> None:
+    """Constants must be finite; ``±inf`` is allowed only as a Clip bound (``max = inf``)."""
+    if array.dtype.kind not in "fc" or np.all(np.isfinite(array)):
+        return
+    bound_only = not np.any(np.isnan(array)) and all(
+        node.op_type == "Clip" and list(node.input).index(name) > 0
+        for node in model.graph.node if name in node.input)
+    if not bound_only:
+        check_finite(array, f"{what} {name!r}")
+
+
+def _ort_reason(error: BaseException) -> str:
+    """onnxruntime's message without its error-code prefix and C++ source locations."""
+    text = _first_line(error) if not str(error).startswith("[ONNXRuntimeError]") else \
+        str(error).strip().splitlines()[0]
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    if "onnxruntime::" in text:
+        tail = text.rsplit("onnxruntime::", 1)[1]
+        text = tail.split(") ", 1)[1] if ") " in tail else text
+    return text.strip()[:160]
 
 
 def _first_line(error: BaseException) -> str:
@@ -366,7 +433,10 @@ class _Importer:
     def build(self, preprocess: tuple[dict[str, Any], str], sidecar: dict[str, Any] | None) -> ir.Graph:
         onnx_graph = self.model.graph
         for initializer in onnx_graph.initializer:
-            self.values[initializer.name] = numpy_helper.to_array(initializer)
+            check_size(initializer.dims, f"initializer {initializer.name!r}")
+            value = numpy_helper.to_array(initializer)
+            _check_constant(self.model, initializer.name, value, "initializer")
+            self.values[initializer.name] = value
         data_inputs = [i for i in onnx_graph.input if i.name not in self.values]
         if len(data_inputs) != 1:
             names = [i.name for i in data_inputs]
@@ -552,6 +622,7 @@ class _Importer:
         from onnx.reference import ReferenceEvaluator
 
         feeds = {name: self.values[name] for name in node.input if name}
+        self._check_fold_size(node, feeds)
         graph = helper.make_graph(
             [node], "fold",
             [helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None) for n in feeds],
@@ -566,6 +637,43 @@ class _Importer:
                 f"{self.where(node)}: cannot evaluate on constant inputs ({_first_line(error)})"
             ) from None
         return [np.asarray(result) for result in results]
+
+    def _check_fold_size(self, node: onnx.NodeProto, feeds: dict[str, np.ndarray]) -> None:
+        """Refuse a constant node whose outputs would pass the array limits, before computing
+        them (``ConstantOfShape``/``Expand``/``Tile`` turn a few bytes into gigabytes).
+
+        Shapes come from onnx's shape inference with the small inputs given as values (shape
+        vectors, repeats, ranges) and the others by type and shape only; an output it cannot
+        size is computed as before.
+        """
+        inputs, initializers = [], []
+        for name, value in feeds.items():
+            if value.size <= 4096:
+                initializers.append(numpy_helper.from_array(value, name))
+            else:
+                inputs.append(helper.make_tensor_value_info(
+                    name, helper.np_dtype_to_tensor_dtype(value.dtype), value.shape))
+        outputs = [helper.make_value_info(name, onnx.TypeProto()) for name in node.output if name]
+        model = helper.make_model(
+            helper.make_graph([node], "size", inputs, outputs, initializers),
+            opset_imports=[helper.make_opsetid("", self.opset)])
+        try:
+            # without data propagation: it materialises large inputs' values as shape data
+            # (a Concat of a 2M-value constant: std::bad_alloc); the values shape inference
+            # needs are the small initializers, which it reads directly
+            inferred = onnx.shape_inference.infer_shapes(model).graph.output
+        except Exception:  # noqa: BLE001 - inference could not size it: evaluate as before
+            return
+        for output in inferred:
+            tensor = output.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+            if not tensor.HasField("shape") or None in dims:
+                continue
+            try:
+                itemsize = helper.tensor_dtype_to_np_dtype(tensor.elem_type).itemsize
+            except (KeyError, TypeError, ValueError):
+                itemsize = 8
+            check_size(dims, f"{self.where(node)} output {output.name!r}", itemsize)
 
     def _prune(self, output: str) -> None:
         """Drop IR nodes that do not feed the output (dead branches of the ONNX graph)."""
@@ -809,6 +917,10 @@ def _pool_geometry(ctx: _Importer, node: onnx.NodeProto, x: Tensor
     strides, dilations, pads = _window(ctx, node, attrs, size, kernel)
     if dilations != (1, 1):
         raise UnsupportedError(f"{ctx.where(node)}: dilated pooling is not supported")
+    if any(pads[a] >= kernel[a] or pads[a + 2] >= kernel[a] for a in range(2)):
+        # a window could hold padding only (a max of -inf); onnxruntime refuses these too
+        raise UnsupportedError(f"{ctx.where(node)}: pads {pads} must be smaller than the "
+                               f"kernel {list(kernel)}")
     extra = [0, 0]
     if attrs.get("ceil_mode", 0):
         extra = [_ceil_extra(size[a], kernel[a], strides[a], 1, pads[a], pads[a + 2])
@@ -999,7 +1111,10 @@ def _cast(ctx: _Importer, node: onnx.NodeProto) -> Lowered:
 def _constant(ctx: _Importer, node: onnx.NodeProto) -> Lowered:
     attrs = {a.name: a for a in node.attribute}
     if "value" in attrs:
-        return numpy_helper.to_array(attrs["value"].t)
+        check_size(attrs["value"].t.dims, ctx.where(node))
+        value = numpy_helper.to_array(attrs["value"].t)
+        _check_constant(ctx.model, node.output[0], value, f"{ctx.where(node)} constant")
+        return value
     for key, dtype in (("value_float", np.float32), ("value_floats", np.float32),
                        ("value_int", np.int64), ("value_ints", np.int64)):
         if key in attrs:

@@ -16,6 +16,7 @@ import numpy as np
 
 from snncc.errors import SnnccError
 from snncc.ir import Graph
+from snncc.safety import is_finite_number
 
 
 @dataclass
@@ -62,6 +63,57 @@ REGISTRY: dict[str, str] = {
 }
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+
+
+#: Kinds of pass option values, as each pass declares them in its ``OPTIONS`` mapping
+#: (option name -> kind): a test and the words an error uses. Ranges stay the pass's own rules.
+OPTION_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "bool": (lambda v: isinstance(v, (bool, np.bool_)), "true or false"),
+    "int": (_is_int, "an integer"),
+    "number": (is_finite_number, "a finite number"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "number|max": (lambda v: is_finite_number(v) or v == "max", "a finite number or 'max'"),
+    "number|null": (lambda v: v is None or is_finite_number(v), "a finite number"),
+    "bool|auto": (lambda v: isinstance(v, bool) or v == "auto", "true, false or 'auto'"),
+    "layers": (lambda v: isinstance(v, str) or (isinstance(v, (list, tuple)) and all(
+        isinstance(item, str) for item in v)), "'all', 'hidden' or a list of layer names"),
+    "sparsity": (lambda v: is_finite_number(v) or (isinstance(v, dict) and all(
+        isinstance(key, str) and is_finite_number(item) for key, item in v.items())),
+        "a number or a table of layer = number"),
+}
+
+
+def pass_options(name: str) -> dict[str, str]:
+    """The options pass ``name`` declares (``OPTIONS`` in its module): option name -> kind
+    (:data:`OPTION_KINDS`). Lets callers reject an unknown or mistyped ``PASS.OPTION`` before
+    any work (the pass itself rejects an unknown one too, but only when it runs)."""
+    if name not in REGISTRY:
+        raise SnnccError(f"unknown pass {name!r}; available: {', '.join(REGISTRY)}")
+    return dict(importlib.import_module(REGISTRY[name].split(":")[0]).OPTIONS)
+
+
+def check_options(options: dict[str, dict[str, Any]] | None) -> None:
+    """Every ``PASS.KEY = value`` names a registered pass, an option it declares and a value of
+    the declared kind (:data:`OPTION_KINDS`); else one :class:`SnnccError` line, before any work.
+    """
+    for name, values in (options or {}).items():
+        declared = pass_options(name)
+        if not isinstance(values, dict):
+            raise SnnccError(f"options of pass {name!r} must be a table of KEY = value")
+        for key, value in values.items():
+            if key not in declared:
+                raise SnnccError(f"unknown option {name}.{key}; options of {name!r}: "
+                                 f"{', '.join(declared)}")
+            test, words = OPTION_KINDS[declared[key]]
+            if not test(value):
+                shown = repr(value) if len(repr(value)) <= 60 else f"{repr(value)[:57]}..."
+                raise SnnccError(f"option {name}.{key} must be {words}, got {shown}")
+
+
 def get_pass(name: str) -> Pass:
     if name not in REGISTRY:
         raise SnnccError(f"unknown pass {name!r}; available: {', '.join(REGISTRY)}")
@@ -69,23 +121,11 @@ def get_pass(name: str) -> Pass:
     return getattr(importlib.import_module(module), function)
 
 
-def pass_options(name: str) -> tuple[str, ...]:
-    """The option names pass ``name`` accepts: its module's ``OPTIONS``, or its ``DEFAULTS`` keys.
-
-    Lets callers reject an unknown ``PASS.OPTION`` before any work (the pass itself rejects it
-    too, but only when it runs).
-    """
-    if name not in REGISTRY:
-        raise SnnccError(f"unknown pass {name!r}; available: {', '.join(REGISTRY)}")
-    module = importlib.import_module(REGISTRY[name].split(":")[0])
-    options = getattr(module, "OPTIONS", None)
-    return tuple(options) if options is not None else tuple(getattr(module, "DEFAULTS", {}))
-
-
 def run_passes(
     graph: Graph, names: list[str], context: PassContext
 ) -> tuple[Graph, list[tuple[str, PassResult]]]:
     """Apply passes in order; returns the final graph and each pass's result."""
+    check_options(context.options)
     results = []
     for name in names:
         result = get_pass(name)(graph, context)

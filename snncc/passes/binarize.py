@@ -34,7 +34,7 @@ from snncc.passes import PassContext, PassResult
 from snncc.passes.calibrate import recalibrate
 from snncc.passes.layers import channel_view, compact, layers, neuron_values
 
-OPTIONS = ("layers", "per_channel", "recalibrate")
+OPTIONS = {"layers": "layers", "per_channel": "bool", "recalibrate": "bool"}
 
 
 def binarize(graph: ir.Graph, context: PassContext) -> PassResult:

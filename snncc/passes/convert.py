@@ -54,6 +54,10 @@ DEFAULTS = {
     "bias_correction": True,
     "bias_correction_rounds": 1,
 }
+#: Kinds of the options (see :data:`snncc.passes.OPTION_KINDS`).
+OPTIONS = {"threshold_method": "str", "percentile": "number|max", "per_channel": "bool",
+           "v_init_fraction": "number", "coding": "str", "calibration_samples": "int",
+           "bias_correction": "bool", "bias_correction_rounds": "int"}
 _PASS_THROUGH = (ir.SumPool2d, ir.MaxPool2d, ir.Flatten, ir.Reshape, ir.Transpose)
 
 

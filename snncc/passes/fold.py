@@ -76,7 +76,8 @@ from snncc.passes.layers import (
 )
 
 DEFAULT_WEIGHT_BITS = 16
-OPTIONS = ("weight_bits", "per_channel", "input_max", "integerize")
+OPTIONS = {"weight_bits": "int", "per_channel": "bool", "input_max": "number|null",
+           "integerize": "bool"}
 
 
 def fold(graph: ir.Graph, context: PassContext) -> PassResult:

@@ -62,8 +62,9 @@ from snncc.passes.layers import (
     sole_synaptic_reader,
 )
 
-OPTIONS = ("sparsity", "layers", "scope", "criterion", "rounds", "structured", "remove_dead",
-           "reconstruct", "recalibrate")
+OPTIONS = {"sparsity": "sparsity", "layers": "layers", "scope": "str", "criterion": "str",
+           "rounds": "int", "structured": "bool", "remove_dead": "bool", "reconstruct": "bool|auto",
+           "recalibrate": "bool|auto"}
 #: Ridge term of the weight reconstruction, relative to the mean diagonal of the Gram matrix.
 RIDGE = 1e-4
 #: Weight of calibration rows whose reference current is negative in the Dense reconstruction.

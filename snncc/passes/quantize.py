@@ -105,7 +105,7 @@ TARGETS: dict[str, TargetLimits] = {
     "lava": TargetLimits("lava", (2, 8), (0, 7), ir.STATE_MAX, ir.STATE_MAX, False, None, (0, 0),
                          threshold_mantissa_bits=17),
 }
-OPTIONS = ("bits", "target", "weight_percentile")
+OPTIONS = {"bits": "int", "target": "str", "weight_percentile": "number"}
 
 
 def quantize(graph: ir.Graph, context: PassContext) -> PassResult:

@@ -98,7 +98,6 @@ import json
 import math
 import os
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,8 +111,9 @@ from snncc import coding
 from snncc.engines.ttfs import decide_sample, fire_sample, fire_times, first_spike_decision
 from snncc.errors import SnnccError
 from snncc.frontend.bstdg import BSTDGModel, write_bstdg
+from snncc.safety import check_size, read_npz
 from snncc.train.config import BSTDGConfig
-from snncc.util import atomic_path, progress
+from snncc.util import atomic_path, check_writable, progress
 
 CHECKPOINT_FORMAT = "snncc-bstdg-checkpoint"
 CHECKPOINT_VERSION = 2
@@ -560,13 +560,14 @@ def train(
     classes = int(train_labels.max()) + 1
     if test_labels is not None and len(test_labels) and int(np.max(test_labels)) >= classes:
         classes = int(np.max(test_labels)) + 1
+    check_network_size(config, train_images.shape[1:], classes)
     network = initial_network(config, train_images.shape[1:], classes)
     rates = [np.full(size, 0.5) for size in config.hidden]
     history: list[EpochRecord] = []
     if resume:
         if checkpoint is None or not Path(checkpoint).exists():
             raise SnnccError(f"cannot resume: no checkpoint at {checkpoint}")
-        network, rates, history = load_checkpoint(checkpoint, config)
+        network, rates, history = load_checkpoint(checkpoint, config, network)
     samples = len(train_labels)
     input_times = None if config.shift else network.input_times(train_images)
     sizes = [w.shape[::-1] for w in network.weights]
@@ -613,6 +614,18 @@ def train(
         if on_epoch is not None:
             on_epoch(record)
     return TrainResult(network, config, history)
+
+
+def check_network_size(config: BSTDGConfig, input_shape: tuple[int, ...], classes: int) -> None:
+    """Refuse, before allocating, layers past :data:`snncc.safety.MAX_ARRAY_VALUES` weights and
+    augmentation shifts that do not fit the images (padding grows with ``shift``)."""
+    sizes = [math.prod(input_shape), *config.hidden, classes]
+    for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        check_size((fan_out, fan_in), f"layer {index} of {fan_out:,} x {fan_in:,} weights")
+    side = min(input_shape[-2:]) if len(input_shape) >= 2 else 0
+    if config.shift and config.shift >= side:
+        raise SnnccError(f"--shift {config.shift} must be smaller than the images "
+                         f"({' x '.join(map(str, input_shape[-2:]))} pixels)")
 
 
 def shifted_images(images: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -668,40 +681,83 @@ def save_checkpoint(path: str | os.PathLike[str], network: BSTDGNetwork, rates: 
     return path
 
 
-def load_checkpoint(path: str | os.PathLike[str], config: BSTDGConfig
+def load_checkpoint(path: str | os.PathLike[str], config: BSTDGConfig,
+                    expected: BSTDGNetwork | None = None
                     ) -> tuple[BSTDGNetwork, list[np.ndarray], list[EpochRecord]]:
-    """Read a checkpoint written by :func:`save_checkpoint` for a run with ``config``."""
+    """Read a checkpoint written by :func:`save_checkpoint` for a run with ``config``.
+
+    Everything is checked before the compiled kernel sees it: the state's keys and types, and
+    every array's shape, dtype and values against ``expected`` (the run's fresh network: the
+    kernel indexes by these shapes and would read outside them).
+    """
     path = Path(path)
+    arrays = read_npz(path, "BSTDG checkpoint")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            state = json.loads(bytes(archive["state"]).decode())
-            if state.get("format") != CHECKPOINT_FORMAT:
-                raise SnnccError(f"{path}: not a BSTDG checkpoint")
-            if state.get("version") != CHECKPOINT_VERSION:
-                raise SnnccError(f"{path}: checkpoint version {state.get('version')} is not "
-                                 f"supported (this snncc reads {CHECKPOINT_VERSION})")
-            saved = state["config"]
-            current = config.to_json()
-            differing = sorted(k for k in current if saved.get(k) != current[k])
-            if differing:
-                key = differing[0]
-                raise SnnccError(f"{path}: checkpoint was made with {key}={saved.get(key)!r}, "
-                                 f"this run has {key}={current[key]!r}; use the same settings "
-                                 "to resume")
-            layers = int(state["layers"])
-            weights = [archive[f"weight{i}"].copy() for i in range(layers)]
-            deployed = [archive[f"deployed{i}"].copy() for i in range(layers)]
-            fixed = ([archive[f"fixed_sign{i}"].copy() for i in range(layers)]
-                     if config.fixed_signs else None)
-            rates = [archive[f"firing_rate{i}"].copy() for i in range(layers - 1)]
-            thresholds = archive["thresholds"].copy()
-    except SnnccError:
-        raise
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        raise SnnccError(f"{path}: corrupt or truncated BSTDG checkpoint ({error})") from None
-    network = BSTDGNetwork(weights, thresholds, config.t_max, tuple(state["input_shape"]),
-                           float(state["scale"]), deployed=deployed, fixed_signs=fixed)
-    history = [EpochRecord(**record) for record in state["history"]]
+        state = json.loads(bytes(arrays["state"]).decode()) if "state" in arrays else None
+    except (ValueError, RecursionError):
+        state = None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise SnnccError(f"{path}: not a BSTDG checkpoint")
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise SnnccError(f"{path}: checkpoint version {state.get('version')} is not "
+                         f"supported (this snncc reads {CHECKPOINT_VERSION})")
+    kinds = {"config": dict, "history": list, "input_shape": list, "scale": (int, float),
+             "layers": int}
+    for key, kind in kinds.items():
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            raise SnnccError(f"{path}: corrupt BSTDG checkpoint (state {key!r} missing or of "
+                             "the wrong type)")
+    saved = state["config"]
+    current = config.to_json()
+    differing = sorted(k for k in current if saved.get(k) != current[k])
+    if differing:
+        key = differing[0]
+        raise SnnccError(f"{path}: checkpoint was made with {key}={saved.get(key)!r}, "
+                         f"this run has {key}={current[key]!r}; use the same settings "
+                         "to resume")
+    layers = state["layers"]
+    if expected is not None:
+        if layers != len(expected.weights):
+            raise SnnccError(f"{path}: checkpoint has {layers} layers, this run "
+                             f"{len(expected.weights)}")
+        if tuple(state["input_shape"]) != tuple(expected.input_shape):
+            raise SnnccError(f"{path}: checkpoint input shape {tuple(state['input_shape'])} "
+                             f"differs from this run's {tuple(expected.input_shape)}")
+
+    def array(name: str, shape: tuple[int, ...] | None, dtype: Any,
+              values: tuple[int, ...] | None = None) -> np.ndarray:
+        if name not in arrays:
+            raise SnnccError(f"{path}: corrupt BSTDG checkpoint (no array {name!r})")
+        found = arrays[name]
+        if shape is not None and found.shape != shape:
+            raise SnnccError(f"{path}: checkpoint array {name} has shape {found.shape}, this "
+                             f"run needs {shape}")
+        if found.dtype.kind not in "iuf" or not np.all(np.isfinite(found)):
+            raise SnnccError(f"{path}: checkpoint array {name} is not finite numbers")
+        if values is not None and not np.all(np.isin(found, values)):
+            raise SnnccError(f"{path}: checkpoint array {name} holds values other than "
+                             f"{', '.join(map(str, values))}")
+        return np.ascontiguousarray(found, dtype=dtype)
+
+    def shape_of(arrays_list: list[np.ndarray] | None, index: int) -> tuple[int, ...] | None:
+        return None if arrays_list is None else tuple(arrays_list[index].shape)
+
+    known = expected.weights if expected is not None else None
+    weights = [array(f"weight{i}", shape_of(known, i), np.float64) for i in range(layers)]
+    deployed = [array(f"deployed{i}", weights[i].shape, np.int8, (-1, 0, 1))
+                for i in range(layers)]
+    fixed = ([array(f"fixed_sign{i}", weights[i].shape, np.int8, (-1, 1)) for i in range(layers)]
+             if config.fixed_signs else None)
+    rates = [array(f"firing_rate{i}", weights[i].shape[:1], np.float64)
+             for i in range(layers - 1)]
+    thresholds = array("thresholds", (layers,), np.float64)
+    try:
+        history = [EpochRecord(**record) for record in state["history"]]
+        network = BSTDGNetwork(weights, thresholds, config.t_max,
+                               tuple(int(s) for s in state["input_shape"]),
+                               float(state["scale"]), deployed=deployed, fixed_signs=fixed)
+    except (TypeError, ValueError) as error:
+        raise SnnccError(f"{path}: corrupt BSTDG checkpoint ({error})") from None
     return network, rates, history
 
 
@@ -752,9 +808,7 @@ def train_dataset(config: BSTDGConfig, dataset: str, output: str | os.PathLike[s
     """
     from snncc.datasets import load_dataset
 
-    output = Path(output)
-    if output.parent and not output.parent.exists():
-        raise SnnccError(f"cannot write {output}: directory {output.parent} does not exist")
+    output = check_writable(output, "network file")  # before hours of training
     train_set = load_dataset(dataset, "train", data_dir).take(limit)
     test_set = load_dataset(dataset, "test", data_dir).take(limit)
     checkpoint = checkpoint_path(output)

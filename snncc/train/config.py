@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from snncc.errors import SnnccError
+from snncc.safety import MAX_TIMESTEPS
 
 PRUNING_MODES = ("magnitude", "gradr")
 
@@ -56,7 +57,8 @@ class BSTDGConfig:
             self.final_learning_rate = self.learning_rate / 100
         checks = [
             (all(h >= 1 for h in self.hidden), f"hidden sizes must be >= 1, got {self.hidden}"),
-            (2 <= self.t_max <= 32767, f"t_max must be in [2, 32767], got {self.t_max}"),
+            (2 <= self.t_max <= MAX_TIMESTEPS,
+             f"t_max must be in [2, {MAX_TIMESTEPS}], got {self.t_max}"),
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.learning_rate > 0, f"learning rate must be > 0, got {self.learning_rate}"),
             (0 <= self.final_learning_rate <= self.learning_rate,

@@ -196,7 +196,7 @@ def _bad_files(tmp_path: Path, nir_dir: Path) -> dict[str, tuple[Path, str]]:
     small_lif_file(linked, metadata={"dt": 1e-3})
     with h5py.File(linked, "r+") as handle:
         handle["node/nodes/fc/extra"] = h5py.ExternalLink(str(tmp_path / "secret.h5"), "/x")
-    files["external link"] = (linked, "ExternalLink")
+    files["external link"] = (linked, "external link")
     external = tmp_path / "external.nir"
     small_lif_file(external, metadata={"dt": 1e-3})
     (tmp_path / "raw.bin").write_bytes(np.zeros(3).tobytes())
@@ -204,7 +204,7 @@ def _bad_files(tmp_path: Path, nir_dir: Path) -> dict[str, tuple[Path, str]]:
         del handle["node/nodes/fc/bias"]
         handle.create_dataset("node/nodes/fc/bias", shape=(3,), dtype="<f8",
                               external=[(str(tmp_path / "raw.bin"), 0, 24)])
-    files["external storage"] = (external, "outside the file")
+    files["external storage"] = (external, "external file")
     return files
 
 
