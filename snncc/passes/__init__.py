@@ -59,6 +59,7 @@ REGISTRY: dict[str, str] = {
     "fold": "snncc.passes.fold:fold",
     "quantize": "snncc.passes.quantize:quantize",
     "prune": "snncc.passes.prune:prune",
+    "pool_fold": "snncc.passes.pool_fold:pool_fold",
 }
 
 

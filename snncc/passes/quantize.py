@@ -18,7 +18,11 @@ one exponent ``e >= 0`` per layer (Loihi-style ``weight_exp``). Rules:
    net of the 6-bit shift). ``lava`` — snncc's Lava backend (custom IF processes with the IR's 24-bit
    state): bits 2..8, exponent 0..7, per-neuron thresholds rounded to the nearest 17-bit mantissa
    times a power of two (Loihi 2's ``vth`` format; relative error below 2**-17).
-3. For ``loihi``, per-channel thresholds are first equalised: channel ``o`` is multiplied by
+   ``loihi2-netx`` — what lava-dl's netx loader and Loihi 2's CUBA neurons hold
+   (:data:`snncc.profiles.LOIHI2_NETX`): as ``loihi`` but exponent 0..1 (netx clips mixed-sign
+   weights to [-256, 254]) and biases a 13-bit mantissa with ``k = 0`` (netx fixes ``bias_exp``).
+3. For ``loihi`` and ``loihi2-netx`` (one threshold per layer), per-channel thresholds are first
+   equalised: channel ``o`` is multiplied by
    ``max(threshold) / threshold[o]`` (weights, bias, ``v_init``), exact before rounding.
 4. Exponent and scale: ``e`` is the largest exponent in the target's range for which
    ``s = (2**(bits-1) - 1) * 2**e / w`` (``w`` = the ``weight_percentile`` of ``|W|``) keeps the
@@ -66,6 +70,7 @@ from snncc.passes.layers import (
     neuron_values,
     step_currents,
 )
+from snncc.profiles import LOIHI2_NETX
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,12 @@ TARGETS: dict[str, TargetLimits] = {
     # per-neuron thresholds that are a 17-bit mantissa (Loihi 2 vth) times a power of two.
     "lava": TargetLimits("lava", (2, 8), (0, 7), ir.STATE_MAX, ir.STATE_MAX, False, None, (0, 0),
                          threshold_mantissa_bits=17),
+    # lava-dl netx on Loihi 2 (snncc.profiles.LOIHI2_NETX, sources there): weights inside netx's
+    # [-256, 254] (exponent <= 1), biases = 13-bit bias_mant (netx fixes bias_exp = 6), one vth.
+    "loihi2-netx": TargetLimits(
+        "loihi2-netx", (2, LOIHI2_NETX.weight_bits), LOIHI2_NETX.weight_exponent,
+        LOIHI2_NETX.threshold_max, LOIHI2_NETX.state_max, LOIHI2_NETX.per_layer_threshold,
+        13, (0, 0)),
 }
 OPTIONS = ("bits", "target", "weight_percentile")
 
@@ -141,7 +152,8 @@ def quantize(graph: ir.Graph, context: PassContext) -> PassResult:
     warnings = [
         f"layer {name!r} keeps only {entry['effective_bits']} of {bits} mantissa bits: its "
         f"threshold, current or bias range does not fit {target.name}'s limits at full precision"
-        + (" (direct-coded raw input: consider rate coding)" if target.name == "loihi" else "")
+        + (" (direct-coded raw input: consider rate coding)"
+           if target.per_layer_threshold else "")
         for name, entry in report.items()
         if entry["weight_bits"] > 1 and entry["effective_bits"] < (bits + 1) // 2 + 1
     ]
