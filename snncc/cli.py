@@ -37,6 +37,10 @@ DATA_DIR_HELP = "Directory with the IDX files (default: $SNNCC_DATA_DIR)."
 PASSES_HELP = ("Comma-separated passes to apply (default: convert for ANNs, plus fold,quantize "
                "for lava/fpga). Use '' for none.")
 OPTION_HELP = "Pass option PASS.KEY=VALUE, repeatable (e.g. convert.percentile=99.99)."
+PROFILE_HELP = ("Hardware profile whose passes and options apply (default: the target's; lava: "
+                "loihi2-netx for lava-dl netx / Loihi 2; lava-cpu: snncc's own CPU "
+                "ProcessModels with reset by subtraction, no netx file).")
+REQUIRE_NETX_HELP = "lava: fail (exit 2) with the reason when no netx network.net can be written."
 
 
 def _version(value: bool) -> None:
@@ -113,6 +117,8 @@ def compile(  # noqa: A001 - the user-facing verb
     layout: str | None = typer.Option(None, help="Dataset layout for the model input: NCHW|NHWC."),
     fpga_part: str = typer.Option("zynq-7020", "--fpga-part", help="FPGA part for --target fpga."),
     strict: bool = typer.Option(False, "--strict", help="fpga: fail when the part's BRAM is exceeded."),
+    profile: str | None = typer.Option(None, "--profile", help=PROFILE_HELP),
+    require_netx: bool = typer.Option(False, "--require-netx", help=REQUIRE_NETX_HELP),
 ) -> None:
     """Compile MODEL for a target and write its artifacts to OUTPUT."""
     from snncc.pipeline import compile_model
@@ -120,11 +126,15 @@ def compile(  # noqa: A001 - the user-facing verb
     target_options: dict[str, Any] = {}
     if target == "fpga":
         target_options = {"fpga_part": fpga_part, "strict": strict}
+    if require_netx:
+        if target != "lava":
+            raise SnnccError("--require-netx applies to --target lava")
+        target_options["require_netx"] = True
     result = compile_model(
         model, output, target=target, dataset=dataset, data_dir=data_dir, timesteps=timesteps,
         passes=parse_passes(passes), options=parse_options(option),
         preprocess=parse_preprocess(scale, mean, std), target_options=target_options,
-        layout=layout,
+        layout=layout, profile=profile,
     )
     console.print(f"compiled [bold]{model}[/] for [bold]{target}[/] "
                   f"(passes: {', '.join(result.passes) or 'none'}) -> {result.out_dir}")
@@ -181,6 +191,10 @@ def validate(
     mean: str | None = typer.Option(None, help="Input mean (one value or one per channel)."),
     std: str | None = typer.Option(None, help="Input std (one value or one per channel)."),
     layout: str | None = typer.Option(None, help="Dataset layout for the model input: NCHW|NHWC."),
+    profile: str | None = typer.Option(None, "--profile", help=PROFILE_HELP),
+    require_netx: bool | None = typer.Option(
+        None, "--require-netx/--no-require-netx",
+        help="Fail (exit 2) with the reason when netx cannot express the deployed network."),
 ) -> None:
     """Convert MODEL, run it on a test set, check the gates and write the reports.
 
@@ -198,7 +212,7 @@ def validate(
         min_accuracy=min_accuracy, min_agreement=min_agreement, max_drop=parse_drops(max_drop), fits=fits or None,
         baseline=baseline, tolerance=tolerance, spikes_tolerance=spikes_tolerance,
         synops_tolerance=synops_tolerance, json=json_path, junit=junit_path,
-        markdown=markdown_path, plots=plots_dir,
+        markdown=markdown_path, plots=plots_dir, profile=profile, require_netx=require_netx,
     )
     if settings.model is None:
         raise SnnccError("no model: give MODEL or set 'model' in the --config file")
@@ -209,7 +223,8 @@ def validate(
         timesteps=settings.timesteps, limit=settings.limit, passes=settings.passes,
         options=settings.options, preprocess=settings.preprocess or None,
         layout=settings.layout, gates=settings.gates, stages=bool(settings.stages),
-        config=settings.path,
+        config=settings.path, profile=settings.profile,
+        require_netx=bool(settings.require_netx),
     )
     print_report(report)
     outputs = settings.outputs

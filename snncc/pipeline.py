@@ -29,6 +29,7 @@ from snncc.gates import (
     resolve_chips,
 )
 from snncc.passes import REGISTRY, PassContext, run_passes
+from snncc.profiles import HardwareProfile, get_profile
 from snncc.util import progress
 
 CALIBRATION_SEED = 0
@@ -105,27 +106,45 @@ def is_spiking(graph: ir.Graph) -> bool:
     return any(isinstance(node, (ir.IF, ir.Readout)) for node in graph.nodes.values())
 
 
-def default_passes(graph: ir.Graph, target: str) -> list[str]:
-    """``convert`` for ANNs; plus ``fold`` and ``quantize`` for hardware targets (when available)."""
+def target_profile(target: str, profile: str | None = None) -> HardwareProfile | None:
+    """The hardware profile the passes obey: ``profile`` by name, else ``target``'s default
+    (``snncc.backends.DEFAULT_PROFILES``); None when neither names one."""
+    from snncc.backends import DEFAULT_PROFILES
+
+    name = profile if profile is not None else DEFAULT_PROFILES.get(target)
+    return None if name is None else get_profile(name)
+
+
+def default_passes(graph: ir.Graph, target: str, profile: str | None = None) -> list[str]:
+    """The profile's passes (without ``convert`` for a network that already spikes); without a
+    profile ``convert`` for ANNs, plus ``fold`` and ``quantize`` for hardware targets."""
+    chosen = target_profile(target, profile)
+    if chosen is not None:
+        return [p for p in chosen.passes if p != "convert" or not is_spiking(graph)]
     passes = [] if is_spiking(graph) else ["convert"]
     if target in ("lava", "fpga"):
         passes += [p for p in ("fold", "quantize") if p in REGISTRY]
     return passes
 
 
-#: Pass options a target needs unless the user chose otherwise.
-TARGET_PASS_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
-    "lava": {"quantize": {"target": "lava"}},
-}
+def with_target_defaults(target: str, options: dict[str, dict[str, Any]] | None,
+                         profile: str | None = None) -> dict[str, dict[str, Any]]:
+    """``options`` completed with the pass options of the target's profile (explicit win)."""
+    chosen = target_profile(target, profile)
+    if chosen is None:
+        return {name: dict(values) for name, values in (options or {}).items()}
+    return chosen.with_options(options)
 
 
-def with_target_defaults(target: str, options: dict[str, dict[str, Any]] | None
-                         ) -> dict[str, dict[str, Any]]:
-    """``options`` completed with ``target``'s defaults (explicit options win)."""
-    merged = {name: dict(values) for name, values in (options or {}).items()}
-    for name, defaults in TARGET_PASS_OPTIONS.get(target, {}).items():
-        merged[name] = {**defaults, **merged.get(name, {})}
-    return merged
+def run_profile(targets: list[str], profile: str | None) -> tuple[str, str | None]:
+    """For several targets: the one whose profile the passes obey and that profile's name (the
+    explicit ``profile``, else the first target that has a default profile)."""
+    from snncc.backends import DEFAULT_PROFILES
+
+    for target in targets:
+        if profile is not None or target in DEFAULT_PROFILES:
+            return target, profile if profile is not None else DEFAULT_PROFILES[target]
+    return targets[0], None
 
 
 def dataset_name(graph: ir.Graph, requested: str | None) -> str | None:
@@ -317,6 +336,8 @@ def validate(
     ann_reference: bool = True,
     config: str | Path | None = None,
     targets: list[str] | None = None,
+    profile: str | None = None,
+    require_netx: bool = False,
 ) -> tuple[ValidationReport, ir.Graph]:
     """Load, convert and run a model on a test set, then check ``gates``.
 
@@ -331,6 +352,10 @@ def validate(
     ``target_runs`` with its agreement with the first (the fraction of samples with the same
     final decision). Default passes are those of the most demanding target (fold and quantize
     when any target is a hardware one), so every target runs the same integer graph.
+
+    ``profile`` names the hardware profile (:mod:`snncc.profiles`) whose passes and pass options
+    apply (default: the first target's that has one, e.g. ``loihi2-netx`` for lava).
+    ``require_netx`` fails (exit 2) when netx cannot express the deployed network.
     """
     started = time.perf_counter()
     targets = list(targets) if targets else [target]
@@ -352,8 +377,11 @@ def validate(
     if name is None:
         raise SnnccError("no dataset: pass --dataset (mnist, fashion-mnist or digits)")
     timesteps = resolve_timesteps(source, timesteps)
+    profile_target, profile = run_profile(targets, profile)
+    if profile is not None:
+        get_profile(profile)  # an unknown name fails before any work
     if passes is None:
-        passes = max((default_passes(source, each) for each in targets), key=len)
+        passes = max((default_passes(source, each, profile) for each in targets), key=len)
     from snncc.backends import get_backend
 
     backends = {}
@@ -388,7 +416,7 @@ def validate(
     timings["reference"] = time.perf_counter() - started - sum(timings.values())
     ladder: list[StageResult] = []
     last_run = None
-    options = with_target_defaults(target, options)
+    options = with_target_defaults(profile_target, options, profile)
     if stages:
         overridden = bool(preprocess) or layout is not None
         graph, pass_info, ladder, last_run = accuracy_ladder(
@@ -400,6 +428,10 @@ def validate(
             graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
                                        timesteps=timesteps, options=options)
     timings["passes"] = time.perf_counter() - started - sum(timings.values())
+    if require_netx:
+        from snncc.backends.netx import require_expressible
+
+        require_expressible(graph)
     inputs = model_inputs(graph, test)
     if last_run is not None and target == "sim":  # the ladder's last rung is this very run
         result, wall = last_run
@@ -654,10 +686,12 @@ def compile_model(
     preprocess: dict[str, Any] | None = None,
     layout: str | None = None,
     target_options: dict[str, Any] | None = None,
+    profile: str | None = None,
 ) -> CompileResult:
     """Convert and lower ``model`` and write ``target``'s artifacts into ``out_dir`` atomically.
 
     ``out_dir`` also receives ``network.snn.npz`` (the deployed IR) and ``compile.json``.
+    ``profile`` overrides the target's default hardware profile (:mod:`snncc.profiles`).
     """
     import json
 
@@ -669,10 +703,14 @@ def compile_model(
     backend = get_backend(target)  # fail early, before any work, if the target is unavailable
     name = dataset_name(source, dataset)
     timesteps = resolve_timesteps(source, timesteps)
-    passes = default_passes(source, target) if passes is None else passes
+    chosen = target_profile(target, profile)
+    passes = default_passes(source, target, profile) if passes is None else passes
     graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
-                               timesteps=timesteps, options=with_target_defaults(target, options))
+                               timesteps=timesteps,
+                               options=with_target_defaults(target, options, profile))
     graph.metadata.update({"timesteps": timesteps, "target": target})
+    if chosen is not None:
+        graph.metadata["profile"] = chosen.name
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as staging:
         target_options = dict(target_options or {})
@@ -686,6 +724,7 @@ def compile_model(
             "model": str(model),
             "model_sha256": _sha256(model),
             "target": target,
+            "profile": None if chosen is None else chosen.name,
             "timesteps": timesteps,
             "passes": passes,
             "pass_info": pass_info,

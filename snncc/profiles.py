@@ -70,9 +70,13 @@ class HardwareProfile:
     input_coding: tuple[str, ...] | None = None  #: input codings the target can feed
     sources: tuple[str, ...] = ()
 
-    def options_for(self, pass_name: str) -> dict[str, Any]:
-        """The options this profile gives ``pass_name`` (a copy)."""
-        return dict(self.pass_options.get(pass_name, {}))
+    def with_options(self, options: dict[str, dict[str, Any]] | None
+                     ) -> dict[str, dict[str, Any]]:
+        """``options`` (per pass) completed with this profile's pass options; explicit win."""
+        merged = {name: dict(values) for name, values in (options or {}).items()}
+        for name, defaults in self.pass_options.items():
+            merged[name] = {**defaults, **merged.get(name, {})}
+        return merged
 
 
 LOIHI2_NETX = HardwareProfile(

@@ -18,6 +18,11 @@ TARGETS: dict[str, str] = {
     "fpga": "snncc.backends.fpga",
 }
 
+#: The hardware profile (:mod:`snncc.profiles`) whose passes and options a target runs by default.
+DEFAULT_PROFILES: dict[str, str] = {
+    "lava": "loihi2-netx",
+}
+
 
 def get_backend(name: str) -> ModuleType:
     if name not in TARGETS:

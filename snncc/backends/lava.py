@@ -838,15 +838,20 @@ def emit(graph: ir.Graph, out_dir: str | Path, timesteps: int | None = None,
     the integer IR ``network.snn.npz`` (``Graph.load`` it for :func:`run`), and ``manifest.json``.
 
     ``timesteps`` defaults to the graph's ``metadata["timesteps"]`` (else 32); option ``use_lif``
-    (default true) maps eligible IF layers to Lava's LIF. Fails before writing anything when Lava
-    cannot run the network exactly (see :func:`plan`).
+    (default true) maps eligible IF layers to Lava's LIF; option ``require_netx`` (default false)
+    fails, naming netx's first reason, when no ``network.net`` can be written. Fails before
+    writing anything when Lava cannot run the network exactly (see :func:`plan`). The manifest
+    holds the Loihi 2 per-core fit of the network (:func:`loihi2_fit`).
     """
     from snncc.backends import netx
 
-    unknown = sorted(set(options) - {"use_lif"})
+    unknown = sorted(set(options) - {"use_lif", "require_netx"})
     if unknown:
-        raise SnnccError(f"target 'lava': unknown option {unknown[0]!r}; available: use_lif")
+        raise SnnccError(f"target 'lava': unknown option {unknown[0]!r}; available: use_lif, "
+                         "require_netx")
     timesteps = int(timesteps or graph.metadata.get("timesteps", 32))
+    if options.get("require_netx"):
+        netx.require_expressible(graph)
 
     lava_plan = plan(graph, timesteps, use_lif=options.get("use_lif", True))
     out_dir = Path(out_dir)
@@ -897,11 +902,39 @@ def emit(graph: ir.Graph, out_dir: str | Path, timesteps: int | None = None,
         "delays": ("every Dense/Sparse/Conv hop delays by one Lava step; node k's IR step t is "
                    "Lava step t + delay_steps of its sample window"),
         "layers": layers,
+        "profile": graph.metadata.get("profile"),
+        "loihi2_fit": loihi2_fit(graph),
     }
     from snncc.util import atomic_write_text
 
     written.append(atomic_write_text(out_dir / "manifest.json", json.dumps(manifest, indent=1)))
     return written
+
+
+def loihi2_fit(graph: ir.Graph) -> dict[str, Any]:
+    """The network on one Loihi 2 chip, per core, from the shared resource model.
+
+    :func:`snncc.passes.partition.partition` with the ``loihi2`` chip profile
+    (:mod:`snncc.resources`: neurons and synapses per core, layers split over cores as needed);
+    ``cores`` lists every core's ``{resource: [used, limit]}``. Loihi 2's per-core synapse limit
+    is an estimate (the profile's ``estimate: true``; see its sources).
+    """
+    from snncc.passes.partition import partition
+
+    report = partition(graph, "loihi2")
+    return {
+        "chip": report.chip.name,
+        "fits": report.fits,
+        "verdict": report.verdict,
+        "cores_used": report.cores_used,
+        "chips_needed": report.chips_needed,
+        "notes": report.notes,
+        "layers": {plan.layer.name: {"pieces": plan.pieces, "split": plan.split}
+                   for plan in report.layers},
+        "cores": [{"core": core.index, "blocks": core.blocks,
+                   "utilization": {r: list(v) for r, v in core.utilization.items()}}
+                  for core in report.cores],
+    }
 
 
 _LAVA_NAMES = {
