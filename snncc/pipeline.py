@@ -687,11 +687,13 @@ def compile_model(
     layout: str | None = None,
     target_options: dict[str, Any] | None = None,
     profile: str | None = None,
+    calibration_count: int = CALIBRATION_COUNT,
 ) -> CompileResult:
     """Convert and lower ``model`` and write ``target``'s artifacts into ``out_dir`` atomically.
 
     ``out_dir`` also receives ``network.snn.npz`` (the deployed IR) and ``compile.json``.
-    ``profile`` overrides the target's default hardware profile (:mod:`snncc.profiles`).
+    ``profile`` overrides the target's default hardware profile (:mod:`snncc.profiles`);
+    ``calibration_count`` training samples calibrate the passes.
     """
     import json
 
@@ -707,7 +709,8 @@ def compile_model(
     passes = default_passes(source, target, profile) if passes is None else passes
     graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
                                timesteps=timesteps,
-                               options=with_target_defaults(target, options, profile))
+                               options=with_target_defaults(target, options, profile),
+                               calibration_count=calibration_count)
     graph.metadata.update({"timesteps": timesteps, "target": target})
     if chosen is not None:
         graph.metadata["profile"] = chosen.name
