@@ -140,6 +140,12 @@ def compile(  # noqa: A001 - the user-facing verb
                   f"(passes: {', '.join(result.passes) or 'none'}) -> {result.out_dir}")
     for path in sorted(result.out_dir.iterdir()):
         console.print(f"  {path.name}  ({path.stat().st_size:,} bytes)")
+    if target == "lava":
+        manifest = json.loads((result.out_dir / "manifest.json").read_text())
+        reasons = manifest["netx_inexpressible"]
+        console.print("netx: network.net written (lava.lib.dl.netx.hdf5.Network loads it; see "
+                      "manifest.json 'load')" if manifest["netx"] else
+                      f"netx: no network.net: {reasons[0]}", highlight=False, soft_wrap=True)
 
 
 @app.command()

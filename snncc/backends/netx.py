@@ -155,7 +155,9 @@ def inexpressible(graph: ir.Graph) -> list[str]:
             if np.any(neuron.v_init != 0):
                 problems.append(f"neuron {neuron_name!r}: nonzero initial potential v_init")
         elif neuron.mode == "first_spike":
-            problems.append(f"readout {neuron_name!r}: first-spike readout (fire-once)")
+            problems.append(f"readout {neuron_name!r}: first-spike readout (the netx output "
+                            "layer is written as an accumulator read by argmax; first-spike "
+                            "decisions from its potentials are not implemented)")
     return problems
 
 
