@@ -51,7 +51,8 @@ def deployed(graph: ir.Graph, prune: float | None, data_dir: str | None,
              calibration: int) -> ir.Graph:
     """The lava/fpga pipeline: convert, (prune,) fold, quantize, calibrated on training data."""
     name = dataset_name(graph, None)
-    passes = [p for p in default_passes(graph, "lava")]
+    # the lava-cpu profile: the pipeline docs/partition.md was measured with
+    passes = [p for p in default_passes(graph, "lava", "lava-cpu")]
     options = {}
     if prune is not None:
         passes.insert(passes.index("convert") + 1 if "convert" in passes else 0, "prune")

@@ -122,3 +122,27 @@ def _unwindow(sent: np.ndarray, offset: int, window: int, timesteps: int) -> np.
     steps = np.moveaxis(np.asarray(sent), -1, 0)
     steps = steps.reshape((-1, window) + steps.shape[1:])[:, offset: offset + timesteps]
     return np.moveaxis(steps, 1, 0)
+
+
+def reference_potentials(graph: ir.Graph, result) -> np.ndarray:
+    """The IR readout accumulator after every step ``(T, N, classes)``, from a simulator run
+    with ``record=True`` (its last hidden raster through the output layer, saturating)."""
+    (synapse,) = graph.inputs_of(graph.output_name)
+    node = graph.nodes[synapse]
+    (source,) = graph.inputs_of(synapse)
+    spikes = result.rasters[source].reshape(result.rasters[source].shape[:2] + (-1,))
+    current = np.einsum("tni,oi->tno", spikes.astype(np.int64), np.asarray(node.weight))
+    if node.bias is not None:
+        current = current + np.asarray(node.bias)
+    return np.clip(np.cumsum(current, axis=0), ir.STATE_MIN, ir.STATE_MAX)
+
+
+def agreement(graph: ir.Graph, reference, run: NetxRun) -> np.ndarray:
+    """Per sample: every hidden layer's spikes and the output potentials after every step equal
+    the simulator's (``reference``: an integer-mode run with ``record=True``)."""
+    same = np.all(run.potentials == reference_potentials(graph, reference), axis=(0, 2))
+    for name, raster in run.rasters.items():
+        other = reference.rasters[name]
+        same &= np.all((raster == other).reshape(raster.shape[0], raster.shape[1], -1),
+                       axis=(0, 2))
+    return same

@@ -39,25 +39,12 @@ def compile_for_lava(model_path, data_dir, out_dir, timesteps: int = TIMESTEPS) 
                                   timesteps=timesteps, calibration_count=CALIBRATION).graph
 
 
-def readout_potentials(graph: ir.Graph, result) -> np.ndarray:
-    """The IR readout accumulator after every step, from the last hidden layer's raster."""
-    readout = graph.output_name
-    (synapse,) = graph.inputs_of(readout)
-    node = graph.nodes[synapse]
-    (source,) = graph.inputs_of(synapse)
-    spikes = result.rasters[source].reshape(result.rasters[source].shape[:2] + (-1,))
-    current = np.einsum("tni,oi->tno", spikes.astype(np.int64), node.weight)
-    if node.bias is not None:
-        current = current + node.bias
-    return np.clip(np.cumsum(current, axis=0), ir.STATE_MIN, ir.STATE_MAX)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
 def test_lava_dl_runs_every_emitted_network_like_the_simulator(model, models_dir, data_dir,
                                                                tmp_path):
     from snncc.backends import netx
-    from snncc.backends.netx_lava import run_netx
+    from snncc.backends.netx_lava import agreement, reference_potentials, run_netx
 
     out = tmp_path / "out"
     graph = compile_for_lava(models_dir / f"{model}.onnx", data_dir, out)
@@ -76,6 +63,7 @@ def test_lava_dl_runs_every_emitted_network_like_the_simulator(model, models_dir
     for name in hidden:
         np.testing.assert_array_equal(run.rasters[name], reference.rasters[name], err_msg=name)
         assert reference.rasters[name].any()
-    np.testing.assert_array_equal(run.potentials, readout_potentials(graph, reference))
+    np.testing.assert_array_equal(run.potentials, reference_potentials(graph, reference))
+    assert agreement(graph, reference, run).all()
     np.testing.assert_array_equal(run.potentials[-1], reference.readout_state)
     np.testing.assert_array_equal(run.predictions, reference.predictions)
