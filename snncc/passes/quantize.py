@@ -35,7 +35,8 @@ one exponent ``e >= 0`` per layer (Loihi-style ``weight_exp``). Rules:
 5. Rounding: ``m = rint(s W / 2**e)`` (half to even) then saturation to the mantissa range;
    thresholds ``clip(rint(s θ), 1, max)``; biases rounded to the target's bias grid and saturated;
    ``v_init`` rounded and clipped to the state limit.
-6. Layers the binarize pass made ±1 keep their weights (1-bit mantissa, ``e = 0``); their
+6. Layers the binarize pass made ±1, and integer layers whose weights are all ±1 or 0 (a BSTDG
+   network), keep their weights (1-bit mantissa, ``e = 0``); their
    thresholds are only checked against the target's limit (per-layer for loihi: equalised by
    scaling the bias, threshold and ``v_init`` never the ±1 weights, so unequal thresholds there
    are an error).
@@ -138,7 +139,11 @@ def quantize(graph: ir.Graph, context: PassContext) -> PassResult:
     before = {n: graph.nodes[n].weight.copy() for n in graph.of_type(*ir.SYNAPTIC)}
     bounds = input_magnitude(graph, _input_bound(graph, context))
     shapes = graph.infer_shapes()
-    binary = binarized_layers(graph)
+    # ±1 integer layers (binarize's, or a BSTDG network's) have no finer grid to move to
+    binary = binarized_layers(graph) | {
+        name for name in graph.of_type(*ir.SYNAPTIC)
+        if ir.is_integer_array(graph.nodes[name].weight)
+        and np.all(np.isin(graph.nodes[name].weight, (-1, 0, 1)))}
     report: dict[str, dict[str, Any]] = {}
     for layer in layers(graph, "quantize"):
         input_bound = bounds[graph.inputs_of(layer.name)[0]]
