@@ -2,9 +2,10 @@
 
 For each network (``mlp``: mnist_mlp.onnx; ``cnn``: mnist_cnn_bn_unfused.onnx with conv and
 average pooling; both direct-coded unless ``--coding rate``; ``bstdg``: a latency-coded binary
-single-spike network) it builds the integer graph (the ``--target lava`` default: convert, fold,
-quantize for Lava), runs ``--limit`` MNIST test samples through the reference simulator's integer
-mode and through lava-nc (``Loihi2SimCfg``, ``fixed_pt``) in the same process, and prints samples/s
+single-spike network) it builds the integer graph (``--target lava --profile lava-cpu``:
+convert, fold, quantize for snncc's Lava ProcessModels; ``bench_netx.py`` measures the netx
+default), runs ``--limit`` MNIST test samples through the reference simulator's integer mode and
+through lava-nc (``Loihi2SimCfg``, ``fixed_pt``) in the same process, and prints samples/s
 of both (Lava's includes building and compiling one network per ``--batch-size`` samples; the
 simulator is timed as the ``sim`` target runs on ``--sim-samples`` test samples, and again
 recording rasters on the ``--limit`` samples Lava ran), the fraction of
@@ -40,16 +41,16 @@ ONNX_MODELS = {"mlp": "mnist_mlp.onnx", "cnn": "mnist_cnn_bn_unfused.onnx"}
 
 def onnx_pipeline(model: Path, train: datasets.Dataset, timesteps: int,
                   calibration_samples: int, coding: str) -> tuple[ir.Graph, ir.Graph]:
-    """(float ANN, integer SNN) for an ONNX checkpoint through the ``--target lava`` default
-    pipeline: convert, fold, quantize (target ``lava``: 8-bit weight mantissas with a per-layer
-    exponent, 17-bit-mantissa thresholds)."""
+    """(float ANN, integer SNN) for an ONNX checkpoint through the ``lava-cpu`` profile's
+    pipeline (snncc's own ProcessModels): convert, fold, quantize (target ``lava``: 8-bit weight
+    mantissas with a per-layer exponent, 17-bit-mantissa thresholds)."""
     from snncc.frontend.onnx_import import load_onnx
     from snncc.passes import PassContext, run_passes
-    from snncc.pipeline import with_target_defaults
+    from snncc.profiles import get_profile
 
     ann = load_onnx(model)
     calibration = datasets.arrange(train.images[:calibration_samples], ann.input.shape)
-    options = with_target_defaults("lava", {"convert": {"coding": coding}})
+    options = get_profile("lava-cpu").with_options({"convert": {"coding": coding}})
     context = PassContext(calibration=calibration, timesteps=timesteps, options=options)
     snn, _ = run_passes(ann, ["convert", "fold", "quantize"], context)
     return ann, snn

@@ -28,7 +28,8 @@ sys.path.insert(0, str(REPO))
 from snncc import ir  # noqa: E402
 from snncc.passes import REGISTRY, PassContext, get_pass  # noqa: E402
 from snncc.passes.partition import partition  # noqa: E402
-from snncc.pipeline import dataset_name, default_passes, load_model, prepare  # noqa: E402
+from snncc.pipeline import dataset_name, is_spiking, load_model, prepare  # noqa: E402
+from snncc.profiles import get_profile  # noqa: E402
 from snncc.resources import builtin_chips, load_chip  # noqa: E402
 
 
@@ -51,7 +52,9 @@ def deployed(graph: ir.Graph, prune: float | None, data_dir: str | None,
              calibration: int) -> ir.Graph:
     """The lava/fpga pipeline: convert, (prune,) fold, quantize, calibrated on training data."""
     name = dataset_name(graph, None)
-    passes = [p for p in default_passes(graph, "lava")]
+    # the lava-cpu profile: the pipeline docs/partition.md was measured with
+    profile = get_profile("lava-cpu")
+    passes = [p for p in profile.passes if p != "convert" or not is_spiking(graph)]
     options = {}
     if prune is not None:
         passes.insert(passes.index("convert") + 1 if "convert" in passes else 0, "prune")

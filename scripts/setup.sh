@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up snncc in ./.venv (Python 3.10, with the lava and dev extras) and Icarus Verilog.
+# Set up snncc in ./.venv (Python 3.10, with the lava, netx and dev extras) and Icarus Verilog.
 # Idempotent: a second run only checks. Python 3.10 is required by lava-nc 0.10.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +44,7 @@ stamp=.venv/.snncc-installed
 want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[lava,dev]"
+  .venv/bin/python -m pip install --quiet -e ".[lava,netx,dev]"
   echo "$want" > "$stamp"
 fi
 

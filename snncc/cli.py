@@ -58,6 +58,10 @@ def nir_choices(convention: str | None, dt: float | None, coding: str | None
     """The ``--nir-*`` flags as :func:`snncc.pipeline.load_model`'s ``nir`` argument."""
     values = {"convention": convention, "dt": dt, "coding": coding}
     return values if any(v is not None for v in values.values()) else None
+PROFILE_HELP = ("Hardware profile whose passes and options apply (default: the target's; lava: "
+                "loihi2-netx for lava-dl netx / Loihi 2; lava-cpu: snncc's own CPU "
+                "ProcessModels with reset by subtraction, no netx file).")
+REQUIRE_NETX_HELP = "lava: fail (exit 2) with the reason when no netx network.net can be written."
 
 
 def _version(value: bool) -> None:
@@ -122,6 +126,9 @@ def compile(  # noqa: A001 - the user-facing verb
     force: bool = typer.Option(False, "--force", help="Replace OUTPUT even when it is not an "
                                "earlier compile output (never the current directory or one "
                                "holding MODEL)."),
+    profile: str | None = typer.Option(None, "--profile", help=PROFILE_HELP),
+    require_netx: bool | None = typer.Option(
+        None, "--require-netx", help=REQUIRE_NETX_HELP + " = --target-option require_netx=true."),
 ) -> None:
     """Compile MODEL for a target and write its artifacts to OUTPUT.
 
@@ -135,16 +142,25 @@ def compile(  # noqa: A001 - the user-facing verb
         target_options["fpga_part"] = fpga_part
     if strict is not None:
         target_options["strict"] = strict
+    if require_netx is not None:
+        target_options["require_netx"] = require_netx
     result = compile_model(
         model, output, target=target, dataset=dataset, data_dir=data_dir, timesteps=timesteps,
         passes=parse_passes(passes), options=parse_options(option),
         preprocess=parse_preprocess(scale, mean, std), target_options=target_options,
         layout=layout, nir=nir_choices(nir_convention, nir_dt, nir_coding), force=force,
+        profile=profile,
     )
     console.print(f"compiled [bold]{model}[/] for [bold]{target}[/] "
                   f"(passes: {', '.join(result.passes) or 'none'}) -> {result.out_dir}")
     for path in sorted(result.out_dir.iterdir()):
         console.print(f"  {path.name}  ({path.stat().st_size:,} bytes)")
+    if target == "lava":
+        manifest = json.loads((result.out_dir / "manifest.json").read_text())
+        reasons = manifest["netx_inexpressible"]
+        console.print("netx: network.net written (lava.lib.dl.netx.hdf5.Network loads it; see "
+                      "manifest.json 'load')" if manifest["netx"] else
+                      f"netx: no network.net: {reasons[0]}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -207,6 +223,10 @@ def validate(
         "tcp://HOST:PORT (its workers need snncc and the data directory)."),
     scheduler_timeout: float = typer.Option(
         10.0, "--scheduler-timeout", help="Seconds to wait for the scheduler before giving up."),
+    profile: str | None = typer.Option(None, "--profile", help=PROFILE_HELP),
+    require_netx: bool | None = typer.Option(
+        None, "--require-netx/--no-require-netx",
+        help="Fail (exit 2) with the reason when netx cannot express the deployed network."),
 ) -> None:
     """Convert MODEL, run it on a test set, check the gates and write the reports.
 
@@ -224,7 +244,7 @@ def validate(
         min_accuracy=min_accuracy, min_agreement=min_agreement, max_drop=parse_max_drop(max_drop) or None, fits=fits or None,
         baseline=baseline, tolerance=tolerance, spikes_tolerance=spikes_tolerance,
         synops_tolerance=synops_tolerance, json=json_path, junit=junit_path,
-        markdown=markdown_path, plots=plots_dir,
+        markdown=markdown_path, plots=plots_dir, profile=profile, require_netx=require_netx,
     )
     if settings.model is None:
         raise SnnccError("no model: give MODEL or set 'model' in the --config file")
@@ -247,7 +267,8 @@ def validate(
             options=settings.options, preprocess=settings.preprocess or None,
             layout=settings.layout, gates=settings.gates, stages=bool(settings.stages),
             config=settings.path, nir=nir_choices(nir_convention, nir_dt, nir_coding),
-            executor=executor,
+            executor=executor, profile=settings.profile,
+            require_netx=bool(settings.require_netx),
         )
     print_report(report)
     outputs = settings.outputs

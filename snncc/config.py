@@ -10,6 +10,8 @@ The file is TOML (format and every key in ``docs/ci.md``)::
     limit = 1000
     passes = ["convert"]
     stages = false
+    profile = "loihi2-netx"         # hardware profile (default: the first target's, if any)
+    require_netx = true             # exit 2 when netx cannot express the deployed network
 
     [preprocess]                    # overrides the model's own input preprocessing
     scale = 0.00392156862745098
@@ -77,6 +79,7 @@ TOP_KEYS = {
     "model": "path", "dataset": "str", "data_dir": "path", "layout": "str", "target": "str",
     "targets": "targets",
     "timesteps": "int", "limit": "int", "passes": "strings", "stages": "bool",
+    "profile": "str", "require_netx": "bool",
     "preprocess": "section", "options": "options", "gates": "section", "baseline": "section",
     "outputs": "section", "sweep": "section",
 }
@@ -115,6 +118,8 @@ class ProjectConfig:
     limit: int | None = None
     passes: list[str] | None = None
     stages: bool | None = None
+    profile: str | None = None
+    require_netx: bool | None = None
     preprocess: dict[str, Any] = field(default_factory=dict)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     gates: GateSpec = field(default_factory=GateSpec)

@@ -43,27 +43,44 @@ from snncc.loading import (
     resolve_timesteps,
 )
 from snncc.passes import REGISTRY, PassContext, run_passes
+from snncc.profiles import HardwareProfile, get_profile
 from snncc.stages import StageResult, accuracy_ladder
 from snncc.util import atomic_directory, check_output_directory, jsonable, progress
 
 __all__ = ["CompileResult", "TargetRun", "ValidationReport", "compile_model", "default_passes",
-           "load_model", "prepare", "validate"]
+           "hardware_profile", "load_model", "pass_defaults", "prepare", "validate"]
 
 # ------------------------------------------------------------------------------------- passes
 
 
-def default_passes(graph: ir.Graph, targets: list[Target]) -> list[str]:
-    """``convert`` for ANNs, then the passes the targets declare (the longest list: every
-    target then runs the same graph)."""
+def hardware_profile(targets: list[Target], profile: str | None = None
+                     ) -> HardwareProfile | None:
+    """The hardware profile the passes obey: ``profile`` by name, else the first target's
+    declared default (``Target.profile``, e.g. ``loihi2-netx`` for lava); None when neither
+    names one. An unknown name fails here, before any work."""
+    name = profile if profile is not None else next(
+        (target.profile for target in targets if target.profile is not None), None)
+    return None if name is None else get_profile(name)
+
+
+def default_passes(graph: ir.Graph, targets: list[Target],
+                   profile: HardwareProfile | None = None) -> list[str]:
+    """The profile's passes when there is one (``convert`` only for ANNs); else ``convert`` for
+    ANNs, then the passes the targets declare (the longest list: every target then runs the
+    same graph)."""
+    if profile is not None:
+        return [name for name in profile.passes if name != "convert" or not is_spiking(graph)]
     passes = [] if is_spiking(graph) else ["convert"]
     needed = max((list(target.passes) for target in targets), key=len, default=[])
     return passes + [name for name in needed if name in REGISTRY]
 
 
-def pass_defaults(targets: list[Target], options: dict[str, dict[str, Any]] | None
-                  ) -> dict[str, dict[str, Any]]:
-    """``options`` completed with the targets' declared pass defaults (explicit options win,
-    then the first target's)."""
+def pass_defaults(targets: list[Target], options: dict[str, dict[str, Any]] | None,
+                  profile: HardwareProfile | None = None) -> dict[str, dict[str, Any]]:
+    """``options`` completed with the profile's pass options when there is one, else with the
+    targets' declared pass defaults (explicit options win, then the first target's)."""
+    if profile is not None:
+        return profile.with_options(options)
     merged = {name: dict(values) for name, values in (options or {}).items()}
     for target in reversed(targets):
         merged = target.pass_defaults(merged)
@@ -192,6 +209,8 @@ def validate(
     targets: list[str] | None = None,
     nir: dict[str, Any] | None = None,
     executor: Any = None,
+    profile: str | None = None,
+    require_netx: bool = False,
 ) -> tuple[ValidationReport, ir.Graph]:
     """Load, convert and run a model on a test set, then check ``gates``.
 
@@ -210,6 +229,9 @@ def validate(
     ``executor`` (a started :class:`snncc.cluster.Executor`): the first target, which must be
     the one snncc's own engines run (``sim``), runs in shards on its workers
     (:func:`snncc.cluster.simulate_sharded`; identical results to one run).
+    ``profile`` names the hardware profile (:mod:`snncc.profiles`) whose passes and pass options
+    apply (default: the first target's that has one, e.g. ``loihi2-netx`` for lava).
+    ``require_netx`` fails (exit 2) when netx cannot express the deployed network.
     """
     started = time.perf_counter()
     targets = list(targets) if targets else [target]
@@ -238,8 +260,9 @@ def validate(
     if name is None:
         raise SnnccError("no dataset: pass --dataset (mnist, fashion-mnist or digits)")
     timesteps = resolve_timesteps(source, timesteps)
+    chosen = hardware_profile(list(declared.values()), profile)
     if passes is None:
-        passes = default_passes(source, list(declared.values()))
+        passes = default_passes(source, list(declared.values()), chosen)
     known = {"snn", "total"} | (set(passes) if stages else set())
     if stages and not first.reference:
         known.add(target)
@@ -261,7 +284,7 @@ def validate(
     timings["reference"] = time.perf_counter() - started - sum(timings.values())
     ladder: list[StageResult] = []
     last_run = None
-    options = pass_defaults(list(declared.values()), options)
+    options = pass_defaults(list(declared.values()), options, chosen)
     if stages:
         overridden = bool(preprocess) or layout is not None or model_kind(model) == "nir"
         calibration = calibration_samples(source, name, data_dir, CALIBRATION_COUNT)
@@ -280,6 +303,10 @@ def validate(
             graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
                                        timesteps=timesteps, options=options)
     timings["passes"] = time.perf_counter() - started - sum(timings.values())
+    if require_netx:
+        from snncc.backends.netx import require_expressible
+
+        require_expressible(graph)
     inputs = model_inputs(graph, test)
     if last_run is not None:
         result, wall = last_run
@@ -442,6 +469,8 @@ def compile_model(
     target_options: dict[str, Any] | None = None,
     nir: dict[str, Any] | None = None,
     force: bool = False,
+    profile: str | None = None,
+    calibration_count: int = CALIBRATION_COUNT,
 ) -> CompileResult:
     """Convert and lower ``model`` and write ``target``'s artifacts into ``out_dir`` atomically.
 
@@ -450,6 +479,8 @@ def compile_model(
     so is ``out_dir`` (:func:`snncc.util.check_output_directory`: an existing directory is
     replaced only when it is a previous compile output or ``force`` is set, never when it holds
     the model).
+    ``profile`` overrides the target's default hardware profile (:mod:`snncc.profiles`);
+    ``calibration_count`` training samples calibrate the passes.
     """
     model = Path(model)
     check_output_directory(out_dir, "compile", force=force, inputs=(model,))
@@ -458,10 +489,15 @@ def compile_model(
     target_options = declared.target_options(target_options)
     name = dataset_name(source, dataset)
     timesteps = resolve_timesteps(source, timesteps)
-    passes = default_passes(source, [declared]) if passes is None else passes
+    chosen = hardware_profile([declared], profile)
+    passes = default_passes(source, [declared], chosen) if passes is None else passes
     graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
-                               timesteps=timesteps, options=declared.pass_defaults(options))
+                               timesteps=timesteps,
+                               options=pass_defaults([declared], options, chosen),
+                               calibration_count=calibration_count)
     graph.metadata.update({"timesteps": timesteps, "target": target})
+    if chosen is not None:
+        graph.metadata["profile"] = chosen.name
     out_dir = Path(out_dir)
     source_hash = file_sha256(model)
     with atomic_directory(out_dir, "compile", force=force, inputs=(model,)) as staging:
@@ -474,6 +510,7 @@ def compile_model(
             "model": str(model),
             "model_sha256": source_hash,
             "target": target,
+            "profile": None if chosen is None else chosen.name,
             "timesteps": timesteps,
             "passes": passes,
             "pass_info": pass_info,

@@ -1,7 +1,8 @@
 """Backends consume IR. Each target is declared once, as ``TARGET``, in its own backend module.
 
-A :class:`Target` says everything the pipeline and the CLI need to know about it: the passes a
-network needs for it (after conversion) and their default options, the target options its
+A :class:`Target` says everything the pipeline and the CLI need to know about it: its default
+hardware profile, or else the passes a network needs for it (after conversion) and their default
+options, the target options its
 ``emit``/``run`` accept (with defaults), how it emits, how it runs (if it can) and whether its run
 is snncc's own engine. The pipeline and CLI read these fields; they never test a target's name.
 Modules are imported lazily, so the core never imports lava.
@@ -28,7 +29,6 @@ TARGETS: dict[str, str] = {
     "nir": "snncc.backends.nir",
 }
 
-
 @dataclass(frozen=True)
 class Target:
     """One target's declaration (see the module docstring)."""
@@ -37,6 +37,9 @@ class Target:
     summary: str
     emit: Callable[..., list[Any]]
     run: Callable[..., Any] | None = None
+    #: The hardware profile (:mod:`snncc.profiles`) whose passes and pass options this target
+    #: runs by default; when set it replaces ``passes`` and ``pass_options``.
+    profile: str | None = None
     #: Passes every network needs for this target, after conversion (``convert`` for ANNs).
     passes: tuple[str, ...] = ()
     #: Default options of those passes (explicit options win).

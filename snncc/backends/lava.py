@@ -903,15 +903,17 @@ def emit(graph: ir.Graph, out_dir: str | Path, timesteps: int | None = None,
     the integer IR ``network.snn.npz`` (``Graph.load`` it for :func:`run`), and ``manifest.json``.
 
     ``timesteps`` defaults to the graph's ``metadata["timesteps"]`` (else 32); option ``use_lif``
-    (default true) maps eligible IF layers to Lava's LIF. Fails before writing anything when Lava
-    cannot run the network exactly (see :func:`plan`).
+    (default true) maps eligible IF layers to Lava's LIF; option ``require_netx`` (default false)
+    fails, naming netx's first reason, when no ``network.net`` can be written. Fails before
+    writing anything when Lava cannot run the network exactly (see :func:`plan`). The manifest
+    holds the Loihi 2 per-core fit of the network (:func:`loihi2_fit`).
     """
     from snncc.backends import netx
 
-    unknown = sorted(set(options) - {"use_lif"})
-    if unknown:
-        raise SnnccError(f"target 'lava': unknown option {unknown[0]!r}; available: use_lif")
+    TARGET.target_options(options)
     timesteps = int(timesteps or graph.metadata.get("timesteps", 32))
+    if options.get("require_netx"):
+        netx.require_expressible(graph)
 
     lava_plan = plan(graph, timesteps, use_lif=options.get("use_lif", True))
     out_dir = Path(out_dir)
@@ -958,18 +960,47 @@ def emit(graph: ir.Graph, out_dir: str | Path, timesteps: int | None = None,
         },
         "load": ("snncc validate network.snn.npz --target lava (snncc.backends.lava.run); or, when "
                  "'netx' is set, lava.lib.dl.netx.hdf5.Network(net_config='network.net', "
-                 f"reset_interval={lava_plan.window}, reset_offset=1): feed a sample's T input "
+                 f"reset_interval={lava_plan.window}, reset_offset=1, input_message_bits="
+                 f"{netx.input_message_bits(graph)}): feed a sample's T input "
                  f"steps at the start of each {lava_plan.window}-step window; netx layer i "
                  "(0 = first synapse layer) emits IR step t at window step t + i + 1 (the reset "
                  "discards the bias its neurons integrate before the input arrives)"),
         "delays": ("every Dense/Sparse/Conv hop delays by one Lava step; node k's IR step t is "
                    "Lava step t + delay_steps of its sample window"),
         "layers": layers,
+        "profile": graph.metadata.get("profile"),
+        "loihi2_fit": loihi2_fit(graph),
     }
     from snncc.util import atomic_write_text
 
     written.append(atomic_write_text(out_dir / "manifest.json", json.dumps(manifest, indent=1)))
     return written
+
+
+def loihi2_fit(graph: ir.Graph) -> dict[str, Any]:
+    """The network on one Loihi 2 chip, per core, from the shared resource model.
+
+    :func:`snncc.passes.partition.partition` with the ``loihi2`` chip profile
+    (:mod:`snncc.resources`: neurons and synapses per core, layers split over cores as needed);
+    ``cores`` lists every core's ``{resource: [used, limit]}``. Loihi 2's per-core synapse limit
+    is an estimate (the profile's ``estimate: true``; see its sources).
+    """
+    from snncc.passes.partition import partition
+
+    report = partition(graph, "loihi2")
+    return {
+        "chip": report.chip.name,
+        "fits": report.fits,
+        "verdict": report.verdict,
+        "cores_used": report.cores_used,
+        "chips_needed": report.chips_needed,
+        "notes": report.notes,
+        "layers": {plan.layer.name: {"pieces": plan.pieces, "split": plan.split}
+                   for plan in report.layers},
+        "cores": [{"core": core.index, "blocks": core.blocks,
+                   "utilization": {r: list(v) for r, v in core.utilization.items()}}
+                  for core in report.cores],
+    }
 
 
 _LAVA_NAMES = {
@@ -994,7 +1025,6 @@ TARGET = Target(
     summary="lava-nc processes (Loihi2SimCfg fixed_pt) + a lava-dl netx file when expressible",
     emit=emit,
     run=run,
-    passes=("fold", "quantize"),
-    pass_options={"quantize": {"target": "lava"}},
-    options={"use_lif": True},
+    profile="loihi2-netx",
+    options={"use_lif": True, "require_netx": False},
 )

@@ -41,14 +41,25 @@ import numpy as np
 from snncc import ir
 from snncc.errors import SnnccError
 
-# netx / Loihi limits (lava-dl 0.6 netx/utils.py and hdf5.py; lava-nc 0.10 LIF).
-NETX_WEIGHT_RANGE = (-256, 254)  #: netx clips mixed-sign weights to this range
-NETX_ODD_LIMIT = 127  #: mixed-sign weights above this magnitude lose their lowest bit
-VTH_MANT_MAX = 2**17 - 1
-DELAY_MAX = 62
-DECAY_MAX = 4096
-BIAS_MANT_MAX = 2**12 - 1  #: 13-bit signed bias mantissa (netx uses bias_exp = 6)
+# netx / Loihi limits, with their sources, live in snncc.profiles (one place for the passes that
+# aim at netx and for this writer and linter).
+from snncc.profiles import (  # noqa: F401 - re-exported: the netx constants by their usual names
+    BIAS_MANT_MAX,
+    DECAY_MAX,
+    DELAY_MAX,
+    LIF_STATE_MAX,
+    NETX_ODD_LIMIT,
+    NETX_WEIGHT_RANGE,
+    VTH_MANT_MAX,
+)
+
 READOUT_VTH = VTH_MANT_MAX  #: the output layer's threshold (never reached while exact)
+
+#: Why netx cannot hold fire-once neurons (BSTDG networks), in one line.
+FIRE_ONCE_REASON = (
+    "fire-once neurons: netx builds lava LIF neurons, which have no refractory period (netx does "
+    "not read refDelay), and a self-inhibiting dense_rec synapse holds at most -256 weight units "
+    "(netx's 8-bit range) against the up to {positive} positive inputs that may follow a spike")
 LAYER_TYPES = ("input", "dense", "dense_rec", "dense_comp", "conv", "flatten")
 
 
@@ -86,18 +97,38 @@ def _layers(graph: ir.Graph) -> list[tuple[str, list[str]]]:
             index += 1  # counts the last layer's spikes: netx emits those spikes
             continue
         kind = type(node).__name__
-        what = {"SumPool2d": "average pooling", "MaxPool2d": "max pooling"}.get(kind, kind)
-        raise SnnccError(f"node {name!r}: netx cannot express {what}")
+        why = {
+            "SumPool2d": "average pooling (netx has no pooling layer; the pool_fold pass folds "
+                         "it into the next Dense/Conv2d when that is exact)",
+            "MaxPool2d": "max pooling (netx has no pooling layer, and a max is not linear, so it "
+                         "cannot fold into the next layer)",
+        }.get(kind, f"{kind} (netx layers are input, dense, conv and flatten)")
+        raise SnnccError(f"node {name!r}: netx cannot express {why}")
     return layers
+
+
+def input_message_bits(graph: ir.Graph) -> int:
+    """The loader's ``input_message_bits``: 0 (binary spikes) for rate and latency coding; for
+    direct coding the raw integers are graded spikes, as wide as the largest raw value."""
+    if graph.input.coding != "direct":
+        return 0
+    return max(1, int(np.ceil(np.log2(float(graph.input.raw_range[1]) + 1))))
 
 
 def inexpressible(graph: ir.Graph) -> list[str]:
     """Why ``graph`` cannot be written as an exact netx file (empty when it can)."""
     problems: list[str] = []
+    from snncc.passes.layers import input_magnitude, step_current_bound
+
     try:
         layers = _layers(graph)
     except SnnccError as error:
         return [str(error)]
+    if graph.input.coding == "direct" and graph.input.raw_range[0] < 0:
+        problems.append(f"input {graph.input_name!r}: direct coding of negative raw values "
+                        f"{graph.input.raw_range} (netx's graded input spikes are unsigned)")
+    bounds = input_magnitude(graph, 255.0)
+    timesteps = int(graph.metadata.get("timesteps", 1))
     for kind, names in layers[1:]:
         if kind == "flatten":
             continue
@@ -105,6 +136,15 @@ def inexpressible(graph: ir.Graph) -> list[str]:
         node = graph.nodes[synapse]
         neuron = graph.nodes[neuron_name]
         problems += [f"layer {synapse!r}: {p}" for p in _weight_problems(np.asarray(node.weight))]
+        step = float(np.max(step_current_bound(node, bounds[graph.inputs_of(synapse)[0]]),
+                            initial=0))
+        if isinstance(neuron, ir.IF):
+            reach = float(np.max(neuron.threshold)) - 1 + step
+        else:
+            reach = step * timesteps
+        if reach > LIF_STATE_MAX:
+            problems.append(f"layer {synapse!r}: potentials may reach {reach:.0f}, beyond the "
+                            f"{LIF_STATE_MAX} that Loihi's 24-bit v holds (inputs shifted by 6 bits)")
         if node.bias is not None and np.abs(node.bias).max(initial=0) > BIAS_MANT_MAX:
             problems.append(f"layer {synapse!r}: bias beyond the 13-bit mantissa ({BIAS_MANT_MAX})")
         if isinstance(node, ir.Conv2d):
@@ -116,7 +156,10 @@ def inexpressible(graph: ir.Graph) -> list[str]:
                 problems.append(f"neuron {neuron_name!r}: reset by subtraction (netx LIF resets "
                                 "to zero)")
             if neuron.fire_once:
-                problems.append(f"neuron {neuron_name!r}: fire-once neurons")
+                positive = int((np.asarray(node.weight) > 0).reshape(
+                    node.weight.shape[0], -1).sum(axis=1).max(initial=0))
+                problems.append(f"neuron {neuron_name!r}: "
+                                + FIRE_ONCE_REASON.format(positive=positive))
             if np.unique(neuron.threshold).size != 1:
                 problems.append(f"neuron {neuron_name!r}: per-neuron or per-channel thresholds")
             elif int(np.unique(neuron.threshold)[0]) - 1 > VTH_MANT_MAX:
@@ -129,7 +172,9 @@ def inexpressible(graph: ir.Graph) -> list[str]:
                 problems.append(f"layer {synapse!r}: a bias into a CubaLIF current (netx adds "
                                 "biases to v)")
         elif neuron.mode == "first_spike":
-            problems.append(f"readout {neuron_name!r}: first-spike readout (fire-once)")
+            problems.append(f"readout {neuron_name!r}: first-spike readout (the netx output "
+                            "layer is written as an accumulator read by argmax; first-spike "
+                            "decisions from its potentials are not implemented)")
     return problems
 
 
@@ -151,6 +196,12 @@ def _leaky_problems(neuron: ir.LIF | ir.CubaLIF) -> list[str]:
     if np.min(neuron.du) < 1 or np.max(neuron.dv) > DECAY_MAX - 1:
         problems.append("du = 0 or dv = 4096 (netx: du = iDecay - 1, dv = vDecay <= 4095)")
     return problems
+def require_expressible(graph: ir.Graph) -> None:
+    """Raise (exit 2) with netx's first reason when ``graph`` cannot be an exact netx file."""
+    problems = inexpressible(graph)
+    if problems:
+        raise SnnccError(f"netx file required (--require-netx) but netx cannot express this "
+                         f"network: {problems[0]}")
 
 
 def _weight_problems(weight: np.ndarray) -> list[str]:

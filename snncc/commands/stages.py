@@ -20,9 +20,14 @@ def register(app: typer.Typer) -> None:
         data_dir: str | None = typer.Option(None, "--data-dir", help="Directory of IDX files."),
         timesteps: int | None = typer.Option(None, "-T", "--timesteps", help="Simulation steps."),
         limit: int | None = typer.Option(None, "--limit", help="Test samples (default: all)."),
-        stages: str = typer.Option(",".join(DEFAULT_STAGES), "--passes", "--stages",
-                                   help="Passes applied one after another, one rung each "
-                                   "(--stages is the same option)."),
+        stages: str | None = typer.Option(
+            None, "--passes", "--stages", help="Passes applied one after another, one rung each "
+            f"(--stages is the same option; default: the profile's, else "
+            f"{','.join(DEFAULT_STAGES)})."),
+        profile: str | None = typer.Option(
+            None, "--profile", help="Hardware profile: its passes are the rungs (one per "
+            "hardware constraint: loihi2-netx has pool_fold, reset_zero, single_threshold, "
+            "fold, quantize) and its pass options apply."),
         option: list[str] = typer.Option([], "--option",
                                          help="Pass option PASS.KEY=VALUE, repeatable."),
         max_drop: list[str] = typer.Option([], "--max-drop",
@@ -41,11 +46,18 @@ def register(app: typer.Typer) -> None:
         limits = parse_max_drop(max_drop)
         if json_path is not None:
             check_writable(json_path, "json report")  # before the ladder, not after it
-        report = accuracy_ladder(
-            model, dataset, timesteps, data_dir=data_dir, limit=limit,
-            stages=[s.strip() for s in stages.split(",") if s.strip()],
-            options=parse_options(option),
-        )
+        options = parse_options(option)
+        rungs = list(DEFAULT_STAGES)
+        if profile is not None:
+            from snncc.profiles import get_profile
+
+            chosen = get_profile(profile)
+            rungs = list(chosen.passes)
+            options = chosen.with_options(options)
+        if stages is not None:
+            rungs = [s.strip() for s in stages.split(",") if s.strip()]
+        report = accuracy_ladder(model, dataset, timesteps, data_dir=data_dir, limit=limit,
+                                 stages=rungs, options=options)
         for stage in limits:
             report.stage(stage)  # unknown stage names fail before anything is printed
         table = Table(title=f"{model.name} on {report.dataset} ({report.samples} samples, "

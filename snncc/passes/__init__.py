@@ -60,6 +60,9 @@ REGISTRY: dict[str, str] = {
     "fold": "snncc.passes.fold:fold",
     "quantize": "snncc.passes.quantize:quantize",
     "prune": "snncc.passes.prune:prune",
+    "pool_fold": "snncc.passes.pool_fold:pool_fold",
+    "reset_zero": "snncc.passes.reset_zero:reset_zero",
+    "single_threshold": "snncc.passes.single_threshold:single_threshold",
 }
 
 

@@ -22,7 +22,11 @@ Rules (one application is enough; the pass is deterministic):
 4. The graph output gets a non-spiking ``Readout(mode="potential")``: it accumulates the last
    layer's current, and the prediction is its argmax.
 5. ``coding``: ``"direct"`` (default, the preprocessed input as a constant current) or ``"rate"``
-   (Bernoulli spikes with probability ``clip(x, 0, 1)``).
+   (Bernoulli spikes with probability ``clip(x, 0, 1)``). For rate coding a per-channel
+   normalisation ``(r * scale - mean) / std`` would be clipped away by the encoder, so it moves
+   into the first synaptic layer (``W / std``, ``b - W mean / std``, as the fold pass does for
+   direct coding, with the same note for a padded first Conv2d) and the encoder sees
+   ``r * scale`` (in [0, 1] for 8-bit images); the ANN function is unchanged.
 6. Max pooling stays a ``MaxPool2d`` node, whose SNN semantics (see :mod:`snncc.ir`) pass a spike
    whenever the largest *cumulative* input count in the window grows: the output count is exactly
    the max of the input counts, and for the constant currents of direct coding it is the plain max.
@@ -107,6 +111,8 @@ def convert(graph: ir.Graph, context: PassContext) -> PassResult:
     graph.input.coding = options["coding"]
 
     info: dict = {"thresholds": {n: t.tolist() for n, t in thresholds.items()}}
+    if graph.input.coding == "rate":
+        _normalisation_into_first_layer(graph, info)
     if options["bias_correction"] and calibration is not None and len(calibration):  # rule 7
         info["bias_correction"] = bias_correct(
             graph, calibration, context.timesteps, int(options["bias_correction_rounds"])
@@ -137,6 +143,21 @@ def _rows(activation: np.ndarray, per_channel: bool) -> np.ndarray:
     if per_channel:
         return np.moveaxis(activation, 1, 0).reshape(activation.shape[1], -1)
     return activation.reshape(1, -1)
+def _normalisation_into_first_layer(graph: ir.Graph, info: dict) -> None:
+    """Rule 5: a rate-coded input's mean/std folded into the layer reading it."""
+    from snncc.passes.fold import _fold_forward
+
+    node = graph.input
+    if not np.any(node.mean) and np.all(node.std == 1.0):
+        return
+    notes: dict = {"approximations": [], "folded": []}
+    if not _fold_forward(graph, graph.input_name, 1.0 / node.std, -node.mean / node.std,
+                         "input normalisation", True, notes):
+        raise UnsupportedError(
+            "convert: rate coding needs the input normalisation folded into the first layer, "
+            "but the input does not feed one Dense/Conv2d (directly or through Flatten)")
+    node.mean, node.std = np.zeros(1), np.ones(1)
+    info["input_normalisation"] = notes
 
 
 def _thresholds(graph: ir.Graph, activations: list[str], calibration: np.ndarray | None,

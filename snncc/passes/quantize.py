@@ -18,7 +18,11 @@ one exponent ``e >= 0`` per layer (Loihi-style ``weight_exp``). Rules:
    net of the 6-bit shift). ``lava`` — snncc's Lava backend (custom IF processes with the IR's 24-bit
    state): bits 2..8, exponent 0..7, per-neuron thresholds rounded to the nearest 17-bit mantissa
    times a power of two (Loihi 2's ``vth`` format; relative error below 2**-17).
-3. For ``loihi``, per-channel thresholds are first equalised: channel ``o`` is multiplied by
+   ``loihi2-netx`` — what lava-dl's netx loader and Loihi 2's CUBA neurons hold
+   (:data:`snncc.profiles.LOIHI2_NETX`): as ``loihi`` but exponent 0..1 (netx clips mixed-sign
+   weights to [-256, 254]) and biases a 13-bit mantissa with ``k = 0`` (netx fixes ``bias_exp``).
+3. For ``loihi`` and ``loihi2-netx`` (one threshold per layer), per-channel thresholds are first
+   equalised: channel ``o`` is multiplied by
    ``max(threshold) / threshold[o]`` (weights, bias, ``v_init``), exact before rounding.
 4. Exponent and scale: ``e`` is the largest exponent in the target's range for which
    ``s = (2**(bits-1) - 1) * 2**e / w`` (``w`` = the ``weight_percentile`` of ``|W|``) keeps the
@@ -31,7 +35,8 @@ one exponent ``e >= 0`` per layer (Loihi-style ``weight_exp``). Rules:
 5. Rounding: ``m = rint(s W / 2**e)`` (half to even) then saturation to the mantissa range;
    thresholds ``clip(rint(s θ), 1, max)``; biases rounded to the target's bias grid and saturated;
    ``v_init`` rounded and clipped to the state limit.
-6. Layers the binarize pass made ±1 keep their weights (1-bit mantissa, ``e = 0``); their
+6. Layers the binarize pass made ±1, and integer layers whose weights are all ±1 or 0 (a BSTDG
+   network), keep their weights (1-bit mantissa, ``e = 0``); their
    thresholds are only checked against the target's limit (per-layer for loihi: equalised by
    scaling the bias, threshold and ``v_init`` never the ±1 weights, so unequal thresholds there
    are an error).
@@ -74,6 +79,7 @@ from snncc.passes.layers import (
     state_limit,
     step_currents,
 )
+from snncc.profiles import LOIHI2_NETX
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,12 @@ TARGETS: dict[str, TargetLimits] = {
     # per-neuron thresholds that are a 17-bit mantissa (Loihi 2 vth) times a power of two.
     "lava": TargetLimits("lava", (2, 8), (0, 7), ir.STATE_MAX, ir.STATE_MAX, False, None, (0, 0),
                          threshold_mantissa_bits=17),
+    # lava-dl netx on Loihi 2 (snncc.profiles.LOIHI2_NETX, sources there): weights inside netx's
+    # [-256, 254] (exponent <= 1), biases = 13-bit bias_mant (netx fixes bias_exp = 6), one vth.
+    "loihi2-netx": TargetLimits(
+        "loihi2-netx", (2, LOIHI2_NETX.weight_bits), LOIHI2_NETX.weight_exponent,
+        LOIHI2_NETX.threshold_max, LOIHI2_NETX.state_max, LOIHI2_NETX.per_layer_threshold,
+        13, (0, 0)),
 }
 OPTIONS = {"bits": "int", "target": "str", "weight_percentile": "number"}
 
@@ -135,7 +147,11 @@ def quantize(graph: ir.Graph, context: PassContext) -> PassResult:
     before = {n: graph.nodes[n].weight.copy() for n in graph.of_type(*ir.SYNAPTIC)}
     bounds = input_magnitude(graph, raw_input_bound(graph, context.calibration))
     shapes = graph.infer_shapes()
-    binary = binarized_layers(graph)
+    # ±1 integer layers (binarize's, or a BSTDG network's) have no finer grid to move to
+    binary = binarized_layers(graph) | {
+        name for name in graph.of_type(*ir.SYNAPTIC)
+        if ir.is_integer_array(graph.nodes[name].weight)
+        and np.all(np.isin(graph.nodes[name].weight, (-1, 0, 1)))}
     report: dict[str, dict[str, Any]] = {}
     for layer in layers(graph, "quantize"):
         input_bound = bounds[graph.inputs_of(layer.name)[0]]
@@ -150,7 +166,8 @@ def quantize(graph: ir.Graph, context: PassContext) -> PassResult:
     warnings = [
         f"layer {name!r} keeps only {entry['effective_bits']} of {bits} mantissa bits: its "
         f"threshold, current or bias range does not fit {target.name}'s limits at full precision"
-        + (" (direct-coded raw input: consider rate coding)" if target.name == "loihi" else "")
+        + (" (direct-coded raw input: consider rate coding)"
+           if target.per_layer_threshold else "")
         for name, entry in report.items()
         if entry["weight_bits"] > 1 and entry["effective_bits"] < (bits + 1) // 2 + 1
     ]
