@@ -38,7 +38,7 @@ from snncc.backends import get_target
 from snncc.datasets import load_dataset
 from snncc.engines import simulate, threads
 from snncc.loading import calibration_samples, load_model, model_inputs, onnxruntime_logits
-from snncc.pipeline import default_passes, pass_defaults, prepare
+from snncc.pipeline import default_passes, hardware_profile, pass_defaults, prepare
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -92,9 +92,10 @@ def bench_model(path: Path, data_dir: Path, timesteps: list[int], limit: int | N
     sim_graph, _ = prepare(graph, default_passes(graph, sim), dataset=name,
                            data_dir=str(data_dir), timesteps=SPEED_T)
     row["convert_seconds"] = time.perf_counter() - start
-    lava_graph, _ = prepare(sim_graph, default_passes(sim_graph, lava), dataset=name,
+    cpu = hardware_profile(lava, "lava-cpu")  # convert, fold, quantize (reset by subtraction)
+    lava_graph, _ = prepare(sim_graph, default_passes(sim_graph, lava, cpu), dataset=name,
                             data_dir=str(data_dir), timesteps=SPEED_T,
-                            options=pass_defaults(lava, None))
+                            options=pass_defaults(lava, None, cpu))
 
     speed = inputs[:speed_samples]
     simulate(sim_graph, speed[:8], SPEED_T)  # compile the kernels before timing

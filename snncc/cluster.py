@@ -59,6 +59,18 @@ def _restore_environment(saved: dict[str, str | None]) -> None:
             os.environ[key] = value
 
 
+def _restore_start_method(was_unset: bool) -> None:
+    """Leave multiprocessing's start method unset when it was before local workers started.
+
+    Spawning a worker asks the stdlib for the start method (multiprocessing.spawn's
+    get_preparation_data), which fixes this process's default to 'fork'; lava-nc sets 'fork'
+    itself when first imported and fails ("context has already been set") when it is fixed."""
+    import multiprocessing
+
+    if was_unset and multiprocessing.get_start_method(allow_none=True) is not None:
+        multiprocessing.set_start_method(None, force=True)
+
+
 def machine_workers() -> int:
     """Cores this process may use (the default size of a local cluster)."""
     try:
@@ -147,6 +159,10 @@ class Executor:
                 logger.setLevel(logging.CRITICAL)
         saved = {key: os.environ.get(key) for key in WORKER_ENV}
         self._stack.callback(_restore_environment, saved)
+        import multiprocessing
+
+        unset = multiprocessing.get_start_method(allow_none=True) is None
+        self._stack.callback(_restore_start_method, unset)
         settings = {"distributed.scheduler.allowed-failures": 0,
                     "distributed.nanny.pre-spawn-environ": dict(WORKER_ENV),
                     "distributed.comm.timeouts.connect": f"{self.timeout}s"}
@@ -171,6 +187,7 @@ class Executor:
                 n_workers=self.workers, threads_per_worker=1, processes=True,
                 host="127.0.0.1", dashboard_address=None, silence_logs=logging.CRITICAL))
         self.client = self._stack.enter_context(Client(cluster, set_as_default=False))
+        _restore_start_method(unset)  # lava-nc may be imported while the cluster runs
 
     def run(self, function: Callable[..., Any], items: Iterable[Any], *shared: Any,
             progress: Callable[[int], None] | None = None) -> Iterator[Outcome]:

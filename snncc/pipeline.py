@@ -155,6 +155,7 @@ class ValidationReport:
     ann_accuracy: float | None = None
     ann_reference: str | None = None
     engine: str | None = None
+    profile: str | None = None
     decision_time: float | None = None
     agreement: float | None = None
     gates: list[Gate] = field(default_factory=list)
@@ -337,6 +338,7 @@ def validate(
         ann_accuracy=ann_accuracy,
         ann_reference=reference,
         engine=result.engine,
+        profile=None if chosen is None else chosen.name,
         decision_time=None if result.decision_time is None
         else float(result.decision_time.mean()),
         pass_info=pass_info,

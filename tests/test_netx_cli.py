@@ -76,11 +76,21 @@ def test_require_netx_in_validate_and_in_snncc_toml(tmp_path, maxpool_model):
                       'timesteps = 4\nlimit = 20\nprofile = "loihi2-netx"\nrequire_netx = true\n')
     assert_one_line_error(snncc("validate", "--config", str(config)), "node 'pool2'",
                           "max pooling")
-    relaxed = snncc("validate", "--config", str(config), "--no-require-netx")
+    report_path = tmp_path / "report.json"
+    relaxed = snncc("validate", "--config", str(config), "--no-require-netx",
+                    "--json", str(report_path))
     assert relaxed.returncode == 0, relaxed.stderr
+    report = json.loads(report_path.read_text())
+    assert report["profile"] == "loihi2-netx" and report["passes"] == [
+        "convert", "pool_fold", "reset_zero", "single_threshold", "fold", "quantize"]
     config.write_text('require_netx = "yes"\n')
     assert_one_line_error(snncc("validate", "--config", str(config)), "require_netx",
                           "true or false")
     ok = snncc("validate", str(EXAMPLE), "-T", "8", "--limit", "40", "--profile", "loihi2-netx",
-               "--require-netx")
+               "--require-netx", "--json", str(report_path))
     assert ok.returncode == 0, ok.stderr
+    assert json.loads(report_path.read_text())["profile"] == "loihi2-netx"
+    plain = snncc("validate", str(EXAMPLE), "-T", "8", "--limit", "40", "--json",
+                  str(report_path))
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads(report_path.read_text())["profile"] is None  # the sim target has none

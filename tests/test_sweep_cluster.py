@@ -329,3 +329,14 @@ def test_local_workers_leave_this_process_environment_as_it_was(monkeypatch):
         pass
     assert {key: os.environ.get(key) for key in WORKER_ENV} == before
     assert "NUMBA_NUM_THREADS" not in WORKER_ENV  # numba refuses a changed value after launch
+
+
+def test_local_workers_leave_the_start_method_unset_for_lava():
+    """Spawning workers fixes the stdlib's default start method; lava-nc sets 'fork' when first
+    imported and raised "context has already been set" after a sweep in the same process."""
+    import multiprocessing
+
+    multiprocessing.set_start_method(None, force=True)
+    with Executor(workers=2):
+        assert multiprocessing.get_start_method(allow_none=True) is None
+    assert multiprocessing.get_start_method(allow_none=True) is None

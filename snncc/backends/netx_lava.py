@@ -154,7 +154,8 @@ def reference_potentials(graph: ir.Graph, result) -> np.ndarray:
         return np.cumsum(raster.reshape(raster.shape[:2] + (-1,)), axis=0, dtype=np.int64)
     (synapse,) = graph.inputs_of(graph.output_name)
     node = graph.nodes[synapse]
-    (source,) = graph.inputs_of(synapse)
+    # the spikes it reads, through a Flatten if there is one (a row-major view of the raster)
+    source = next(layer.spike_source for layer in ir.layers(graph) if layer.name == synapse)
     spikes = result.rasters[source].reshape(result.rasters[source].shape[:2] + (-1,))
     current = np.einsum("tni,oi->tno", spikes.astype(np.int64), np.asarray(node.weight))
     if node.bias is not None:

@@ -76,16 +76,19 @@ def result_fingerprint(result) -> dict:
 def convert_graphs(stem: str, models_dir: Path, data_dir: Path) -> tuple[ir.Graph, ir.Graph]:
     """The sim and lava targets' deployed graphs with their default passes at T=32."""
     from snncc.backends import get_target
-    from snncc.pipeline import default_passes, load_model, pass_defaults, prepare
+    from snncc.pipeline import default_passes, hardware_profile, load_model, pass_defaults, prepare
 
     source = load_model(models_dir / f"{stem}.onnx")
     dataset = source.metadata["dataset"]
     graphs = []
-    for name in ("sim", "lava"):
+    # lava: the lava-cpu profile (convert, fold, quantize for snncc's own ProcessModels), the
+    # pipeline these fingerprints were recorded with
+    for name, profile in (("sim", None), ("lava", "lava-cpu")):
         targets = [get_target(name)]
-        graph, _ = prepare(source, default_passes(source, targets), dataset=dataset,
+        chosen = hardware_profile(targets, profile)
+        graph, _ = prepare(source, default_passes(source, targets, chosen), dataset=dataset,
                            data_dir=str(data_dir), timesteps=TIMESTEPS,
-                           options=pass_defaults(targets, None))
+                           options=pass_defaults(targets, None, chosen))
         graphs.append(graph)
     return graphs[0], graphs[1]
 
