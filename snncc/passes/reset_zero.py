@@ -38,6 +38,8 @@ from snncc.errors import SnnccError
 from snncc.passes import PassContext, PassResult
 
 DEFAULTS: dict[str, Any] = {"bias_correction": True, "bias_correction_rounds": 1}
+#: Declared option kinds (:data:`snncc.passes.OPTION_KINDS`).
+OPTIONS = {"bias_correction": "bool", "bias_correction_rounds": "int"}
 
 
 def reset_zero(graph: ir.Graph, context: PassContext) -> PassResult:

@@ -31,6 +31,9 @@ from snncc.passes import PassContext, PassResult
 from snncc.passes.layers import compact, neuron_values, scale_channels
 
 
+#: This pass has no options (:data:`snncc.passes.OPTION_KINDS`).
+OPTIONS: dict[str, str] = {}
+
 def single_threshold(graph: ir.Graph, context: PassContext) -> PassResult:
     """Give every IF layer one threshold (see the module docstring)."""
     if context.options_for("single_threshold"):

@@ -22,8 +22,23 @@ BAD_OPTIONS = [
     ("prune.rounds=abc", "prune.rounds"),
     ("binarize.per_channel=yes", "binarize.per_channel"),
     ("binarize.layers={}", "binarize.layers"),
+    ("reset_zero.bias_correction_rounds=x", "reset_zero.bias_correction_rounds"),
+    ("reset_zero.bias_correction=2", "reset_zero.bias_correction"),
+    ("pool_fold.x=1", "unknown option pool_fold.x"),
     ("nosuch.x=1", "unknown pass 'nosuch'"),
 ]
+
+
+def test_every_registered_pass_declares_its_options():
+    """check_options reads each pass's OPTIONS; a pass without them was an internal error
+    (exit 3) for any --option naming it."""
+    from snncc.passes import OPTION_KINDS, REGISTRY, check_options, pass_options
+    from snncc.profiles import PROFILES
+
+    for name in REGISTRY:
+        assert set(pass_options(name).values()) <= set(OPTION_KINDS), name
+    for profile in PROFILES.values():
+        check_options(profile.pass_options)
 
 
 @pytest.mark.parametrize(("option", "fragment"), BAD_OPTIONS)
