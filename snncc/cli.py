@@ -155,12 +155,23 @@ def compile(  # noqa: A001 - the user-facing verb
                   f"(passes: {', '.join(result.passes) or 'none'}) -> {result.out_dir}")
     for path in sorted(result.out_dir.iterdir()):
         console.print(f"  {path.name}  ({path.stat().st_size:,} bytes)")
-    if target == "lava":
-        manifest = json.loads((result.out_dir / "manifest.json").read_text())
+    print_pass_warnings(result.pass_info)
+    manifest_path = result.out_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    if "netx_inexpressible" in manifest:  # a target that can write a netx file
         reasons = manifest["netx_inexpressible"]
         console.print("netx: network.net written (lava.lib.dl.netx.hdf5.Network loads it; see "
                       "manifest.json 'load')" if manifest["netx"] else
                       f"netx: no network.net: {reasons[0]}", highlight=False, soft_wrap=True)
+
+
+def print_pass_warnings(pass_info: list[dict[str, Any]]) -> None:
+    """Each pass's ``info["warnings"]`` as one line on stderr (e.g. quantize keeping fewer
+    mantissa bits than asked because a hardware limit leaves no room)."""
+    for entry in pass_info:
+        info = entry.get("info")
+        for warning in info.get("warnings", []) if isinstance(info, dict) else []:
+            typer.echo(f"warning: {entry['pass']}: {warning}", err=True)
 
 
 @app.command()
@@ -270,6 +281,7 @@ def validate(
             executor=executor, profile=settings.profile,
             require_netx=bool(settings.require_netx),
         )
+    print_pass_warnings(report.pass_info)
     print_report(report)
     outputs = settings.outputs
     written = write_reports(report.to_dict(), json_path=outputs.get("json"),

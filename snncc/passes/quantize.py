@@ -163,11 +163,21 @@ def quantize(graph: ir.Graph, context: PassContext) -> PassResult:
             report[layer.name] = _quantize_layer(layer, shapes[layer.target_name], current,
                                                  input_bound, bits, percentile, target,
                                                  context.timesteps, rounding)
+    outputs = {layer.name for layer in ir.layers(graph) if layer.is_output}
+
+    def hint(name: str) -> str:
+        if not target.per_layer_threshold:
+            return ""
+        if name in outputs:
+            return (f" (the readout accumulates T={context.timesteps} steps of its largest "
+                    "current inside the state range: a smaller T leaves it more bits)")
+        return " (direct-coded raw input: consider rate coding)" if (
+            graph.input.coding == "direct") else ""
+
     warnings = [
         f"layer {name!r} keeps only {entry['effective_bits']} of {bits} mantissa bits: its "
-        f"threshold, current or bias range does not fit {target.name}'s limits at full precision"
-        + (" (direct-coded raw input: consider rate coding)"
-           if target.per_layer_threshold else "")
+        f"threshold, current or bias range does not fit {target.name}'s limits at full "
+        f"precision{hint(name)}"
         for name, entry in report.items()
         if entry["weight_bits"] > 1 and entry["effective_bits"] < (bits + 1) // 2 + 1
     ]
