@@ -67,17 +67,13 @@ print(json.dumps({"pred": preds}))
 
 
 def converted_mlp() -> Any:
-    """mnist_mlp converted to IF neurons that reset to zero and start at 0 (what NIR's IF holds;
-    a stand-in for the netx branch's reset-to-zero conversion profile), T = 32."""
-    from snncc import ir
+    """mnist_mlp converted for reset to zero (the loihi2-netx profile's reset_zero pass: IF
+    neurons that reset to zero and start at 0, what NIR's IF holds, bias-corrected), T = 32."""
     from snncc.pipeline import prepare
 
     source = load_model(SHARED / "models" / "mnist_mlp.onnx")
-    graph, _ = prepare(source, ["convert"], dataset="mnist", data_dir=str(SHARED / "datasets"),
-                       timesteps=32)
-    for node in graph.nodes.values():
-        if isinstance(node, ir.IF):
-            node.reset, node.v_init = "zero", np.zeros(1)
+    graph, _ = prepare(source, ["convert", "reset_zero"], dataset="mnist",
+                       data_dir=str(SHARED / "datasets"), timesteps=32)
     graph.metadata.update({"timesteps": 32, "dataset": "mnist"})
     return graph
 

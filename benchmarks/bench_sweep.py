@@ -111,6 +111,7 @@ def bench_validate(args: argparse.Namespace) -> None:
     from snncc import engines
     from snncc.cluster import simulate_sharded
     from snncc.datasets import load_dataset
+    from snncc.engines import threads
     from snncc.loading import load_model, model_inputs
     from snncc.pipeline import prepare
 
@@ -121,8 +122,13 @@ def bench_validate(args: argparse.Namespace) -> None:
                        data_dir=args.data_dir, timesteps=32)
     test = load_dataset("fashion-mnist", "test", args.data_dir).take(args.limit)
     results, seconds, busiest = {}, {}, {}
-    for workers in (1, args.workers):
-        with Executor(workers=workers) as executor, threadpool_limits(limits=1):
+    every_core = threads.current()
+    for workers in (1, args.workers, "threads"):
+        with Executor(workers=1 if workers == "threads" else workers) as executor, \
+                threadpool_limits(limits=1):
+            # 1: one worker's share, one process with one thread; "threads": one process with
+            # every core through the engines' own threads (snncc validate without --workers)
+            threads.configure(every_core if workers == "threads" else 1)
             before = cpu_seconds(executor)
             started = time.perf_counter()
             if executor.serial:
@@ -134,8 +140,11 @@ def bench_validate(args: argparse.Namespace) -> None:
                     samples=len(test), timesteps=32)
             seconds[workers] = time.perf_counter() - started
             used = [a - b for a, b in zip(cpu_seconds(executor), before, strict=True)]
+        threads.configure(every_core)
         busiest[workers] = max(used)
-        print(f"  {executor.describe():>8}: {seconds[workers]:7.1f} s wall, CPU s per process "
+        label = f"1 process, {every_core} threads" if workers == "threads" else (
+            f"{executor.describe()}, 1 thread" if executor.serial else executor.describe())
+        print(f"  {label:>22}: {seconds[workers]:7.1f} s wall, CPU s per process "
               f"{', '.join(f'{u:.1f}' for u in used)}, accuracy "
               f"{results[workers].accuracy:.2%}, spikes/sample "
               f"{results[workers].spikes_per_sample:,.1f}", flush=True)
@@ -148,6 +157,9 @@ def bench_validate(args: argparse.Namespace) -> None:
           f" busiest process's CPU {busiest[1] / busiest[args.workers]:.2f}x; identical "
           f"predictions at every step, spike and synaptic-event counts: {same}; "
           f"load after {load()}")
+    print(f"  {args.workers} workers vs one process on {every_core} threads: wall "
+          f"{seconds['threads'] / seconds[args.workers]:.2f}x (on one machine the engines' "
+          "threads already use every core; workers pay off across machines)")
 
 
 def bench_energy(args: argparse.Namespace) -> None:

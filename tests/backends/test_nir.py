@@ -61,21 +61,14 @@ def test_fixture_round_trip_same_ir_identical_spikes(name, nir_dir, data_dir, tm
     assert_identical_spikes(graph, back, model_inputs(graph, test), 25)
 
 
-def _reset_to_zero(graph: ir.Graph) -> ir.Graph:
-    """Stand-in for the reset-to-zero conversion profile (netx branch): IF neurons reset to
-    zero and start at 0, as NIR's neurons do."""
-    for node in graph.nodes.values():
-        if isinstance(node, ir.IF):
-            node.reset, node.v_init = "zero", np.zeros(1)
-    return graph
-
-
 @pytest.fixture(scope="module")
 def mnist_mlp_zero(models_dir, data_dir) -> ir.Graph:
+    """mnist_mlp converted for reset to zero: the loihi2-netx profile's reset_zero pass (IF
+    neurons reset to zero from 0, as NIR's neurons do, bias-corrected at T = 32)."""
     source = load_model(models_dir / "mnist_mlp.onnx")
-    graph, _ = prepare(source, ["convert"], dataset="mnist", data_dir=str(data_dir),
-                       timesteps=32)
-    return _reset_to_zero(graph)
+    graph, _ = prepare(source, ["convert", "reset_zero"], dataset="mnist",
+                       data_dir=str(data_dir), timesteps=32, calibration_count=500)
+    return graph
 
 
 def test_mnist_mlp_reset_zero_round_trip(mnist_mlp_zero, data_dir, tmp_path):
