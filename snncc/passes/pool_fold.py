@@ -33,9 +33,9 @@ from snncc import ir
 from snncc.passes import PassContext, PassResult
 from snncc.passes.layers import sole_synaptic_reader
 
-
 #: This pass has no options (:data:`snncc.passes.OPTION_KINDS`).
 OPTIONS: dict[str, str] = {}
+
 
 def pool_fold(graph: ir.Graph, context: PassContext) -> PassResult:
     """Fold every SumPool2d that feeds one Dense/Conv2d into it (see the module docstring)."""

@@ -30,9 +30,9 @@ from snncc.errors import SnnccError
 from snncc.passes import PassContext, PassResult
 from snncc.passes.layers import compact, neuron_values, scale_channels
 
-
 #: This pass has no options (:data:`snncc.passes.OPTION_KINDS`).
 OPTIONS: dict[str, str] = {}
+
 
 def single_threshold(graph: ir.Graph, context: PassContext) -> PassResult:
     """Give every IF layer one threshold (see the module docstring)."""
