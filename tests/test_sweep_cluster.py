@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
+from test_cli import assert_one_line_error
 
 from snncc.cluster import Executor
 from snncc.errors import SnnccError
@@ -46,15 +47,6 @@ def snncc(*args: str, timeout: float = 300, env: dict | None = None
     environment = {**os.environ, "PYTHONPATH": str(REPO), "CI": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "snncc", *args], capture_output=True,
                           text=True, env=environment, cwd=REPO, timeout=timeout)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
