@@ -14,6 +14,7 @@ potentials and one step's current must stay within ``(2**23 - 1) >> 6 = 131071``
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,16 @@ BIAS_MANT_MAX = 2**12 - 1
 DELAY_MAX = 62
 #: 12-bit decays; ``iDecay = 4096`` forgets the current every step, ``vDecay = 0`` never leaks.
 DECAY_MAX = 4096
+#: Loihi 2 graded spike payload (bits).
+GRADED_BITS_MAX = 24
+
+
+def graded_bits(low: float, high: float) -> int:
+    """Message bits a graded spike needs to carry integers in ``[low, high]`` (a sign bit when
+    ``low < 0``), at most :data:`GRADED_BITS_MAX`: the Lava processes' ``num_message_bits`` and
+    the netx loader's ``input_message_bits`` for direct-coded input."""
+    magnitude = max(abs(low), abs(high), 1)
+    return min(GRADED_BITS_MAX, math.ceil(math.log2(magnitude + 1)) + (1 if low < 0 else 0))
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import time
 import warnings
 from collections.abc import Callable
@@ -67,6 +66,7 @@ from snncc import ir, semantics
 from snncc.backends import Target
 from snncc.errors import SnnccError, UnsupportedError
 from snncc.ir import STATE_BITS, STATE_MAX
+from snncc.profiles import GRADED_BITS_MAX, graded_bits
 
 LAVA_MISSING = "target 'lava' needs lava-nc: pip install 'snncc[lava]' (Python 3.10)"
 
@@ -80,7 +80,6 @@ DECAY_UNITY = 4096  #: 12-bit decays; ``du = 4095`` forgets the current every st
 BIAS_MANTISSA_MAX = 2**12 - 1  #: LIF ``bias_mant`` is a 13-bit signed mantissa
 ACCUMULATOR_MAX = 2**31 - 1  #: Lava's Dense/Sparse CPU models accumulate in int32
 CONV_ACCUMULATOR_MAX = 2**23 - 1  #: Lava's Conv clamps (wraps) its output to 24 bits
-GRADED_BITS_MAX = 24  #: Loihi 2 graded spike payload
 SPARSE_DENSITY = 0.5  #: Dense layers with at most this fraction of nonzero weights use Sparse
 DEFAULT_BATCH = 32  #: samples per Lava run (one window each)
 
@@ -263,11 +262,6 @@ def _current_bounds(weight_rows: np.ndarray, low: float, high: float) -> tuple[f
     return float(lower.min(initial=0)), float(upper.max(initial=0))
 
 
-def _bits_for(low: float, high: float) -> int:
-    magnitude = max(abs(low), abs(high), 1)
-    return min(GRADED_BITS_MAX, int(math.ceil(math.log2(magnitude + 1))) + (1 if low < 0 else 0))
-
-
 def _direct_range(graph: ir.Graph) -> tuple[float, float]:
     # Direct coding sends the raw integers themselves: the graded spikes must hold that range.
     return graph.input.raw_range
@@ -329,7 +323,7 @@ def plan(graph: ir.Graph, timesteps: int, use_lif: bool = True) -> Plan:
         if isinstance(node, ir.Input):
             if node.coding == "direct":
                 low, high = _direct_range(graph)
-                nodes[name] = NodePlan("source", 0, shape, True, _bits_for(low, high), low, high)
+                nodes[name] = NodePlan("source", 0, shape, True, graded_bits(low, high), low, high)
             else:
                 nodes[name] = NodePlan("source", 0, shape, False)
                 spiking.append(name)

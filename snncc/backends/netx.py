@@ -51,6 +51,7 @@ from snncc.profiles import (  # noqa: F401 - re-exported: the netx constants by 
     NETX_ODD_LIMIT,
     NETX_WEIGHT_RANGE,
     VTH_MANT_MAX,
+    graded_bits,
 )
 
 READOUT_VTH = VTH_MANT_MAX  #: the output layer's threshold (never reached while exact)
@@ -109,10 +110,11 @@ def _layers(graph: ir.Graph) -> list[tuple[str, list[str]]]:
 
 def input_message_bits(graph: ir.Graph) -> int:
     """The loader's ``input_message_bits``: 0 (binary spikes) for rate and latency coding; for
-    direct coding the raw integers are graded spikes, as wide as the largest raw value."""
+    direct coding the raw integers are graded spikes, as wide as the Lava processes send them
+    (:func:`snncc.profiles.graded_bits` of the Input's ``raw_range``)."""
     if graph.input.coding != "direct":
         return 0
-    return max(1, int(np.ceil(np.log2(float(graph.input.raw_range[1]) + 1))))
+    return graded_bits(*graph.input.raw_range)
 
 
 def inexpressible(graph: ir.Graph) -> list[str]:

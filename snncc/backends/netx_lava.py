@@ -124,8 +124,7 @@ def run_netx(path: str | os.PathLike[str], graph: ir.Graph, raw_inputs: np.ndarr
         finally:
             network.stop()
     if counted:
-        last = rasters[neurons[-1]]
-        potentials = np.cumsum(last.reshape(last.shape[:2] + (-1,)), axis=0, dtype=np.int64)
+        potentials = running_counts(rasters[neurons[-1]])
     else:
         potentials = potentials >> POTENTIAL_SHIFT
     return NetxRun(rasters, potentials, time.perf_counter() - started)
@@ -136,6 +135,11 @@ def _unwindow(sent: np.ndarray, offset: int, window: int, timesteps: int) -> np.
     steps = np.moveaxis(np.asarray(sent), -1, 0)
     steps = steps.reshape((-1, window) + steps.shape[1:])[:, offset: offset + timesteps]
     return np.moveaxis(steps, 1, 0)
+
+
+def running_counts(raster: np.ndarray) -> np.ndarray:
+    """``(T, N, neurons)`` spike counts up to each step of a ``(T, N, ...)`` raster."""
+    return np.cumsum(raster.reshape(raster.shape[:2] + (-1,)), axis=0, dtype=np.int64)
 
 
 def spike_count_output(graph: ir.Graph) -> bool:
@@ -150,8 +154,7 @@ def reference_potentials(graph: ir.Graph, result) -> np.ndarray:
     running spike counts of the counted layer (:func:`spike_count_output`)."""
     if spike_count_output(graph):
         (counted,) = graph.inputs_of(graph.output_name)
-        raster = result.rasters[counted]
-        return np.cumsum(raster.reshape(raster.shape[:2] + (-1,)), axis=0, dtype=np.int64)
+        return running_counts(result.rasters[counted])
     (synapse,) = graph.inputs_of(graph.output_name)
     node = graph.nodes[synapse]
     # the spikes it reads, through a Flatten if there is one (a row-major view of the raster)
