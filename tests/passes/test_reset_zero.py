@@ -90,3 +90,55 @@ def test_single_threshold_rule_2_thresholds_varying_within_a_channel_are_an_erro
         single_threshold(graph, PassContext())
     with pytest.raises(SnnccError, match="no options"):
         single_threshold(graph, PassContext(options={"single_threshold": {"x": 1}}))
+
+
+def test_reset_zero_rule_3_refit_brings_the_readout_to_the_ann_logits():
+    converted, samples = _converted()
+    context = PassContext(calibration=samples, timesteps=16,
+                          options={"reset_zero": {"refit": False}})
+    corrected = reset_zero(converted, context)
+    refitted = reset_zero(converted, PassContext(calibration=samples, timesteps=16))
+    assert set(refitted.info["refit"]) == {"fc2"} and refitted.info["refit"]["fc2"] > 0
+    assert "fc1" not in refitted.info["refit"]  # it reads the input, not spikes
+    np.testing.assert_array_equal(refitted.graph.nodes["fc1"].weight,
+                                  corrected.graph.nodes["fc1"].weight)
+    logits = run_ann(converted, samples)
+
+    def error(graph: ir.Graph) -> float:
+        state = simulate(graph, samples, 16).readout_state / 16
+        return float(np.mean((state - logits) ** 2))
+
+    assert error(refitted.graph) < 0.8 * error(corrected.graph)
+    assert converted.nodes["fc2"].bias is not None  # the input graph is untouched
+    np.testing.assert_array_equal(converted.nodes["fc2"].weight,
+                                  _converted()[0].nodes["fc2"].weight)
+
+
+def test_refit_normal_equations_of_a_conv_layer_recover_its_weights_exactly():
+    from snncc.engines.step import conv2d
+    from snncc.passes.refit import _NormalEquations
+
+    rng = np.random.default_rng(3)
+    truth = ir.Conv2d(weight=rng.normal(0, 1, (5, 3, 3, 3)), bias=rng.normal(0, 1, 5),
+                      stride=2, padding=1)
+    node = ir.Conv2d(weight=np.zeros((5, 3, 3, 3)), bias=np.zeros(5), stride=2, padding=1)
+    equations = _NormalEquations(node, stride=3)
+    for _ in range(3):  # batch by batch
+        rates = rng.integers(0, 17, (20, 3, 9, 9)).astype(np.float32) / 16
+        target = conv2d(rates.astype(np.float64), truth) + truth.bias.reshape(1, -1, 1, 1)
+        equations.add(rates, target)
+    assert equations.solve(ridge=0.0) > 0
+    np.testing.assert_allclose(node.weight, truth.weight, atol=1e-6)
+    np.testing.assert_allclose(node.bias, truth.bias, atol=1e-6)
+
+
+def test_refit_ridge_keeps_the_weights_near_the_trained_ones_and_is_checked():
+    converted, samples = _converted()
+    loose = reset_zero(converted, PassContext(calibration=samples, timesteps=16,
+                                              options={"reset_zero": {"refit_ridge": 0.0}}))
+    tight = reset_zero(converted, PassContext(calibration=samples, timesteps=16,
+                                              options={"reset_zero": {"refit_ridge": 100.0}}))
+    assert tight.info["refit"]["fc2"] < 0.1 * loose.info["refit"]["fc2"]
+    with pytest.raises(SnnccError, match="refit_ridge must be >= 0"):
+        reset_zero(converted, PassContext(calibration=samples, timesteps=16,
+                                          options={"reset_zero": {"refit_ridge": -1}}))
