@@ -120,7 +120,7 @@ def input_message_bits(graph: ir.Graph) -> int:
 def inexpressible(graph: ir.Graph) -> list[str]:
     """Why ``graph`` cannot be written as an exact netx file (empty when it can)."""
     problems: list[str] = []
-    from snncc.passes.layers import input_magnitude, nonnegative_outputs, step_current_bound
+    from snncc.passes.layers import input_magnitude, step_current_bound
 
     try:
         layers = _layers(graph)
@@ -130,7 +130,6 @@ def inexpressible(graph: ir.Graph) -> list[str]:
         problems.append(f"input {graph.input_name!r}: direct coding of negative raw values "
                         f"{graph.input.raw_range} (netx's graded input spikes are unsigned)")
     bounds = input_magnitude(graph, 255.0)
-    nonnegative = nonnegative_outputs(graph)
     timesteps = int(graph.metadata.get("timesteps", 1))
     for kind, names in layers[1:]:
         if kind == "flatten":
@@ -139,8 +138,7 @@ def inexpressible(graph: ir.Graph) -> list[str]:
         node = graph.nodes[synapse]
         neuron = graph.nodes[neuron_name]
         problems += [f"layer {synapse!r}: {p}" for p in _weight_problems(np.asarray(node.weight))]
-        source = graph.inputs_of(synapse)[0]
-        step = float(np.max(step_current_bound(node, bounds[source], source in nonnegative),
+        step = float(np.max(step_current_bound(node, bounds[graph.inputs_of(synapse)[0]]),
                             initial=0))
         if isinstance(neuron, ir.IF):
             reach = float(np.max(neuron.threshold)) - 1 + step

@@ -107,39 +107,12 @@ def input_magnitude(graph: ir.Graph, input_max: float) -> dict[str, float]:
     return bound
 
 
-def step_current_bound(node: ir.Dense | ir.Conv2d, input_bound: float,
-                       nonnegative: bool = False) -> np.ndarray:
-    """Per channel, the largest ``|W x + b|`` one step can produce when ``|x| <= input_bound``.
-
-    With ``nonnegative`` inputs (``0 <= x <= input_bound``: spikes, see
-    :func:`nonnegative_outputs`) ``W x + b`` lies in ``[b - X sum W-, b + X sum W+]``, so the
-    bound is the larger end's magnitude, about half of ``X sum |W|`` for balanced weights.
-    """
-    weight = channel_view(node).astype(np.float64)
-    bias = np.zeros(len(weight)) if node.bias is None else np.asarray(node.bias, np.float64)
-    if nonnegative:
-        upper = np.maximum(weight, 0).sum(axis=1) * input_bound + bias
-        lower = bias - np.maximum(-weight, 0).sum(axis=1) * input_bound
-        return np.maximum(np.abs(upper), np.abs(lower))
-    return np.abs(weight).sum(axis=1) * input_bound + np.abs(bias)
-
-
-def nonnegative_outputs(graph: ir.Graph) -> set[str]:
-    """Nodes whose every value is ``>= 0``: spike-coded inputs, neurons (0/1 spikes), ReLU,
-    ``Clip`` from ``>= 0``, and max/sum pooling (scale ``>= 0``), layout nodes and Adds of
-    such nodes."""
-    found: set[str] = set()
-    for name in graph.topological_order():
-        node = graph.nodes[name]
-        inputs = graph.inputs_of(name)
-        through = bool(inputs) and all(source in found for source in inputs)
-        if (isinstance(node, ir.Input) and node.coding != "direct"
-                or isinstance(node, ir.NEURONS + (ir.ReLU,))
-                or isinstance(node, ir.Clip) and node.low >= 0
-                or isinstance(node, ir.SumPool2d) and node.scale >= 0 and through
-                or isinstance(node, (ir.MaxPool2d, ir.Add) + ir.LAYOUT) and through):
-            found.add(name)
-    return found
+def step_current_bound(node: ir.Dense | ir.Conv2d, input_bound: float) -> np.ndarray:
+    """Per channel, the largest ``|W x + b|`` one step can produce when ``|x| <= input_bound``."""
+    bound = np.abs(channel_view(node)).astype(np.float64).sum(axis=1) * input_bound
+    if node.bias is not None:
+        bound = bound + np.abs(np.asarray(node.bias, dtype=np.float64))
+    return bound
 
 
 #: Margin over the largest first-layer current seen on calibration samples (see ``step_currents``).
@@ -155,12 +128,10 @@ def step_currents(graph: ir.Graph, name: str, input_bound: float,
     calibration samples are given:
     ``CALIBRATED_CURRENT_MARGIN`` times the largest ``|W x + b|`` over (up to 1,000 of) them, as raw
     images are far from the worst case ``input_max * sum|W|``. Otherwise that worst case
-    (:func:`step_current_bound`, signed for spikes); spikes are 0/1, so for later layers it is not
-    far off.
+    (:func:`step_current_bound`); spikes are 0/1, so for later layers it is not far off.
     """
     node = graph.nodes[name]
-    nonnegative = graph.inputs_of(name)[0] in nonnegative_outputs(graph)
-    worst = step_current_bound(node, input_bound, nonnegative)
+    worst = step_current_bound(node, input_bound)
     if not reads_raw_input(graph, name) or calibration is None or not len(calibration):
         return worst
     from snncc.engines import run_ann

@@ -11,7 +11,6 @@ from snncc.passes.layers import (
     CALIBRATED_CURRENT_MARGIN,
     input_magnitude,
     layers,
-    nonnegative_outputs,
     step_current_bound,
     step_currents,
 )
@@ -36,24 +35,6 @@ def test_worst_case_and_calibrated_step_currents():
                                [CALIBRATED_CURRENT_MARGIN * 1.25])
     # later layers (spike inputs) always use the worst case
     np.testing.assert_allclose(step_currents(graph, "out", 1.0, calibration), [1.0, 1.0])
-
-
-def test_spike_inputs_bound_the_current_by_its_signed_ends_exactly():
-    rng = np.random.default_rng(4)
-    node = ir.Dense(weight=rng.normal(0, 1, (6, 9)), bias=rng.normal(0, 2, 6))
-    spikes = ((np.arange(2**9)[:, None] >> np.arange(9)) & 1).astype(np.float64)  # every input
-    reached = np.abs(spikes @ node.weight.T + node.bias).max(axis=0)
-    bound = step_current_bound(node, 1.0, nonnegative=True)
-    np.testing.assert_allclose(bound, reached)  # safe and tight
-    assert np.all(bound < step_current_bound(node, 1.0))
-    graph = _graph()
-    assert nonnegative_outputs(graph) == {"if"}  # direct-coded input: any sign
-    spiking = ir.Graph()
-    spiking.chain(("input", ir.Input(shape=(1, 4, 4), coding="rate")),
-                  ("pool", ir.SumPool2d(kernel=2, stride=2, scale=0.25)), ("flat", ir.Flatten()),
-                  ("fc", ir.Dense(weight=np.ones((2, 4)))), ("readout", ir.Readout()))
-    assert nonnegative_outputs(spiking) == {"input", "pool", "flat"}
-    np.testing.assert_allclose(step_currents(spiking, "fc", 1.0, None), [4.0, 4.0])
 
 
 def test_input_magnitude_through_pools():
