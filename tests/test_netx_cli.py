@@ -97,12 +97,14 @@ def test_require_netx_in_validate_and_in_snncc_toml(tmp_path, maxpool_model):
 
 
 def test_pass_warnings_reach_the_user(tmp_path):
-    """quantize's warning (an output layer left with 2 of 8 bits at a very long T) is printed,
-    naming the layer and what would leave it more bits; the compile still succeeds."""
-    result = snncc("compile", str(EXAMPLE), "--target", "lava", "-T", "4096", "--passes",
+    """quantize's warning (an output layer left with few of 8 bits at a very long T, even split
+    over 16 readout parts) is printed, naming the layer and what would leave it more bits; the
+    compile still succeeds."""
+    result = snncc("compile", str(EXAMPLE), "--target", "lava", "-T", "32767", "--passes",
                    "convert,reset_zero,single_threshold,fold,quantize",
                    "--option", "convert.bias_correction=false",
-                   "--option", "reset_zero.bias_correction=false", "-o", str(tmp_path / "out"))
+                   "--option", "reset_zero.bias_correction=false",
+                   "--option", "reset_zero.refit=false", "-o", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     assert len(lines) == 1 and "quantize: layer 'fc2' keeps only" in lines[0], result.stderr

@@ -940,8 +940,13 @@ def emit(graph: ir.Graph, out_dir: str | Path, timesteps: int | None = None,
             "the readout counts the last netx layer's spikes (prediction = argmax of the counts)"
             if isinstance(graph.nodes[graph.inputs_of(graph.output_name)[0]], ir.NEURONS) else
             "the last netx layer is a CUBA layer with vThMant=131071: its potential v >> 6 is the "
-            "readout accumulator (prediction = argmax) while it stays below 131071; the IR's "
-            "24-bit saturating accumulator and first-spike tie-breaking are not expressible"),
+            "readout accumulator (prediction = argmax), which provably stays below 131071; with "
+            "netx_readout_parts K > 1 class c is neurons c*K .. c*K+K-1 (each reading one range "
+            "of the inputs) and its accumulator is the sum of their v >> 6; the IR's 24-bit "
+            "saturating accumulator and first-spike tie-breaking are not expressible"),
+        "netx_readout_parts": (None if netx_file is None or isinstance(
+            graph.nodes[graph.inputs_of(graph.output_name)[0]], ir.NEURONS)
+            else len(netx.readout_parts(graph) or [()])),
         "input": {
             "node": graph.input_name,
             "coding": graph.input.coding,

@@ -62,6 +62,67 @@ FIRE_ONCE_REASON = (
     "not read refDelay), and a self-inhibiting dense_rec synapse holds at most -256 weight units "
     "(netx's 8-bit range) against the up to {positive} positive inputs that may follow a spike")
 LAYER_TYPES = ("input", "dense", "dense_rec", "dense_comp", "conv", "flatten")
+#: Most parts one class's readout potential may be split into (see :func:`readout_parts`).
+READOUT_PARTS_MAX = 64
+
+
+def readout_parts(graph: ir.Graph) -> list[tuple[int, int]] | None:
+    """How the output layer's inputs are split so every partial potential fits Loihi's state.
+
+    A potential readout accumulates ``T`` steps of ``W s + b``; on Loihi 2 it is a CUBA neuron's
+    ``v``, which holds ``+-131071`` units. When ``T * (sum|W| + |b|)`` of a class exceeds that,
+    the class is written as several output neurons, each reading one contiguous range of the
+    inputs (the bias goes to the first), and the potential is their sum (exact: no part can
+    leave the state range, whatever the input spikes). Ranges are filled greedily in input order;
+    one range means no split. ``None``: some range would need more than READOUT_PARTS_MAX parts,
+    or one input (or the bias) alone does not fit. Only Dense output layers reading spikes or
+    graded inputs of known bound are split; a conv output layer is one part.
+    """
+    from snncc.passes.layers import input_magnitude
+
+    synapse = graph.inputs_of(graph.output_name)[0]
+    node = graph.nodes[synapse]
+    if not isinstance(graph.nodes[graph.output_name], ir.Readout) or not isinstance(node,
+                                                                                    ir.Dense):
+        return [(0, int(np.prod(np.shape(getattr(node, "weight", np.zeros((1, 1))))[1:])))]
+    bound = input_magnitude(graph, 255.0)[graph.inputs_of(synapse)[0]]
+    timesteps = max(int(graph.metadata.get("timesteps", 1)), 1)
+    capacity = LIF_STATE_MAX / timesteps
+    magnitude = np.abs(np.asarray(node.weight, dtype=np.float64)) * bound
+    filled = (np.zeros(len(magnitude)) if node.bias is None
+              else np.abs(np.asarray(node.bias, dtype=np.float64)))
+    if np.any(filled > capacity):
+        return None
+    parts, start = [], 0
+    for index in range(magnitude.shape[1]):
+        column = magnitude[:, index]
+        if np.any(filled + column > capacity):
+            if index == start:
+                return None
+            parts.append((start, index))
+            start, filled = index, np.zeros(len(magnitude))
+            if np.any(column > capacity):
+                return None
+        filled = filled + column
+    parts.append((start, magnitude.shape[1]))
+    return parts if len(parts) <= READOUT_PARTS_MAX else None
+
+
+def split_readout(weight: np.ndarray, bias: np.ndarray | None,
+                  parts: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The output layer as written: row ``c * K + k`` holds class ``c``'s weights on input range
+    ``k`` (zero elsewhere), the bias on ``k = 0``; unchanged for one part."""
+    if len(parts) == 1:
+        return weight, bias
+    classes, count = weight.shape[0], len(parts)
+    split = np.zeros((classes * count, weight.shape[1]), dtype=weight.dtype)
+    for part, (start, stop) in enumerate(parts):
+        split[part::count, start:stop] = weight[:, start:stop]
+    if bias is None:
+        return split, None
+    split_bias = np.zeros(classes * count, dtype=np.asarray(bias).dtype)
+    split_bias[::count] = bias
+    return split, split_bias
 
 
 def _layers(graph: ir.Graph) -> list[tuple[str, list[str]]]:
@@ -142,6 +203,9 @@ def inexpressible(graph: ir.Graph) -> list[str]:
                             initial=0))
         if isinstance(neuron, ir.IF):
             reach = float(np.max(neuron.threshold)) - 1 + step
+        elif isinstance(neuron, ir.Readout) and isinstance(node, ir.Dense):
+            parts = readout_parts(graph)
+            reach = 0.0 if parts is not None else step * timesteps
         else:
             reach = step * timesteps
         if reach > LIF_STATE_MAX:
@@ -246,11 +310,19 @@ def write_netx(graph: ir.Graph, path: str | os.PathLike[str]) -> Path:
             if kind in ("input", "flatten"):
                 continue
             synapse = graph.nodes[names[0]]
-            group.create_dataset("weight", data=np.asarray(synapse.weight, dtype=np.float32))
-            if synapse.bias is not None and np.any(synapse.bias):
-                bias = ir.broadcast_per_neuron(synapse.bias, shapes[names[0]], "bias")
+            weight, bias = np.asarray(synapse.weight), synapse.bias
+            if bias is not None and np.any(bias):
+                bias = ir.broadcast_per_neuron(bias, shapes[names[0]], "bias")
                 if kind == "conv":
                     bias = np.asarray(synapse.bias).reshape(-1)
+            else:
+                bias = None
+            if isinstance(graph.nodes[names[1]], ir.Readout) and kind == "dense":
+                weight, bias = split_readout(weight, bias, readout_parts(graph) or [])
+                del group["shape"]
+                group.create_dataset("shape", data=np.asarray([len(weight)], dtype=np.int64))
+            group.create_dataset("weight", data=np.asarray(weight, dtype=np.float32))
+            if bias is not None:
                 group.create_dataset("bias", data=np.asarray(bias, dtype=np.float32))
             if kind == "conv":
                 group.create_dataset("stride", data=np.asarray(synapse.stride, dtype=np.int64))
@@ -392,6 +464,9 @@ def lint_netx(path: str | os.PathLike[str], graph: ir.Graph | None = None) -> li
 def _compare_with_ir(where: str, kind: str, weight: np.ndarray, graph: ir.Graph,
                      name: str) -> list[str]:
     expected = np.asarray(graph.nodes[name].weight, dtype=np.float64)
+    parts = readout_parts(graph) if graph.inputs_of(graph.output_name)[0] == name else None
+    if parts is not None and kind == "dense":
+        expected = split_readout(expected, None, parts)[0]
     if weight.shape == expected.shape and np.array_equal(weight, expected):
         return []
     if kind == "conv" and weight.shape == expected.shape:

@@ -10,7 +10,8 @@ network built with ``reset_interval=W, reset_offset=1`` as the manifest says: ne
 ``t`` at window step ``t + i + 1``. Hidden layers' spikes are kept by snncc's packed
 :class:`~snncc.backends.lava_procs.SpikeRecorder`; the output layer (a CUBA layer that never
 reaches ``vThMant``) is read through a Lava ``Monitor`` on its ``v``, which holds the readout
-accumulator shifted left by 6 bits. When the IR readout counts the spikes of a neuron layer
+accumulator shifted left by 6 bits (the sum of a class's neurons when the output layer is split,
+:func:`snncc.backends.netx.readout_parts`). When the IR readout counts the spikes of a neuron layer
 (networks trained as SNNs), that layer's spikes are recorded too and the "potentials" are its
 running spike counts. Direct-coded inputs are fed as graded spikes (``input_message_bits``).
 """
@@ -66,7 +67,7 @@ def run_netx(path: str | os.PathLike[str], graph: ir.Graph, raw_inputs: np.ndarr
 
     from snncc.backends import lava_procs
     from snncc.backends.lava import encode
-    from snncc.backends.netx import _layers, input_message_bits
+    from snncc.backends.netx import _layers, input_message_bits, readout_parts
 
     started = time.perf_counter()
     synapse_layers = [names for kind, names in _layers(graph) if kind in ("dense", "conv")]
@@ -83,7 +84,9 @@ def run_netx(path: str | os.PathLike[str], graph: ir.Graph, raw_inputs: np.ndarr
     recorded = neurons if counted else neurons[:-1]
     rasters = {name: np.zeros((timesteps, count) + shapes[name], dtype=np.uint8)
                for name in recorded}
-    potentials = np.zeros((timesteps, count) + shapes[neurons[-1]], dtype=np.int64)
+    parts = 1 if counted else len(readout_parts(graph) or [()])
+    classes = shapes[neurons[-1]]
+    potentials = np.zeros((timesteps, count, int(np.prod(classes)) * parts), dtype=np.int64)
     for start in range(0, count, batch_size):
         stop = min(start + batch_size, count)
         steps = (stop - start) * window
@@ -125,8 +128,9 @@ def run_netx(path: str | os.PathLike[str], graph: ir.Graph, raw_inputs: np.ndarr
             network.stop()
     if counted:
         potentials = running_counts(rasters[neurons[-1]])
-    else:
-        potentials = potentials >> POTENTIAL_SHIFT
+    else:  # each part's v is exact; a class's potential is the sum of its parts
+        potentials = (potentials >> POTENTIAL_SHIFT).reshape((timesteps, count) + classes
+                                                             + (parts,)).sum(axis=-1)
     return NetxRun(rasters, potentials, time.perf_counter() - started)
 
 

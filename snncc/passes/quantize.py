@@ -31,7 +31,11 @@ one exponent ``e >= 0`` per layer (Loihi-style ``weight_exp``). Rules:
    :func:`snncc.passes.layers.step_currents`, as in fold) and the biases inside the bias range.
    A larger ``e`` buys threshold resolution. If even ``e = 0`` does not fit, ``s`` is lowered until
    it does and the layer uses fewer mantissa bits (``info`` reports ``effective_bits``). The layer
-   feeding a Readout uses ``e = 0`` and ``s T B <= limit`` (``T = context.timesteps``).
+   feeding a Readout uses ``e = 0`` and ``s T B <= limit`` (``T = context.timesteps``); for
+   ``loihi2-netx`` ``s T B <= 16 limit`` and ``s T |b| <= limit / 2``: netx writes each class as
+   several output neurons over disjoint input ranges whose partial potentials each provably fit
+   (:func:`snncc.backends.netx.readout_parts`), the potential being their sum (mnist_cnn_ratenorm
+   at T=32: 3 of 8 weight bits in the output layer without it).
 5. Rounding: ``m = rint(s W / 2**e)`` (half to even) then saturation to the mantissa range;
    thresholds ``clip(rint(s θ), 1, max)``; biases rounded to the target's bias grid and saturated;
    ``v_init`` rounded and clipped to the state limit.
@@ -95,6 +99,7 @@ class TargetLimits:
     bias_mantissa_bits: int | None  # signed; None: any integer within the state
     bias_exponent: tuple[int, int]
     threshold_mantissa_bits: int | None = None  # thresholds = mantissa * 2**k; None: any integer
+    readout_parts: int = 1  # the readout potential may be the sum of this many partial states
 
 
 TARGETS: dict[str, TargetLimits] = {
@@ -115,7 +120,7 @@ TARGETS: dict[str, TargetLimits] = {
     "loihi2-netx": TargetLimits(
         "loihi2-netx", (2, LOIHI2_NETX.weight_bits), LOIHI2_NETX.weight_exponent,
         LOIHI2_NETX.threshold_max, LOIHI2_NETX.state_max, LOIHI2_NETX.per_layer_threshold,
-        13, (0, 0)),
+        13, (0, 0), readout_parts=16),
 }
 OPTIONS = {"bits": "int", "target": "str", "weight_percentile": "number"}
 
@@ -226,12 +231,15 @@ def _quantize_layer(layer: Any, shape: ir.Shape, current: np.ndarray, input_boun
     magnitudes = np.abs(weight[weight != 0])
     reference = float(np.percentile(magnitudes, percentile)) if magnitudes.size else 1.0
     # the largest scale each limit allows: state, threshold, bias range
-    limit = max(state_max - slack, 1.0) / max(peak_state, 1e-300)
+    parts = target.readout_parts if layer.is_output else 1
+    limit = max(state_max * parts - slack, 1.0) / max(peak_state, 1e-300)
     if threshold is not None:
         limit = min(limit, (target.threshold_max - 0.5) / float(np.max(threshold)))
     bias_peak = 0.0 if bias is None else float(np.max(np.abs(bias), initial=0.0))
     if bias_peak > 0:
         limit = min(limit, (_bias_max(target) - 0.5) / bias_peak)
+        if parts > 1:  # the bias sits in one part and must leave it room
+            limit = min(limit, state_max / 2 / (bias_peak * max(timesteps, 1)))
     chosen = None
     for exponent in exponents:
         scale = mantissa_max * 2.0**exponent / reference

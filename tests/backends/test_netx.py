@@ -228,3 +228,45 @@ def test_leaky_layers_are_cuba_neurons_with_their_decays(tmp_path):
 def test_leaky_parts_netx_cannot_express_are_named(changes, reason):
     problems = netx.inexpressible(_leaky_chain(**changes))
     assert any(reason in problem for problem in problems), problems
+
+
+def test_a_readout_beyond_the_state_is_split_into_parts_that_each_fit(tmp_path):
+    """At a long T the output layer is written as several neurons per class over disjoint input
+    ranges; every part provably stays inside Loihi's state and lava-dl's summed potentials equal
+    the simulator's readout."""
+    graph = conv_net()
+    weight, bias = graph.nodes["fc2"].weight, graph.nodes["fc2"].bias
+    graph.metadata["timesteps"] = 12
+    assert netx.readout_parts(graph) == [(0, 7)]
+    graph.metadata["timesteps"] = timesteps = 400
+    parts = netx.readout_parts(graph)
+    assert len(parts) > 1 and parts[0][0] == 0 and parts[-1][1] == weight.shape[1]
+    assert all(before[1] == after[0] for before, after in zip(parts, parts[1:], strict=False))
+    split, split_bias = netx.split_readout(weight, bias, parts)
+    np.testing.assert_array_equal(split.reshape(4, len(parts), -1).sum(axis=1), weight)
+    np.testing.assert_array_equal(split_bias.reshape(4, -1).sum(axis=1), bias)
+    worst = timesteps * (np.abs(split).sum(axis=1) + np.abs(split_bias))
+    assert worst.max() <= netx.LIF_STATE_MAX  # whatever the spikes
+    path = netx.write_netx(graph, tmp_path / "net.net")
+    assert netx.lint_netx(path, graph) == []
+    assert list(netx.read_netx(path)[-1]["shape"]) == [4 * len(parts)]
+    try:
+        import lava.lib.dl.netx  # noqa: F401
+    except ImportError as error:
+        pytest.skip(f"lava-dl's netx is not importable ({error})")
+    from snncc.backends.netx_lava import reference_potentials, run_netx
+    from snncc.engines import simulate
+
+    raw = np.random.default_rng(2).integers(0, 256, (2, 2, 6, 5)).astype(np.uint8)
+    reference = simulate(graph, raw, timesteps, mode="integer", record=True)
+    run = run_netx(path, graph, raw, timesteps)
+    np.testing.assert_array_equal(run.potentials, reference_potentials(graph, reference))
+    # one neuron per class could not be proven to fit
+    assert timesteps * (np.abs(weight).sum(axis=1) + np.abs(bias)).max() > netx.LIF_STATE_MAX
+
+
+def test_a_readout_weight_beyond_one_steps_share_cannot_be_split():
+    graph = conv_net()
+    graph.metadata["timesteps"] = netx.LIF_STATE_MAX // 50  # 50 units a step; weights up to 99
+    assert netx.readout_parts(graph) is None
+    assert any("layer 'fc2': potentials may reach" in p for p in netx.inexpressible(graph))

@@ -51,6 +51,7 @@ def test_lava_dl_runs_every_emitted_network_like_the_simulator(model, models_dir
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["netx"] == "network.net", manifest["netx_inexpressible"]
     assert manifest["profile"] == "loihi2-netx" and manifest["loihi2_fit"]["fits"]
+    assert manifest["netx_readout_parts"] == len(netx.readout_parts(graph)) >= 1
     assert netx.lint_netx(out / "network.net", graph) == []
 
     test = load_dataset("mnist", "test", data_dir).take(SAMPLES)
