@@ -296,30 +296,16 @@ def shard_bounds(samples: int, rows: int, shards: int) -> list[tuple[int, int]]:
     return [(start, min(start + per_shard, samples)) for start in range(0, samples, per_shard)]
 
 
-_DATASETS: dict[tuple[str, str | None], Any] = {}
-
-
-def _test_set(dataset: str, data_dir: str | None) -> Any:
-    """The test split, loaded once per worker process (shards of one run share it)."""
-    from snncc.datasets import load_dataset
-
-    key = (dataset, data_dir)
-    if key not in _DATASETS:
-        _DATASETS.clear()
-        _DATASETS[key] = load_dataset(dataset, "test", data_dir)
-    return _DATASETS[key]
-
-
 def run_shard(bounds: tuple[int, int], graph: Any, dataset: str, data_dir: str | None,
               timesteps: int) -> Any:
     """snncc's engines (the ``sim`` target) on test samples ``[start, stop)``, read from the
     worker's data directory; rate coding seeded by the global sample index."""
     from snncc import engines
-    from snncc.datasets import Dataset
+    from snncc.datasets import Dataset, load_dataset
     from snncc.loading import model_inputs
 
     start, stop = bounds
-    test = _test_set(dataset, data_dir)
+    test = load_dataset(dataset, "test", data_dir)  # read once per worker process
     if stop > len(test):
         raise SnnccError(f"dataset {dataset!r} on a worker has {len(test)} test samples, "
                          f"fewer than the {stop} this run needs (different data directory?)")
