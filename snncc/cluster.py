@@ -5,7 +5,8 @@ finishes. Rules (the same for every kind of executor):
 
 1. **Kinds.** ``workers=1`` and no scheduler: serially in this process. ``workers=N > 1``: a local
    Dask cluster of ``N`` worker processes with one thread each (BLAS, OpenMP and numba held to one
-   thread in each, so ``N`` workers use ``N`` cores), shut down on exit. ``scheduler=ADDRESS``
+   thread in each, and Dask's profiler and dashboard housekeeping off, :data:`LOCAL_SETTINGS`, so
+   ``N`` workers use ``N`` cores), shut down on exit. ``scheduler=ADDRESS``
    (``tcp://HOST:PORT``, or ``$SNNCC_SCHEDULER``): an existing Dask cluster, whose workers need
    the snncc package and, for datasets with files, the data directory.
 2. **Unreachable scheduler**: :class:`SnnccError` after ``timeout`` seconds, never a hang.
@@ -48,6 +49,19 @@ ATTEMPTS = 2
 #: differs from the pool it already launched; SNNCC_THREADS caps the kernels' threads instead.
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
               "SNNCC_THREADS": "1"}
+#: Dask settings of a local cluster (its workers inherit this process's configuration): Dask's
+#: housekeeping for a dashboard this cluster does not have took CPU from the points. Its
+#: statistical profiler samples every thread's stack each 10 ms (in the workers, in the scheduler
+#: and nannies here); the event loops wake every 20 ms for a health check, and every 500 ms for
+#: psutil samples. Measured on the 2-core box: a worker's process spent 7-8 % more CPU than the
+#: thread computing its point (1-2 % with these settings), and an idle cluster used 4 % of a core
+#: per worker plus 5 % in this process (under 1 % and 1.5 %). Work stealing has nothing to steal:
+#: at most one item per worker thread is in flight (rule 4). With a scheduler they apply to this
+#: process's client only; that cluster's workers keep their own configuration.
+LOCAL_SETTINGS = {"distributed.worker.profile.enabled": False,
+                  "distributed.admin.tick.interval": "1s",
+                  "distributed.admin.system-monitor.interval": "5s",
+                  "distributed.scheduler.work-stealing": False}
 
 
 def _restore_environment(saved: dict[str, str | None]) -> None:
@@ -165,7 +179,7 @@ class Executor:
         self._stack.callback(_restore_start_method, unset)
         settings = {"distributed.scheduler.allowed-failures": 0,
                     "distributed.nanny.pre-spawn-environ": dict(WORKER_ENV),
-                    "distributed.comm.timeouts.connect": f"{self.timeout}s"}
+                    "distributed.comm.timeouts.connect": f"{self.timeout}s", **LOCAL_SETTINGS}
         self._stack.enter_context(dask.config.set(settings))
         if self.scheduler is not None:
             try:
@@ -282,30 +296,16 @@ def shard_bounds(samples: int, rows: int, shards: int) -> list[tuple[int, int]]:
     return [(start, min(start + per_shard, samples)) for start in range(0, samples, per_shard)]
 
 
-_DATASETS: dict[tuple[str, str | None], Any] = {}
-
-
-def _test_set(dataset: str, data_dir: str | None) -> Any:
-    """The test split, loaded once per worker process (shards of one run share it)."""
-    from snncc.datasets import load_dataset
-
-    key = (dataset, data_dir)
-    if key not in _DATASETS:
-        _DATASETS.clear()
-        _DATASETS[key] = load_dataset(dataset, "test", data_dir)
-    return _DATASETS[key]
-
-
 def run_shard(bounds: tuple[int, int], graph: Any, dataset: str, data_dir: str | None,
               timesteps: int) -> Any:
     """snncc's engines (the ``sim`` target) on test samples ``[start, stop)``, read from the
     worker's data directory; rate coding seeded by the global sample index."""
     from snncc import engines
-    from snncc.datasets import Dataset
+    from snncc.datasets import Dataset, load_dataset
     from snncc.loading import model_inputs
 
     start, stop = bounds
-    test = _test_set(dataset, data_dir)
+    test = load_dataset(dataset, "test", data_dir)  # read once per worker process
     if stop > len(test):
         raise SnnccError(f"dataset {dataset!r} on a worker has {len(test)} test samples, "
                          f"fewer than the {stop} this run needs (different data directory?)")

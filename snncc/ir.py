@@ -29,6 +29,7 @@ mode and every backend.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -962,6 +963,23 @@ class Graph:
             clone.nodes[name] = _copy_node(node)
             clone._inputs[name] = list(self._inputs[name])
         return clone
+
+    def fingerprint(self) -> str:
+        """SHA-256 of everything the graph holds: nodes with their edges and parameters (arrays by
+        dtype, shape and bytes), metadata and quantization. Equal graphs have equal fingerprints."""
+        digest = hashlib.sha256(json.dumps(
+            [self.metadata, None if self.quantization is None else self.quantization.to_dict()],
+            sort_keys=True, default=_json_default).encode())
+        for name, node in self.nodes.items():
+            digest.update(json.dumps([name, type(node).__name__, self._inputs[name]]).encode())
+            for f in dataclasses.fields(node):
+                value = getattr(node, f.name)
+                if isinstance(value, np.ndarray):
+                    digest.update(f"{f.name}:{value.dtype.str}{value.shape}".encode())
+                    digest.update(np.ascontiguousarray(value).tobytes())
+                else:
+                    digest.update(f"{f.name}={value!r}".encode())
+        return digest.hexdigest()
 
     # -- queries ---------------------------------------------------------------------------------
     def inputs_of(self, name: str) -> list[str]:

@@ -42,7 +42,7 @@ from snncc.loading import (
     onnxruntime_logits,  # noqa: F401 - re-exported (tests, benchmarks import it from here)
     resolve_timesteps,
 )
-from snncc.passes import REGISTRY, PassContext, run_passes
+from snncc.passes import REGISTRY, PassCache, PassContext, run_passes
 from snncc.profiles import HardwareProfile, get_profile
 from snncc.stages import StageResult, accuracy_ladder
 from snncc.util import atomic_directory, check_output_directory, jsonable, progress
@@ -89,8 +89,10 @@ def pass_defaults(targets: list[Target], options: dict[str, dict[str, Any]] | No
 
 def prepare(graph: ir.Graph, passes: list[str], *, dataset: str | None, data_dir: str | None,
             timesteps: int, options: dict[str, dict[str, Any]] | None = None,
-            calibration_count: int = 2000) -> tuple[ir.Graph, list[dict[str, Any]]]:
-    """Run ``passes`` on ``graph`` with calibration data from ``dataset``'s training split."""
+            calibration_count: int = 2000, cache: PassCache | None = None
+            ) -> tuple[ir.Graph, list[dict[str, Any]]]:
+    """Run ``passes`` on ``graph`` with calibration data from ``dataset``'s training split
+    (leading passes taken from and kept in ``cache``, see :class:`snncc.passes.PassCache`)."""
     for name in passes:
         if name not in REGISTRY:
             raise SnnccError(f"unknown pass {name!r}; available: {', '.join(REGISTRY)}")
@@ -101,7 +103,7 @@ def prepare(graph: ir.Graph, passes: list[str], *, dataset: str | None, data_dir
         raise SnnccError("converting an ANN needs calibration data: pass --dataset "
                          "(or a sidecar JSON naming it)")
     context = PassContext(calibration=calibration, timesteps=timesteps, options=options or {})
-    graph, results = run_passes(graph, passes, context)
+    graph, results = run_passes(graph, passes, context, cache)
     summaries = [{"pass": name, "changed": result.changed, "info": jsonable(result.info)}
                  for name, result in results]
     return graph, summaries
@@ -212,6 +214,7 @@ def validate(
     executor: Any = None,
     profile: str | None = None,
     require_netx: bool = False,
+    pass_cache: PassCache | None = None,
 ) -> tuple[ValidationReport, ir.Graph]:
     """Load, convert and run a model on a test set, then check ``gates``.
 
@@ -233,6 +236,8 @@ def validate(
     ``profile`` names the hardware profile (:mod:`snncc.profiles`) whose passes and pass options
     apply (default: the first target's that has one, e.g. ``loihi2-netx`` for lava).
     ``require_netx`` fails (exit 2) when netx cannot express the deployed network.
+    ``pass_cache`` (without ``stages``): leading passes already run on the same model,
+    calibration samples, T and options come from it (:class:`snncc.passes.PassCache`).
     """
     started = time.perf_counter()
     targets = list(targets) if targets else [target]
@@ -302,7 +307,7 @@ def validate(
     else:
         with progress(f"passes: {', '.join(passes) or 'none'} (calibration)", None):
             graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
-                                       timesteps=timesteps, options=options)
+                                       timesteps=timesteps, options=options, cache=pass_cache)
     timings["passes"] = time.perf_counter() - started - sum(timings.values())
     if require_netx:
         from snncc.backends.netx import require_expressible

@@ -22,7 +22,10 @@ writes the results (:mod:`snncc.sweep_report`). Rules:
    per sample, decision time) with a fit gate per chip (the partition analysis with this run's
    spike rates: cores, chips, memory, fits), then priced per chip from the chip profile's
    published figures (:func:`snncc.energy.estimate`: energy and latency per inference, each
-   figure with its source).
+   figure with its source). Points that one process runs share their leading passes when those
+   passes' options and T are equal (:data:`PASS_CACHE`, a :class:`snncc.passes.PassCache`: a
+   grid over ``prune.sparsity`` converts once per T and percentile in each process), and the
+   dataset's files are read once per process; the results are those of running every pass.
 4. **Cache and resume.** A finished point is stored in ``OUT/cache/KEY.json`` (written to a
    temporary file and renamed), ``KEY`` the SHA-256 of the model's bytes (and its sidecar's), the
    dataset, sample limit, passes, the point's options and T, the chip profiles and the snncc
@@ -55,6 +58,7 @@ import numpy as np
 from snncc import __version__, ir
 from snncc.cluster import Executor, Outcome
 from snncc.errors import SnnccError
+from snncc.passes import PassCache
 from snncc.util import jsonable
 
 SCHEMA = "snncc.sweep/1"
@@ -294,24 +298,34 @@ def neuron_count(graph: ir.Graph) -> int:
                    if isinstance(node, (ir.IF, ir.Readout))))
 
 
+#: Leading passes shared by the points a process runs (rule 3), this one's or a worker's.
+PASS_CACHE = PassCache()
+
+
 def evaluate_point(task: PointTask, model: ModelFiles) -> dict[str, Any]:
     """Validate and partition one point (rule 3); the measurements, without energy.
 
     Runs with one BLAS/OpenMP thread wherever it runs (this process or a worker): LAPACK
     routines in the passes round differently with another thread count, and a point's results
-    must not depend on where it ran.
+    must not depend on where it ran. (The engines' thread setting is made first: made inside,
+    by the first engine call of a process, it lifted BLAS to every core for the rest of that
+    point.) Leading passes come from :data:`PASS_CACHE` when an earlier point of this process
+    ran them with the same T and options.
     """
     from threadpoolctl import threadpool_limits
 
+    from snncc.engines import threads
     from snncc.gates import GateSpec
     from snncc.pipeline import validate
 
+    threads.current()
     with threadpool_limits(limits=1):
         report, graph = validate(
             model.local_path(), dataset=task.dataset, data_dir=task.data_dir,
             timesteps=task.timesteps, limit=task.limit, passes=task.passes,
             options=task.options, preprocess=task.preprocess, layout=task.layout,
-            gates=GateSpec(fits=list(task.chips)), ann_reference=False)
+            gates=GateSpec(fits=list(task.chips)), ann_reference=False,
+            pass_cache=PASS_CACHE)
     return {
         "accuracy": report.snn_accuracy,
         "accuracy_curve": report.accuracy_curve,

@@ -51,6 +51,30 @@ def test_load_dataset_from_directory_layouts(tmp_path):
         load_dataset("mnist", "train", tmp_path)
 
 
+def test_a_split_is_read_once_while_its_files_stay_the_same(tmp_path, monkeypatch):
+    """A sweep loads the same splits at every point; each call still gets its own arrays."""
+    import os
+
+    from snncc import datasets
+
+    images = np.random.default_rng(1).integers(0, 256, (4, 28, 28)).astype(np.uint8)
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(_idx(images))
+    labels_file = tmp_path / "t10k-labels-idx1-ubyte"
+    labels_file.write_bytes(_idx(np.arange(4)))
+    reads = []
+    monkeypatch.setattr(datasets, "read_idx", lambda path: reads.append(path) or read_idx(path))
+    first = load_dataset("mnist", "test", tmp_path)
+    first.images[:] = 0
+    second = load_dataset("mnist", "test", tmp_path)
+    assert len(reads) == 2  # images and labels, once
+    np.testing.assert_array_equal(second.images[:, 0], images)
+    labels_file.write_bytes(_idx(np.array([3, 2, 1, 0])))
+    stat = labels_file.stat()
+    os.utime(labels_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert load_dataset("mnist", "test", tmp_path).labels.tolist() == [3, 2, 1, 0]
+    assert len(reads) == 4
+
+
 def test_missing_data_dir_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv("SNNCC_DATA_DIR", raising=False)
     with pytest.raises(SnnccError, match="--data-dir"):

@@ -171,3 +171,15 @@ def test_leaky_node_rules_are_checked():
     with pytest.raises(SnnccError, match="comparison"):
         ir.LIF(comparison="<")
     assert ir.LIF(reset="zero", reset_delay=True).reset_delay is False  # same timing for zero
+
+
+def test_fingerprint_follows_every_value_the_graph_holds():
+    graph = tiny_mlp_graph()
+    assert graph.copy().fingerprint() == graph.fingerprint() == tiny_mlp_graph().fingerprint()
+    for change in (lambda g: g.nodes["fc1"].weight.__setitem__((0, 0), 1.5),
+                   lambda g: setattr(g.nodes["fc1"], "weight", g.nodes["fc1"].weight.astype("f4")),
+                   lambda g: g.metadata.__setitem__("passes", ["convert"]),
+                   lambda g: setattr(g.nodes["input"], "scale", 1.0)):
+        changed = graph.copy()
+        change(changed)
+        assert changed.fingerprint() != graph.fingerprint()

@@ -169,6 +169,50 @@ def test_a_second_run_reads_finished_points_from_the_cache(serial_sweep):
             assert point["cached"] and point["metrics"] == old[point["key"]]
 
 
+def test_points_of_one_process_share_their_leading_passes(tmp_path):
+    """Two sparsities at one T and percentile: one conversion, the results of two whole runs."""
+    from snncc import sweep
+
+    plan = plan_sweep(spec(grid={"T": [4], "prune.sparsity": [0.5, 0.8]}))
+    sweep.PASS_CACHE.clear()
+    shared = [sweep.evaluate_point(task, plan.model) for task in plan.points]
+    assert sweep.PASS_CACHE.hits == 1
+    alone = []
+    for task in plan.points:
+        sweep.PASS_CACHE.clear()
+        alone.append(sweep.evaluate_point(task, plan.model))
+    assert sweep.PASS_CACHE.hits == 0
+    for first, second in zip(shared, alone, strict=True):
+        first.pop("wall_seconds"), second.pop("wall_seconds")
+        assert first == second
+
+
+def test_the_first_point_of_a_process_runs_its_passes_on_one_blas_thread(monkeypatch):
+    """The engines' first call set BLAS to every core inside the point (rule 3 says one)."""
+    from threadpoolctl import threadpool_info
+
+    from snncc import sweep
+    from snncc.engines import threads
+    from snncc.passes import prune
+
+    monkeypatch.setattr(threads, "_configured", None)  # as in a fresh process
+    monkeypatch.setenv("SNNCC_THREADS", "2")
+    loaded = {pool["filepath"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+    seen = []
+    original = prune.reconstruct
+
+    def reconstruct(*args, **kwargs):
+        seen.extend(pool["num_threads"] for pool in threadpool_info()
+                    if pool["filepath"] in loaded)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(prune, "reconstruct", reconstruct)
+    plan = plan_sweep(spec(grid={"T": [4], "prune.sparsity": [0.5]}))
+    sweep.PASS_CACHE.clear()
+    sweep.evaluate_point(plan.points[0], plan.model)
+    assert seen and set(seen) == {1}
+
+
 def test_a_failing_point_is_reported_and_the_rest_kept(tmp_path):
     def flaky(task, model):
         if task.index == 1:

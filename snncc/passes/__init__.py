@@ -125,16 +125,98 @@ def get_pass(name: str) -> Pass:
 
 
 def run_passes(
-    graph: Graph, names: list[str], context: PassContext
+    graph: Graph, names: list[str], context: PassContext, cache: PassCache | None = None
 ) -> tuple[Graph, list[tuple[str, PassResult]]]:
-    """Apply passes in order; returns the final graph and each pass's result."""
+    """Apply passes in order; returns the final graph and each pass's result.
+
+    With a ``cache``, the longest leading run of ``names`` it holds for this graph and context
+    is taken from it (copies, equal to what running those passes gives), and the results of
+    leading runs it computes are stored in it (:class:`PassCache`).
+    """
     check_options(context.options)
-    results = []
-    for name in names:
+    results: list[tuple[str, PassResult]] = []
+    keys = [] if cache is None else cache.keys(graph, names, context)
+    for done in range(len(keys), 0, -1):
+        found = cache.get(keys[done - 1]) if cache is not None else None
+        if found is not None:
+            results = found
+            graph = results[-1][1].graph
+            break
+    for index in range(len(results), len(names)):
+        name = names[index]
         result = get_pass(name)(graph, context)
         result.graph.validate()
         applied = list(result.graph.metadata.get("passes", []))
         result.graph.metadata["passes"] = applied + [name]
         results.append((name, result))
         graph = result.graph
+        if cache is not None and index < len(keys):
+            cache.put(keys[index], results)
     return graph, results
+
+
+class PassCache:
+    """The results of leading runs of passes, kept in memory for later runs that repeat them.
+
+    A sweep's points differ in a few options: points with the same model, calibration samples,
+    T and options of their first passes share those passes' results (a grid over
+    ``prune.sparsity`` converts once per T and percentile). An entry is keyed by the input
+    graph's :meth:`~snncc.ir.Graph.fingerprint`, the calibration samples' bytes, T, the seed and
+    the names and options of the passes it ran (passes read only their own options); a
+    pipeline's whole list is never stored (a different option of its last pass is a different
+    run). Entries hold and hand out copies, so no caller can change what a later run gets. At
+    most ``size`` entries, the least recently used dropped first. Use one cache under one BLAS
+    thread count (LAPACK rounds differently with another): the sweep runs every point on one.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        from collections import OrderedDict
+
+        self.size = size
+        self._entries: OrderedDict[str, list[tuple[str, PassResult]]] = OrderedDict()
+        self.hits = 0  # entries handed out
+
+    def keys(self, graph: Graph, names: list[str], context: PassContext) -> list[str]:
+        """The keys of the leading runs ``names[:1]`` .. ``names[:-1]`` on this graph."""
+        import hashlib
+        import json
+
+        calibration = context.calibration
+        base = hashlib.sha256(graph.fingerprint().encode())
+        if calibration is not None:
+            base.update(f"{calibration.dtype.str}{calibration.shape}".encode())
+            base.update(np.ascontiguousarray(calibration).tobytes())
+        base.update(json.dumps([context.timesteps, context.seed]).encode())
+        keys = []
+        for count in range(1, len(names)):
+            leading = [[name, context.options_for(name)] for name in names[:count]]
+            prefix = base.copy()
+            prefix.update(json.dumps(leading, sort_keys=True, default=repr).encode())
+            keys.append(prefix.hexdigest())
+        return keys
+
+    def get(self, key: str) -> list[tuple[str, PassResult]] | None:
+        """Copies of the stored results under ``key`` (``None`` when absent)."""
+        stored = self._entries.get(key)
+        if stored is None:
+            return None
+        self.hits += 1
+        self._entries.move_to_end(key)
+        return _copy_results(stored)
+
+    def put(self, key: str, results: list[tuple[str, PassResult]]) -> None:
+        self._entries[key] = _copy_results(results)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.hits = 0
+
+
+def _copy_results(results: list[tuple[str, PassResult]]) -> list[tuple[str, PassResult]]:
+    import copy
+
+    return [(name, PassResult(result.graph.copy(), result.changed, copy.deepcopy(result.info)))
+            for name, result in results]
