@@ -456,19 +456,9 @@ def comment_text(text: str) -> str:
 
 
 def graph_sha256(graph: ir.Graph) -> str:
-    """sha256 over the graph's structure and arrays (stable across saves, unlike the zip)."""
-    digest = hashlib.sha256()
-    for name in graph.topological_order():
-        node = graph.nodes[name]
-        digest.update(json.dumps([name, type(node).__name__, graph.inputs_of(name)]).encode())
-        for field_name in sorted(vars(node)):
-            value = getattr(node, field_name)
-            if isinstance(value, np.ndarray):
-                digest.update(f"{field_name}:{value.dtype.str}:{value.shape}".encode())
-                digest.update(np.ascontiguousarray(value).tobytes())
-            else:
-                digest.update(f"{field_name}={value!r}".encode())
-    return digest.hexdigest()
+    """sha256 over the graph's structure, arrays, metadata and quantization
+    (:meth:`snncc.ir.Graph.fingerprint`; stable across saves, unlike the zip)."""
+    return graph.fingerprint()
 
 
 def _sha256(data: bytes) -> str:
