@@ -61,6 +61,8 @@ def nir_choices(convention: str | None, dt: float | None, coding: str | None
 PROFILE_HELP = ("Hardware profile whose passes and options apply (default: the target's; lava: "
                 "loihi2-netx for lava-dl netx / Loihi 2; lava-cpu: snncc's own CPU "
                 "ProcessModels with reset by subtraction, no netx file).")
+CALIBRATION_HELP = ("Training samples that calibrate the passes (default: the profile's; "
+                    "loihi2-netx 6000, else 2000).")
 REQUIRE_NETX_HELP = "lava: fail (exit 2) with the reason when no netx network.net can be written."
 
 
@@ -129,6 +131,8 @@ def compile(  # noqa: A001 - the user-facing verb
     profile: str | None = typer.Option(None, "--profile", help=PROFILE_HELP),
     require_netx: bool | None = typer.Option(
         None, "--require-netx", help=REQUIRE_NETX_HELP + " = --target-option require_netx=true."),
+    calibration_samples: int | None = typer.Option(
+        None, "--calibration-samples", help=CALIBRATION_HELP),
 ) -> None:
     """Compile MODEL for a target and write its artifacts to OUTPUT.
 
@@ -149,7 +153,7 @@ def compile(  # noqa: A001 - the user-facing verb
         passes=parse_passes(passes), options=parse_options(option),
         preprocess=parse_preprocess(scale, mean, std), target_options=target_options,
         layout=layout, nir=nir_choices(nir_convention, nir_dt, nir_coding), force=force,
-        profile=profile,
+        profile=profile, calibration_count=calibration_samples,
     )
     console.print(f"compiled [bold]{model}[/] for [bold]{target}[/] "
                   f"(passes: {', '.join(result.passes) or 'none'}) -> {result.out_dir}")
@@ -238,6 +242,8 @@ def validate(
     require_netx: bool | None = typer.Option(
         None, "--require-netx/--no-require-netx",
         help="Fail (exit 2) with the reason when netx cannot express the deployed network."),
+    calibration_samples: int | None = typer.Option(
+        None, "--calibration-samples", help=CALIBRATION_HELP),
 ) -> None:
     """Convert MODEL, run it on a test set, check the gates and write the reports.
 
@@ -256,6 +262,7 @@ def validate(
         baseline=baseline, tolerance=tolerance, spikes_tolerance=spikes_tolerance,
         synops_tolerance=synops_tolerance, json=json_path, junit=junit_path,
         markdown=markdown_path, plots=plots_dir, profile=profile, require_netx=require_netx,
+        calibration_samples=calibration_samples,
     )
     if settings.model is None:
         raise SnnccError("no model: give MODEL or set 'model' in the --config file")
@@ -280,6 +287,7 @@ def validate(
             config=settings.path, nir=nir_choices(nir_convention, nir_dt, nir_coding),
             executor=executor, profile=settings.profile,
             require_netx=bool(settings.require_netx),
+            calibration_count=settings.calibration_samples,
         )
     print_pass_warnings(report.pass_info)
     print_report(report)

@@ -12,6 +12,7 @@ The file is TOML (format and every key in ``docs/ci.md``)::
     stages = false
     profile = "loihi2-netx"         # hardware profile (default: the first target's, if any)
     require_netx = true             # exit 2 when netx cannot express the deployed network
+    calibration_samples = 6000      # training samples that calibrate the passes (default: profile's)
 
     [preprocess]                    # overrides the model's own input preprocessing
     scale = 0.00392156862745098
@@ -79,7 +80,7 @@ TOP_KEYS = {
     "model": "path", "dataset": "str", "data_dir": "path", "layout": "str", "target": "str",
     "targets": "targets",
     "timesteps": "int", "limit": "int", "passes": "strings", "stages": "bool",
-    "profile": "str", "require_netx": "bool",
+    "profile": "str", "require_netx": "bool", "calibration_samples": "int",
     "preprocess": "section", "options": "options", "gates": "section", "baseline": "section",
     "outputs": "section", "sweep": "section",
 }
@@ -120,6 +121,7 @@ class ProjectConfig:
     stages: bool | None = None
     profile: str | None = None
     require_netx: bool | None = None
+    calibration_samples: int | None = None
     preprocess: dict[str, Any] = field(default_factory=dict)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     gates: GateSpec = field(default_factory=GateSpec)

@@ -63,6 +63,21 @@ def hardware_profile(targets: list[Target], profile: str | None = None
     return None if name is None else get_profile(name)
 
 
+def resolve_calibration_count(profile: HardwareProfile | None, requested: int | None = None
+                              ) -> int:
+    """Training samples that calibrate the passes: ``requested`` (``--calibration-samples``),
+    else the profile's (:attr:`snncc.profiles.HardwareProfile.calibration_samples`), else
+    :data:`snncc.loading.CALIBRATION_COUNT`."""
+    if requested is not None:
+        if isinstance(requested, bool) or not isinstance(requested, (int, np.integer)) \
+                or requested < 1:
+            raise SnnccError(f"calibration samples must be an integer >= 1, got {requested!r}")
+        return int(requested)
+    if profile is not None and profile.calibration_samples is not None:
+        return profile.calibration_samples
+    return CALIBRATION_COUNT
+
+
 def default_passes(graph: ir.Graph, targets: list[Target],
                    profile: HardwareProfile | None = None) -> list[str]:
     """The profile's passes when there is one (``convert`` only for ANNs); else ``convert`` for
@@ -89,7 +104,7 @@ def pass_defaults(targets: list[Target], options: dict[str, dict[str, Any]] | No
 
 def prepare(graph: ir.Graph, passes: list[str], *, dataset: str | None, data_dir: str | None,
             timesteps: int, options: dict[str, dict[str, Any]] | None = None,
-            calibration_count: int = 2000, cache: PassCache | None = None
+            calibration_count: int = CALIBRATION_COUNT, cache: PassCache | None = None
             ) -> tuple[ir.Graph, list[dict[str, Any]]]:
     """Run ``passes`` on ``graph`` with calibration data from ``dataset``'s training split
     (leading passes taken from and kept in ``cache``, see :class:`snncc.passes.PassCache`)."""
@@ -215,6 +230,7 @@ def validate(
     profile: str | None = None,
     require_netx: bool = False,
     pass_cache: PassCache | None = None,
+    calibration_count: int | None = None,
 ) -> tuple[ValidationReport, ir.Graph]:
     """Load, convert and run a model on a test set, then check ``gates``.
 
@@ -236,6 +252,8 @@ def validate(
     ``profile`` names the hardware profile (:mod:`snncc.profiles`) whose passes and pass options
     apply (default: the first target's that has one, e.g. ``loihi2-netx`` for lava).
     ``require_netx`` fails (exit 2) when netx cannot express the deployed network.
+    ``calibration_count`` training samples calibrate the passes (default: the profile's, see
+    :func:`resolve_calibration_count`).
     ``pass_cache`` (without ``stages``): leading passes already run on the same model,
     calibration samples, T and options come from it (:class:`snncc.passes.PassCache`).
     """
@@ -267,6 +285,7 @@ def validate(
         raise SnnccError("no dataset: pass --dataset (mnist, fashion-mnist or digits)")
     timesteps = resolve_timesteps(source, timesteps)
     chosen = hardware_profile(list(declared.values()), profile)
+    count = resolve_calibration_count(chosen, calibration_count)
     if passes is None:
         passes = default_passes(source, list(declared.values()), chosen)
     known = {"snn", "total"} | (set(passes) if stages else set())
@@ -293,7 +312,7 @@ def validate(
     options = pass_defaults(list(declared.values()), options, chosen)
     if stages:
         overridden = bool(preprocess) or layout is not None or model_kind(model) == "nir"
-        calibration = calibration_samples(source, name, data_dir, CALIBRATION_COUNT)
+        calibration = calibration_samples(source, name, data_dir, count)
         with progress("accuracy ladder", len(passes) + 1) as advance:
             measured = accuracy_ladder(
                 source if overridden else model, test, timesteps, data_dir=data_dir,
@@ -307,7 +326,8 @@ def validate(
     else:
         with progress(f"passes: {', '.join(passes) or 'none'} (calibration)", None):
             graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
-                                       timesteps=timesteps, options=options, cache=pass_cache)
+                                       timesteps=timesteps, options=options,
+                                       calibration_count=count, cache=pass_cache)
     timings["passes"] = time.perf_counter() - started - sum(timings.values())
     if require_netx:
         from snncc.backends.netx import require_expressible
@@ -477,7 +497,7 @@ def compile_model(
     nir: dict[str, Any] | None = None,
     force: bool = False,
     profile: str | None = None,
-    calibration_count: int = CALIBRATION_COUNT,
+    calibration_count: int | None = None,
 ) -> CompileResult:
     """Convert and lower ``model`` and write ``target``'s artifacts into ``out_dir`` atomically.
 
@@ -487,7 +507,8 @@ def compile_model(
     replaced only when it is a previous compile output or ``force`` is set, never when it holds
     the model).
     ``profile`` overrides the target's default hardware profile (:mod:`snncc.profiles`);
-    ``calibration_count`` training samples calibrate the passes.
+    ``calibration_count`` training samples calibrate the passes (default: the profile's, see
+    :func:`resolve_calibration_count`).
     """
     model = Path(model)
     check_output_directory(out_dir, "compile", force=force, inputs=(model,))
@@ -497,11 +518,12 @@ def compile_model(
     name = dataset_name(source, dataset)
     timesteps = resolve_timesteps(source, timesteps)
     chosen = hardware_profile([declared], profile)
+    count = resolve_calibration_count(chosen, calibration_count)
     passes = default_passes(source, [declared], chosen) if passes is None else passes
     graph, pass_info = prepare(source, passes, dataset=name, data_dir=data_dir,
                                timesteps=timesteps,
                                options=pass_defaults([declared], options, chosen),
-                               calibration_count=calibration_count)
+                               calibration_count=count)
     graph.metadata.update({"timesteps": timesteps, "target": target})
     if chosen is not None:
         graph.metadata["profile"] = chosen.name

@@ -170,3 +170,11 @@ def test_compile_refuses_an_option_its_target_does_not_declare(tmp_path):
     assert isinstance(result.exception, SnnccError)
     assert str(result.exception) == "target 'sim' has no option 'fpga_part'; available: engine"
     assert not (tmp_path / "out").exists()
+
+
+def test_calibration_samples_below_one_is_a_one_line_error(tmp_path):
+    for command in (["compile", str(EXAMPLE), "-o", str(tmp_path / "out")],
+                    ["validate", str(EXAMPLE), "--limit", "4"]):
+        result = snncc(*command, "--calibration-samples", "0")
+        assert_one_line_error(result, "calibration samples must be an integer >= 1, got 0")
+    assert not (tmp_path / "out").exists()

@@ -21,6 +21,7 @@ timesteps = 16
 limit = 500
 passes = ["convert", "fold"]
 stages = true
+calibration_samples = 3000
 
 [preprocess]
 scale = 0.00392156862745098
@@ -61,7 +62,7 @@ def test_every_key_is_read_with_its_type(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, FULL))
     assert config.dataset == "mnist" and config.layout == "NHWC" and config.target == "sim"
     assert config.timesteps == 16 and config.limit == 500 and config.stages is True
-    assert config.passes == ["convert", "fold"]
+    assert config.passes == ["convert", "fold"] and config.calibration_samples == 3000
     assert config.preprocess == {"scale": pytest.approx(1 / 255), "mean": [0.1307], "std": 0.3081}
     assert config.options == {"convert": {"percentile": 99.9}}
     gates = config.gates
@@ -103,6 +104,7 @@ def test_example_ci_config_points_at_the_bundled_model() -> None:
     ("timesteps = true", "key 'timesteps' must be an integer, got a boolean True"),
     ("passes = 'convert'", "key 'passes' must be a list of strings"),
     ("stages = 1", "key 'stages' must be true or false"),
+    ("calibration_samples = 1e3", "key 'calibration_samples' must be an integer"),
     ("model = 3", "key 'model' must be a path string, got an integer 3"),
     ("[gates]\nmin_accuracy = '98'", "key 'gates.min_accuracy' must be a number"),
     ("[gates]\nmin_accuracy = false", "key 'gates.min_accuracy' must be a number, got a boolean"),

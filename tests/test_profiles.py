@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import tiny_mlp_graph
@@ -12,6 +14,8 @@ from snncc.errors import SnnccError
 from snncc.passes import REGISTRY, PassContext, run_passes
 from snncc.passes.quantize import TARGETS
 from snncc.profiles import LOIHI2_NETX, PROFILES, get_profile
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_every_profile_names_registered_passes_and_known_options():
@@ -78,3 +82,35 @@ def test_a_network_that_already_spikes_skips_convert_and_keeps_its_neurons():
     assert not dict(results)["reset_zero"].changed
     np.testing.assert_array_equal(deployed.nodes["fc1"].weight, graph.nodes["fc1"].weight)
     assert any("fire-once neurons" in p for p in netx.inexpressible(deployed))
+
+
+def test_calibration_samples_come_from_the_request_then_the_profile():
+    netx_profile, cpu = get_profile("loihi2-netx"), get_profile("lava-cpu")
+    assert pipeline.resolve_calibration_count(netx_profile) == 6000
+    assert pipeline.resolve_calibration_count(cpu) == pipeline.CALIBRATION_COUNT == 2000
+    assert pipeline.resolve_calibration_count(None) == 2000
+    assert pipeline.resolve_calibration_count(netx_profile, 300) == 300
+    for bad in (0, -5, True, 2.5):
+        with pytest.raises(SnnccError, match="calibration samples must be an integer >= 1"):
+            pipeline.resolve_calibration_count(None, bad)
+
+
+def test_validate_and_compile_draw_the_resolved_number_of_calibration_samples(
+        monkeypatch, tmp_path):
+    drawn = []
+    real = pipeline.calibration_samples
+
+    def counting(graph, name, data_dir, count):
+        drawn.append(count)
+        return real(graph, name, data_dir, min(count, 64))  # small and fast, same code path
+
+    monkeypatch.setattr(pipeline, "calibration_samples", counting)
+    model = REPO / "examples" / "digits_mlp.onnx"
+    pipeline.validate(model, limit=8, timesteps=8, ann_reference=False)
+    pipeline.validate(model, limit=8, timesteps=8, ann_reference=False, profile="loihi2-netx")
+    pipeline.validate(model, limit=8, timesteps=8, ann_reference=False, profile="loihi2-netx",
+                      stages=True, calibration_count=100)
+    pipeline.compile_model(model, tmp_path / "out", target="lava", timesteps=8)
+    pipeline.compile_model(model, tmp_path / "out2", target="sim", timesteps=8,
+                           calibration_count=123)
+    assert drawn == [2000, 6000, 100, 6000, 123]
