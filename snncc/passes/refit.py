@@ -14,8 +14,8 @@ folded into the weights), ``z_ann`` the ANN's pre-activation of the same layer o
 calibration sample (from ``ann``, the graph before any correction), one row per sample (Dense)
 or per sample and output position (Conv2d, at most REFIT_ROWS rows, strided over positions),
 and ``W0`` the current weights. ``lam = ridge * trace(X^T X) / d``: the fit cannot move far from
-the trained weights on directions the calibration set does not excite (a 6,272-input Dense from
-2,000 samples). The bias is not regularised. Each layer is fitted on the rates its predecessors
+the trained weights on directions the calibration set does not excite (a 6,272-input Dense fitted
+on a few thousand samples; the loihi2-netx profile calibrates on 6,000 for this fit). The bias is not regularised. Each layer is fitted on the rates its predecessors
 deliver after their own refit, so the mean current a layer receives matches the ANN's linear
 estimate of it; the readout's potential, which decides, matches the ANN's logits best.
 
@@ -69,7 +69,7 @@ def refit_layers(graph: ir.Graph, ann: ir.Graph, calibration: np.ndarray, timest
         return changes
     order = graph.topological_order()
     segments = Segments(graph, calibration, timesteps)
-    positions = _positions_per_sample(graph, chosen, len(calibration))
+    strides = _row_strides(graph, chosen, len(calibration))
     with tempfile.TemporaryDirectory(prefix="snncc-refit-") as folder:
         store = _BatchStore(Path(folder), timesteps)
         done: set[str] = set()
@@ -78,7 +78,7 @@ def refit_layers(graph: ir.Graph, ann: ir.Graph, calibration: np.ndarray, timest
             done |= nodes
             frontier = tuple(n for n in order if n in done and any(
                 c not in done for c in graph.consumers(n)))
-            equations = _NormalEquations(layer.node, positions[layer.name])
+            equations = _NormalEquations(layer.node, strides[layer.name])
             targets = _ANNRates(ann, calibration, layer.name)
             for batch, (start, stop) in enumerate(segments.batches):
                 kept, _ = segments.run(batch, nodes, store.load(batch), keep=frontier)
@@ -90,7 +90,7 @@ def refit_layers(graph: ir.Graph, ann: ir.Graph, calibration: np.ndarray, timest
     return changes
 
 
-def _positions_per_sample(graph: ir.Graph, chosen: list[ir.Layer], samples: int
+def _row_strides(graph: ir.Graph, chosen: list[ir.Layer], samples: int
                           ) -> dict[str, int]:
     """The stride over a layer's output positions that keeps its rows under REFIT_ROWS."""
     shapes = graph.infer_shapes()
