@@ -173,26 +173,33 @@ class _Synapse:
             self.kernels = conv_kernels(node, dtype)  # type: ignore[arg-type]
             self.bias = None if node.bias is None else node.bias.astype(dtype).reshape(1, -1, 1, 1)
 
+    def conv_events(self, dtype: type) -> tuple:
+        """The event-driven conv kernels' weights (summing in ``dtype``) and geometry arguments,
+        prepared once per dtype (see :func:`_conv_events_kernel`)."""
+        cache = self.__dict__.setdefault("_conv_by_dtype", {})
+        if dtype not in cache:
+            node: ir.Conv2d = self.node  # type: ignore[assignment]
+            out_channels, group_in, kernel_h, kernel_w = node.weight.shape
+            group_out = out_channels // node.groups
+            runs = node.groups == 1 and node.stride == (1, 1) and node.dilation == (1, 1)
+            # weight_t[c, u, v, j] = W[g * group_out + j, c - g * group_in, u, v]
+            blocks = node.weight.reshape((node.groups, group_out) + node.weight.shape[1:])
+            weight_t = blocks.transpose(0, 2, 3, 4, 1).reshape(
+                (node.groups * group_in, kernel_h, kernel_w, group_out))
+            if runs:
+                weight_t = weight_t[:, :, ::-1]
+            weights = np.ascontiguousarray(weight_t, dtype=dtype).reshape(-1)
+            cache[dtype] = (weights, runs, kernel_h, kernel_w, group_in, group_out, *node.stride,
+                            node.padding[0], node.padding[1], *node.dilation)
+        return cache[dtype]
+
     def events_conv(self, x: np.ndarray, dtype: type) -> np.ndarray:
         """The Conv2d layer on sparse ``x`` (M, C, H, W), event-driven, summed in ``dtype``."""
         node: ir.Conv2d = self.node  # type: ignore[assignment]
-        cache = self.__dict__.setdefault("_conv_by_dtype", {})
-        if dtype not in cache:
-            out_channels, group_in = node.weight.shape[:2]
-            group_out = out_channels // node.groups
-            # weight_t[c, u, v, j] = W[g * group_out + j, c - g * group_in, u, v]
-            blocks = node.weight.reshape((node.groups, group_out) + node.weight.shape[1:])
-            cache[dtype] = np.ascontiguousarray(
-                blocks.transpose(0, 2, 3, 4, 1).reshape((node.groups * group_in,)
-                                                        + node.weight.shape[2:] + (group_out,)),
-                dtype=dtype)
-        weight_t = cache[dtype]
         _, out_h, out_w = node.output_shape([x.shape[1:]])
         out = np.empty((len(x), node.weight.shape[0], out_h, out_w), dtype)
         bias = np.zeros(0, dtype) if node.bias is None else node.bias.astype(dtype)
-        _conv_events_kernel(np.ascontiguousarray(x), weight_t, node.weight.shape[1],
-                            weight_t.shape[3], *node.stride, node.padding[0], node.padding[1],
-                            *node.dilation, bias, out)
+        _conv_events_kernel(np.ascontiguousarray(x), *self.conv_events(dtype), bias, out)
         return out
 
     def events_in(self, dtype: type) -> np.ndarray:
@@ -468,25 +475,12 @@ def _dense_if_kernel(x, weight_t, bias, v_init, threshold, bounds, subtract, fir
                        saturate, spikes[t, n], totals[n])
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _conv_events_kernel(x, weight_t, group_in, group_out, stride_h, stride_w, top, left, dil_h,
-                        dil_w, bias, out):  # pragma: no cover - compiled
-    """Event-driven Conv2d: every nonzero input adds its weighted kernel to the outputs it reaches.
-
-    ``x`` (M, C, H, W); ``weight_t`` (C, kH, kW, C_out / G) with ``weight_t[c, u, v, j] =
-    W[g * C_out / G + j, c - g * group_in, u, v]`` for ``g = c // group_in``; ``bias`` (C_out,) or
-    empty for none; ``out`` (M, C_out, Ho, Wo) receives ``bias + sum``. Input ``(y, x)`` meets
-    kernel offset ``(u, v)`` at output ``((y + top - u dil_h) / stride_h, ...)`` when that is a
-    whole number inside the output. Rows are independent and spread over the threads; each
-    accumulates in a channels-last buffer (the innermost loop contiguous), starting from zero and
-    adding inputs in ``(c, y, x)`` order, the bias last, so every sum is the same whatever the
-    thread count.
-    """
-    rows, channels, height, width = x.shape
-    kernel_h, kernel_w = weight_t.shape[1], weight_t.shape[2]
-    out_channels, out_h, out_w = out.shape[1], out.shape[2], out.shape[3]
-    # output row (column) reached from input row y (column) through kernel row u (column v); -1
-    # for none. Tabulated once: the divisions would otherwise dominate the cost of an event.
+@numba.njit(cache=True, nogil=True)
+def _conv_tables(height, width, kernel_h, kernel_w, stride_h, stride_w, top, left, dil_h, dil_w,
+                 out_h, out_w):  # pragma: no cover - compiled
+    """The output row (column) that input row ``y`` (column) reaches through kernel row ``u``
+    (column ``v``), -1 for none: ``(y + top - u dil_h) / stride_h`` when that is a whole number
+    inside the output. Tabulated once: the divisions would otherwise dominate an event's cost."""
     out_row = np.full((height, kernel_h), -1, np.int64)
     for y in range(height):
         for u in range(kernel_h):
@@ -499,44 +493,168 @@ def _conv_events_kernel(x, weight_t, group_in, group_out, stride_h, stride_w, to
             col = x_index + left - v * dil_w
             if col >= 0 and col % stride_w == 0 and col // stride_w < out_w:
                 out_col[x_index, v] = col // stride_w
+    return out_row, out_col
+
+
+@numba.njit(cache=True, nogil=True)
+def _nonzero_columns(line, columns):  # pragma: no cover - compiled
+    """Write the indices of ``line``'s nonzero entries to ``columns``; return how many (with no
+    branch per entry: at spike densities a branch would be mispredicted at every spike)."""
+    count = 0
+    for index in range(line.size):
+        columns[count] = index
+        count += line[index] != 0
+    return count
+
+
+@numba.njit(cache=True, nogil=True)
+def _conv_scatter(image, weights, runs, kernel_h, kernel_w, group_in, group_out, left, out_row,
+                  out_col, out_w, out_channels, acc):  # pragma: no cover - compiled
+    """Add every nonzero input of ``image`` (C, H, W) times its kernel into ``acc``, the outputs
+    channels-last ``(Ho * Wo * C_out,)``: every output receives its terms in ``(c, y, x)`` input
+    order (the loops run over ``c``, ``y``, kernel row ``u``, then the nonzero ``x``; one output
+    meets one ``u`` per ``(c, y)``).
+
+    ``weights`` is ``weight_t`` (see :func:`_conv_events_kernel`) flattened; with ``runs``
+    (stride 1, dilation 1, one group) its kernel columns are reversed (``v -> kW - 1 - v``), so
+    that an input reaches, per kernel row, one contiguous block of ``acc`` (kW neighbouring
+    output positions, all channels), added in one loop.
+    """
+    if runs:
+        _conv_scatter_runs(image, weights, kernel_h, kernel_w, group_out, left, out_row, out_w,
+                           acc)
+        return
+    channels, height, width = image.shape
+    nonzero = np.empty(width, np.int64)
+    for c in range(channels):
+        base = (c // group_in) * group_out
+        for y in range(height):
+            line = image[c, y]
+            count = _nonzero_columns(line, nonzero)
+            for u in range(kernel_h):
+                row = out_row[y, u]
+                if row < 0:
+                    continue
+                for event in range(count):
+                    x_index = nonzero[event]
+                    value = line[x_index]
+                    for v in range(kernel_w):
+                        col = out_col[x_index, v]
+                        if col < 0:
+                            continue
+                        # slices, so that the innermost loop has provably non-negative
+                        # indices and vectorises (2x faster than indexing base + j)
+                        start = ((c * kernel_h + u) * kernel_w + v) * group_out
+                        column = weights[start:start + group_out]
+                        start = (row * out_w + col) * out_channels + base
+                        target = acc[start:start + group_out]
+                        if value == 1:  # a spike: no multiplications
+                            for j in range(group_out):
+                                target[j] += column[j]
+                        else:
+                            for j in range(group_out):
+                                target[j] += value * column[j]
+
+
+@numba.njit(cache=True, nogil=True)
+def _conv_scatter_runs(image, weights, kernel_h, kernel_w, group_out, left, out_row, out_w,
+                       acc):  # pragma: no cover - compiled
+    """:func:`_conv_scatter` with ``runs``: one block of ``acc`` per input and kernel row."""
+    channels, height, width = image.shape
+    nonzero = np.empty(width, np.int64)
+    for c in range(channels):
+        for y in range(height):
+            line = image[c, y]
+            count = _nonzero_columns(line, nonzero)
+            for u in range(kernel_h):
+                row = out_row[y, u]
+                if row < 0:
+                    continue
+                weight_base = (c * kernel_h + u) * kernel_w
+                for event in range(count):
+                    x_index = nonzero[event]
+                    value = line[x_index]
+                    first = x_index + left - (kernel_w - 1)  # the output column of v = kW - 1
+                    lo = max(0, -first)
+                    length = (min(kernel_w, out_w - first) - lo) * group_out
+                    start = (weight_base + lo) * group_out
+                    column = weights[start:start + length]
+                    start = (row * out_w + first + lo) * group_out
+                    target = acc[start:start + length]
+                    if value == 1:
+                        for j in range(length):
+                            target[j] += column[j]
+                    else:
+                        for j in range(length):
+                            target[j] += value * column[j]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _conv_events_kernel(x, weights, runs, kernel_h, kernel_w, group_in, group_out, stride_h,
+                        stride_w, top, left, dil_h, dil_w, bias, out):  # pragma: no cover - compiled
+    """Event-driven Conv2d: every nonzero input adds its weighted kernel to the outputs it reaches.
+
+    ``x`` (M, C, H, W); ``weights`` the flattened ``weight_t`` (C, kH, kW, C_out / G) with
+    ``weight_t[c, u, v, j] = W[g * C_out / G + j, c - g * group_in, u, v]`` for ``g = c //
+    group_in`` (kernel columns reversed with ``runs``, see :func:`_conv_scatter`); ``bias``
+    (C_out,) or empty for none; ``out`` (M, C_out, Ho, Wo) receives ``bias + sum``. Rows are
+    independent and spread over the threads; each accumulates in a channels-last buffer (the
+    innermost loop contiguous), starting from zero and adding inputs in ``(c, y, x)`` order, the
+    bias last, so every sum is the same whatever the thread count.
+    """
+    rows, channels, height, width = x.shape
+    out_channels, out_h, out_w = out.shape[1], out.shape[2], out.shape[3]
+    out_row, out_col = _conv_tables(height, width, kernel_h, kernel_w, stride_h, stride_w, top,
+                                    left, dil_h, dil_w, out_h, out_w)
     has_bias = bias.size > 0
-    weights = weight_t.reshape(-1)
     plane = out_h * out_w
+    planes = out.reshape((rows, out_channels, plane))
     for m in numba.prange(rows):
         acc = np.zeros(plane * out_channels, out.dtype)
-        for c in range(channels):
-            base = (c // group_in) * group_out
-            for y in range(height):
-                for x_index in range(width):
-                    value = x[m, c, y, x_index]
-                    if value == 0:
-                        continue
-                    for u in range(kernel_h):
-                        row = out_row[y, u]
-                        if row < 0:
-                            continue
-                        for v in range(kernel_w):
-                            col = out_col[x_index, v]
-                            if col < 0:
-                                continue
-                            # slices, so that the innermost loop has provably non-negative
-                            # indices and vectorises (2x faster than indexing base + j)
-                            start = ((c * kernel_h + u) * kernel_w + v) * group_out
-                            column = weights[start:start + group_out]
-                            start = (row * out_w + col) * out_channels + base
-                            target = acc[start:start + group_out]
-                            if value == 1:  # a spike: no multiplications
-                                for j in range(group_out):
-                                    target[j] += column[j]
-                            else:
-                                for j in range(group_out):
-                                    target[j] += value * column[j]
+        _conv_scatter(x[m], weights, runs, kernel_h, kernel_w, group_in, group_out, left,
+                      out_row, out_col, out_w, out_channels, acc)
+        target = planes[m]
         for j in range(out_channels):
             for position in range(plane):
                 total = acc[position * out_channels + j]
                 if has_bias:
                     total += bias[j]
-                out[m, j, position // out_w, position % out_w] = total
+                target[j, position] = total
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _conv_if_kernel(x, weights, runs, kernel_h, kernel_w, group_in, group_out, stride_h,
+                    stride_w, top, left, dil_h, dil_w, out_h, out_w, bias, v_init, threshold,
+                    bounds, subtract, fire_once, saturate, spikes, totals):  # pragma: no cover - compiled
+    """A Conv2d layer feeding IF neurons, event-driven, sample by sample (samples spread over
+    the threads): per step the conv's output ``bias + sum`` exactly as
+    :func:`_conv_events_kernel` computes it (in ``bias``'s dtype), then :func:`_if_update`.
+
+    ``x`` (T, N, C, H, W); ``spikes`` (T, N, C_out * Ho * Wo); the rest as for
+    :func:`_conv_events_kernel` and :func:`_if_kernel` (``bias`` is never empty here).
+    """
+    steps, samples, channels, height, width = x.shape
+    out_channels = bias.size
+    neurons = spikes.shape[2]
+    plane = out_h * out_w
+    out_row, out_col = _conv_tables(height, width, kernel_h, kernel_w, stride_h, stride_w, top,
+                                    left, dil_h, dil_w, out_h, out_w)
+    for n in numba.prange(samples):
+        v = v_init.copy()
+        armed = np.ones(neurons, v.dtype)
+        current = np.empty(neurons, v.dtype)
+        acc = np.empty(neurons, bias.dtype)
+        for t in range(steps):
+            acc[:] = 0
+            _conv_scatter(x[t, n], weights, runs, kernel_h, kernel_w, group_in, group_out, left,
+                          out_row, out_col, out_w, out_channels, acc)
+            for j in range(out_channels):
+                for position in range(plane):
+                    total = acc[position * out_channels + j]
+                    total += bias[j]
+                    current[j * plane + position] = total
+            _if_update(v, armed, current, threshold, bounds[0], bounds[1], subtract, fire_once,
+                       saturate, spikes[t, n], totals[n])
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
