@@ -333,8 +333,9 @@ class _Plan:
                         if isinstance(graph.nodes[n], ir.NEURONS + (ir.MaxPool2d,))]
         if input_node.coding != "direct":
             self.spiking.insert(0, graph.input_name)
-        # Dense layers read by nothing but one IF node: fused with it when their input is sparse
-        self.fusable = {n for n in self.order if isinstance(graph.nodes[n], ir.Dense)
+        # Dense/Conv2d layers read by nothing but one IF node: fused with it when their input
+        # is sparse
+        self.fusable = {n for n in self.order if isinstance(graph.nodes[n], ir.SYNAPTIC)
                         and n not in self.static and n != graph.output_name
                         and [type(graph.nodes[c]) for c in graph.consumers(n)] == [ir.IF]}
         self.fanout = {n: semantics.fanout(graph.nodes[n], self.shapes[self.sources[n][0]])
@@ -412,8 +413,12 @@ def _if_update(v, armed, current, threshold, low, high, subtract, fire_once, sat
         if saturate:
             value = min(max(value, low), high)
         crossed = (value >= threshold[f]) * armed[f]
-        out[f] = np.uint8(crossed)
-        totals[f] += crossed
+        spike = np.uint8(crossed)
+        out[f] = spike
+        if saturate:
+            totals[f] += crossed
+        else:  # float state: count the uint8 (AVX2 has no vector float -> int64 conversion)
+            totals[f] += spike
         if fire_once:
             armed[f] -= crossed
         if subtract:
@@ -625,7 +630,8 @@ def _conv_events_kernel(x, weights, runs, kernel_h, kernel_w, group_in, group_ou
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _conv_if_kernel(x, weights, runs, kernel_h, kernel_w, group_in, group_out, stride_h,
                     stride_w, top, left, dil_h, dil_w, out_h, out_w, bias, v_init, threshold,
-                    bounds, subtract, fire_once, saturate, spikes, totals):  # pragma: no cover - compiled
+                    bounds, subtract, fire_once, saturate, spikes,
+                    totals):  # pragma: no cover - compiled
     """A Conv2d layer feeding IF neurons, event-driven, sample by sample (samples spread over
     the threads): per step the conv's output ``bias + sum`` exactly as
     :func:`_conv_events_kernel` computes it (in ``bias``'s dtype), then :func:`_if_update`.
@@ -657,86 +663,82 @@ def _conv_if_kernel(x, weights, runs, kernel_h, kernel_w, group_in, group_out, s
                        saturate, spikes[t, n], totals[n])
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _window_range(offset, stride, size, out_size):  # pragma: no cover - compiled
-    """Outputs ``[lo, hi)`` whose input ``o * stride + offset`` lies in ``[0, size)``."""
-    lo = 0 if offset >= 0 else (-offset + stride - 1) // stride
-    hi = (size - 1 - offset) // stride + 1 if size - 1 - offset >= 0 else 0
-    return lo, max(lo, min(hi, out_size))
-
-
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _max_pool_spikes_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left,
                             out):  # pragma: no cover - compiled
-    """Spiking max-pool of 0/1 spikes ``x`` (T, N, C, H, W) into ``out`` (T, N, C, Ho, Wo) uint8.
+    """Spiking max-pool of spikes ``x`` (T, N, C, H, W) uint8 into ``out`` (T, N, C, Ho, Wo)
+    uint8 zeros, event-driven.
 
-    Per sample (samples spread over the threads) it keeps each input's spike count so far and
-    the previous step's window maxima: ``out[t] = M(t) - M(t-1)`` with ``M(t)`` the max over the
-    window (positions inside the input only: padding never wins over a count >= 0) of the counts
-    up to step ``t`` (:func:`snncc.semantics.max_pool_step`).
+    Per sample (samples spread over the threads) it keeps each input's count so far and each
+    window's maximum ``M`` of those counts (positions inside the input only: padding never wins
+    over a count >= 0, so ``M`` starts at 0); ``out[t] = M(t) - M(t-1)``
+    (:func:`snncc.semantics.max_pool_step`). A maximum changes only where an input spiked, so
+    only the windows of this step's spikes are visited.
     """
     steps, samples, channels, height, width = x.shape
     out_h, out_w = out.shape[3], out.shape[4]
+    out_row, out_col = _conv_tables(height, width, kernel_h, kernel_w, stride_h, stride_w, top,
+                                    left, 1, 1, out_h, out_w)
     for n in numba.prange(samples):
         counts = np.zeros((channels, height, width), np.int32)
-        previous = np.zeros((channels, out_h, out_w), np.int32)
-        largest = np.empty((out_h, out_w), np.int32)
+        largest = np.zeros((channels, out_h, out_w), np.int32)
+        nonzero = np.empty(width, np.int64)
         for t in range(steps):
-            spikes = x[t, n]
+            result = out[t, n]
             for c in range(channels):
-                plane = counts[c]
                 for y in range(height):
-                    for x_index in range(width):
-                        plane[y, x_index] += spikes[c, y, x_index]
-                largest[:] = 0
-                for u in range(kernel_h):
-                    row_lo, row_hi = _window_range(u - top, stride_h, height, out_h)
-                    for v in range(kernel_w):
-                        col_lo, col_hi = _window_range(v - left, stride_w, width, out_w)
-                        for row in range(row_lo, row_hi):
-                            source = plane[row * stride_h + u - top]
-                            target = largest[row]
-                            for col in range(col_lo, col_hi):
-                                target[col] = max(target[col], source[col * stride_w + v - left])
-                before = previous[c]
-                for row in range(out_h):
-                    for col in range(out_w):
-                        out[t, n, c, row, col] = np.uint8(largest[row, col] - before[row, col])
-                        before[row, col] = largest[row, col]
+                    line = x[t, n, c, y]
+                    for event in range(_nonzero_columns(line, nonzero)):
+                        x_index = nonzero[event]
+                        total = counts[c, y, x_index] + line[x_index]
+                        counts[c, y, x_index] = total
+                        for u in range(kernel_h):
+                            row = out_row[y, u]
+                            if row < 0:
+                                continue
+                            for v in range(kernel_w):
+                                col = out_col[x_index, v]
+                                if col >= 0 and total > largest[c, row, col]:
+                                    result[c, row, col] += np.uint8(total - largest[c, row, col])
+                                    largest[c, row, col] = total
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _sum_pool_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left, scale,
                      out):  # pragma: no cover - compiled
-    """Sum pooling of small integers ``x`` (M, C, H, W) (zero padding) into ``out`` (M, C, Ho, Wo).
+    """Sum pooling of small integers ``x`` (M, C, H, W) (zero padding) into ``out`` (M, C, Ho, Wo)
+    zeros, event-driven: each nonzero input is added to the windows it lies in.
 
-    Each window sum is exact (an int32), then converted to ``out``'s dtype and, when ``scale`` is
-    not 1, multiplied by ``scale`` (given in ``out``'s dtype): the very values :func:`sum_pool`
-    and ``* node.scale`` give for the same inputs. Rows are spread over the threads.
+    The window sums are whole numbers, exact in ``out``'s dtype; when ``scale`` is not 1 they are
+    then multiplied by ``scale`` (given in ``out``'s dtype): the very values :func:`sum_pool` and
+    ``* node.scale`` give for the same inputs. Rows are spread over the threads.
     """
     rows, channels, height, width = x.shape
     out_h, out_w = out.shape[2], out.shape[3]
+    out_row, out_col = _conv_tables(height, width, kernel_h, kernel_w, stride_h, stride_w, top,
+                                    left, 1, 1, out_h, out_w)
     scaled = scale != 1
     for m in numba.prange(rows):
-        total = np.empty((out_h, out_w), np.int32)
+        nonzero = np.empty(width, np.int64)
+        target = out[m]
         for c in range(channels):
-            plane = x[m, c]
-            total[:] = 0
-            for u in range(kernel_h):
-                row_lo, row_hi = _window_range(u - top, stride_h, height, out_h)
-                for v in range(kernel_w):
-                    col_lo, col_hi = _window_range(v - left, stride_w, width, out_w)
-                    for row in range(row_lo, row_hi):
-                        source = plane[row * stride_h + u - top]
-                        target = total[row]
-                        for col in range(col_lo, col_hi):
-                            target[col] += source[col * stride_w + v - left]
-            target_plane = out[m, c]
-            for row in range(out_h):
-                for col in range(out_w):
-                    target_plane[row, col] = total[row, col]
-                    if scaled:
-                        target_plane[row, col] = target_plane[row, col] * scale
+            for y in range(height):
+                line = x[m, c, y]
+                for event in range(_nonzero_columns(line, nonzero)):
+                    x_index = nonzero[event]
+                    value = line[x_index]
+                    for u in range(kernel_h):
+                        row = out_row[y, u]
+                        if row < 0:
+                            continue
+                        for v in range(kernel_w):
+                            col = out_col[x_index, v]
+                            if col >= 0:
+                                target[c, row, col] += value
+        if scaled:
+            flat = target.reshape(-1)
+            for index in range(flat.size):
+                flat[index] = flat[index] * scale
 
 
 # ---------------------------------------------------------------------------- layer-major steps
@@ -767,20 +769,24 @@ def _merged(value: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _Deferred:
-    """A Dense layer's sparse input over the whole run, left for its IF consumer to fuse."""
+    """A Dense or Conv2d layer's sparse input over the whole run, left for its IF consumer to
+    fuse with it (summed in ``dtype``, the layer's value dtype, when a Conv2d)."""
 
     synapse: _Synapse
-    spikes: np.ndarray  # (T, N, D)
+    spikes: np.ndarray  # (T, N, D) for a Dense layer, (T, N, C, H, W) for a Conv2d
+    dtype: type = np.float32
 
 
 def _run_synapse(synapse: _Synapse, x: np.ndarray, timed: bool, integer: bool,
                  fusable: bool, event_dtype: type) -> np.ndarray | _Deferred:
-    if timed and fusable:
+    if timed and fusable and isinstance(synapse.node, ir.Dense):
         rows = x.reshape(x.shape[:2] + (-1,))
         if np.count_nonzero(rows) <= EVENT_DENSITY * rows.size:
             return _Deferred(synapse, rows)
     if timed and isinstance(synapse.node, ir.Conv2d):
         if np.count_nonzero(x) <= CONV_EVENT_DENSITY * x.size:
+            if fusable:
+                return _Deferred(synapse, x, event_dtype)
             out = synapse.events_conv(_merged(x), event_dtype)
             return out.reshape(x.shape[:2] + out.shape[1:])
     out = synapse(_merged(x) if timed else x)
@@ -802,7 +808,16 @@ def _run_if(node: ir.IF, shape: ir.Shape, current: np.ndarray | _Deferred, timed
     threshold = np.ascontiguousarray(ir.broadcast_per_neuron(node.threshold, shape),
                                      dtype).reshape(-1)
     rule = (bounds, node.reset == "subtract", node.fire_once, integer)
-    if isinstance(current, _Deferred):
+    if isinstance(current, _Deferred) and isinstance(current.synapse.node, ir.Conv2d):
+        synapse, node_conv = current.synapse, current.synapse.node
+        batch = current.spikes.shape[1]
+        spikes = np.zeros((timesteps, batch, size), np.uint8)
+        totals = np.zeros((batch, size), np.int64)
+        bias = (np.zeros(node_conv.weight.shape[0], current.dtype) if node_conv.bias is None
+                else node_conv.bias.astype(current.dtype))
+        _conv_if_kernel(np.ascontiguousarray(current.spikes), *synapse.conv_events(current.dtype),
+                        *shape[1:], bias, v_init, threshold, *rule, spikes, totals)
+    elif isinstance(current, _Deferred):
         synapse = current.synapse
         batch = current.spikes.shape[1]
         spikes = np.zeros((timesteps, batch, size), np.uint8)
@@ -831,7 +846,7 @@ def _run_max_pool(node: ir.MaxPool2d, x: np.ndarray, dtype: type) -> np.ndarray:
     if x.dtype == np.uint8 and x.ndim == 5:
         threads.current()
         _, out_h, out_w = node.output_shape([x.shape[2:]])
-        out = np.empty(x.shape[:3] + (out_h, out_w), np.uint8)
+        out = np.zeros(x.shape[:3] + (out_h, out_w), np.uint8)
         _max_pool_spikes_kernel(np.ascontiguousarray(x), node.kernel[0], node.kernel[1],
                                 node.stride[0], node.stride[1], node.padding[0], node.padding[1],
                                 out)
@@ -847,7 +862,7 @@ def _run_sum_pool(node: ir.SumPool2d, x: np.ndarray, dtype: type) -> np.ndarray:
     threads.current()
     merged = np.ascontiguousarray(_merged(x))
     _, out_h, out_w = node.output_shape([x.shape[2:]])
-    out = np.empty(merged.shape[:2] + (out_h, out_w), dtype)
+    out = np.zeros(merged.shape[:2] + (out_h, out_w), dtype)
     _sum_pool_kernel(merged, node.kernel[0], node.kernel[1], node.stride[0], node.stride[1],
                      node.padding[0], node.padding[1], dtype(node.scale), out)
     return out.reshape(x.shape[:3] + (out_h, out_w))
