@@ -5,7 +5,9 @@ there is no delay between layers and the graph is acyclic, so each node is evalu
 steps at once, in topological order (static nodes once). Synaptic layers see ``T x N`` rows per
 BLAS call; a Dense layer feeding only IF neurons runs fused with them in a compiled event-driven
 kernel when its input is sparse (cost ~ spikes x fan-out), and a Conv2d layer with sparse input
-scatters each nonzero input into the outputs it reaches; IF recurrences run in compiled kernels.
+scatters each nonzero input into the outputs it reaches (fused likewise with an IF consumer);
+IF recurrences and spiking max/sum pools (event-driven: only spikes are visited) run in compiled
+kernels. The event-driven conv adds every output's terms in (c, y, x) input order.
 Integer values are int32 wherever their bound allows. ``tests/engines/test_golden.py`` checks
 every spike, decision and readout state against :func:`snncc.semantics.run`.
 
