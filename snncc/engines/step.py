@@ -5,7 +5,9 @@ there is no delay between layers and the graph is acyclic, so each node is evalu
 steps at once, in topological order (static nodes once). Synaptic layers see ``T x N`` rows per
 BLAS call; a Dense layer feeding only IF neurons runs fused with them in a compiled event-driven
 kernel when its input is sparse (cost ~ spikes x fan-out), and a Conv2d layer with sparse input
-scatters each nonzero input into the outputs it reaches; IF recurrences run in compiled kernels.
+scatters each nonzero input into the outputs it reaches (fused likewise with an IF consumer);
+IF recurrences and spiking max/sum pools (event-driven: only spikes are visited) run in compiled
+kernels. The event-driven conv adds every output's terms in (c, y, x) input order.
 Integer values are int32 wherever their bound allows. ``tests/engines/test_golden.py`` checks
 every spike, decision and readout state against :func:`snncc.semantics.run`.
 
@@ -173,26 +175,33 @@ class _Synapse:
             self.kernels = conv_kernels(node, dtype)  # type: ignore[arg-type]
             self.bias = None if node.bias is None else node.bias.astype(dtype).reshape(1, -1, 1, 1)
 
+    def conv_events(self, dtype: type) -> tuple:
+        """The event-driven conv kernels' weights (summing in ``dtype``) and geometry arguments,
+        prepared once per dtype (see :func:`_conv_events_kernel`)."""
+        cache = self.__dict__.setdefault("_conv_by_dtype", {})
+        if dtype not in cache:
+            node: ir.Conv2d = self.node  # type: ignore[assignment]
+            out_channels, group_in, kernel_h, kernel_w = node.weight.shape
+            group_out = out_channels // node.groups
+            runs = node.groups == 1 and node.stride == (1, 1) and node.dilation == (1, 1)
+            # weight_t[c, u, v, j] = W[g * group_out + j, c - g * group_in, u, v]
+            blocks = node.weight.reshape((node.groups, group_out) + node.weight.shape[1:])
+            weight_t = blocks.transpose(0, 2, 3, 4, 1).reshape(
+                (node.groups * group_in, kernel_h, kernel_w, group_out))
+            if runs:
+                weight_t = weight_t[:, :, ::-1]
+            weights = np.ascontiguousarray(weight_t, dtype=dtype).reshape(-1)
+            cache[dtype] = (weights, runs, kernel_h, kernel_w, group_in, group_out, *node.stride,
+                            node.padding[0], node.padding[1], *node.dilation)
+        return cache[dtype]
+
     def events_conv(self, x: np.ndarray, dtype: type) -> np.ndarray:
         """The Conv2d layer on sparse ``x`` (M, C, H, W), event-driven, summed in ``dtype``."""
         node: ir.Conv2d = self.node  # type: ignore[assignment]
-        cache = self.__dict__.setdefault("_conv_by_dtype", {})
-        if dtype not in cache:
-            out_channels, group_in = node.weight.shape[:2]
-            group_out = out_channels // node.groups
-            # weight_t[c, u, v, j] = W[g * group_out + j, c - g * group_in, u, v]
-            blocks = node.weight.reshape((node.groups, group_out) + node.weight.shape[1:])
-            cache[dtype] = np.ascontiguousarray(
-                blocks.transpose(0, 2, 3, 4, 1).reshape((node.groups * group_in,)
-                                                        + node.weight.shape[2:] + (group_out,)),
-                dtype=dtype)
-        weight_t = cache[dtype]
         _, out_h, out_w = node.output_shape([x.shape[1:]])
         out = np.empty((len(x), node.weight.shape[0], out_h, out_w), dtype)
         bias = np.zeros(0, dtype) if node.bias is None else node.bias.astype(dtype)
-        _conv_events_kernel(np.ascontiguousarray(x), weight_t, node.weight.shape[1],
-                            weight_t.shape[3], *node.stride, node.padding[0], node.padding[1],
-                            *node.dilation, bias, out)
+        _conv_events_kernel(np.ascontiguousarray(x), *self.conv_events(dtype), bias, out)
         return out
 
     def events_in(self, dtype: type) -> np.ndarray:
@@ -326,8 +335,9 @@ class _Plan:
                         if isinstance(graph.nodes[n], ir.NEURONS + (ir.MaxPool2d,))]
         if input_node.coding != "direct":
             self.spiking.insert(0, graph.input_name)
-        # Dense layers read by nothing but one IF node: fused with it when their input is sparse
-        self.fusable = {n for n in self.order if isinstance(graph.nodes[n], ir.Dense)
+        # Dense/Conv2d layers read by nothing but one IF node: fused with it when their input
+        # is sparse
+        self.fusable = {n for n in self.order if isinstance(graph.nodes[n], ir.SYNAPTIC)
                         and n not in self.static and n != graph.output_name
                         and [type(graph.nodes[c]) for c in graph.consumers(n)] == [ir.IF]}
         self.fanout = {n: semantics.fanout(graph.nodes[n], self.shapes[self.sources[n][0]])
@@ -405,8 +415,12 @@ def _if_update(v, armed, current, threshold, low, high, subtract, fire_once, sat
         if saturate:
             value = min(max(value, low), high)
         crossed = (value >= threshold[f]) * armed[f]
-        out[f] = np.uint8(crossed)
-        totals[f] += crossed
+        spike = np.uint8(crossed)
+        out[f] = spike
+        if saturate:
+            totals[f] += crossed
+        else:  # float state: count the uint8 (AVX2 has no vector float -> int64 conversion)
+            totals[f] += spike
         if fire_once:
             armed[f] -= crossed
         if subtract:
@@ -468,25 +482,12 @@ def _dense_if_kernel(x, weight_t, bias, v_init, threshold, bounds, subtract, fir
                        saturate, spikes[t, n], totals[n])
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _conv_events_kernel(x, weight_t, group_in, group_out, stride_h, stride_w, top, left, dil_h,
-                        dil_w, bias, out):  # pragma: no cover - compiled
-    """Event-driven Conv2d: every nonzero input adds its weighted kernel to the outputs it reaches.
-
-    ``x`` (M, C, H, W); ``weight_t`` (C, kH, kW, C_out / G) with ``weight_t[c, u, v, j] =
-    W[g * C_out / G + j, c - g * group_in, u, v]`` for ``g = c // group_in``; ``bias`` (C_out,) or
-    empty for none; ``out`` (M, C_out, Ho, Wo) receives ``bias + sum``. Input ``(y, x)`` meets
-    kernel offset ``(u, v)`` at output ``((y + top - u dil_h) / stride_h, ...)`` when that is a
-    whole number inside the output. Rows are independent and spread over the threads; each
-    accumulates in a channels-last buffer (the innermost loop contiguous), starting from zero and
-    adding inputs in ``(c, y, x)`` order, the bias last, so every sum is the same whatever the
-    thread count.
-    """
-    rows, channels, height, width = x.shape
-    kernel_h, kernel_w = weight_t.shape[1], weight_t.shape[2]
-    out_channels, out_h, out_w = out.shape[1], out.shape[2], out.shape[3]
-    # output row (column) reached from input row y (column) through kernel row u (column v); -1
-    # for none. Tabulated once: the divisions would otherwise dominate the cost of an event.
+@numba.njit(cache=True, nogil=True)
+def _conv_tables(height, width, kernel_h, kernel_w, stride_h, stride_w, top, left, dil_h, dil_w,
+                 out_h, out_w):  # pragma: no cover - compiled
+    """The output row (column) that input row ``y`` (column) reaches through kernel row ``u``
+    (column ``v``), -1 for none: ``(y + top - u dil_h) / stride_h`` when that is a whole number
+    inside the output. Tabulated once: the divisions would otherwise dominate an event's cost."""
     out_row = np.full((height, kernel_h), -1, np.int64)
     for y in range(height):
         for u in range(kernel_h):
@@ -499,126 +500,247 @@ def _conv_events_kernel(x, weight_t, group_in, group_out, stride_h, stride_w, to
             col = x_index + left - v * dil_w
             if col >= 0 and col % stride_w == 0 and col // stride_w < out_w:
                 out_col[x_index, v] = col // stride_w
+    return out_row, out_col
+
+
+@numba.njit(cache=True, nogil=True)
+def _nonzero_columns(line, columns):  # pragma: no cover - compiled
+    """Write the indices of ``line``'s nonzero entries to ``columns``; return how many (with no
+    branch per entry: at spike densities a branch would be mispredicted at every spike)."""
+    count = 0
+    for index in range(line.size):
+        columns[count] = index
+        count += line[index] != 0
+    return count
+
+
+@numba.njit(cache=True, nogil=True)
+def _conv_scatter(image, weights, runs, kernel_h, kernel_w, group_in, group_out, left, out_row,
+                  out_col, out_w, out_channels, acc):  # pragma: no cover - compiled
+    """Add every nonzero input of ``image`` (C, H, W) times its kernel into ``acc``, the outputs
+    channels-last ``(Ho * Wo * C_out,)``: every output receives its terms in ``(c, y, x)`` input
+    order (the loops run over ``c``, ``y``, kernel row ``u``, then the nonzero ``x``; one output
+    meets one ``u`` per ``(c, y)``).
+
+    ``weights`` is ``weight_t`` (see :func:`_conv_events_kernel`) flattened; with ``runs``
+    (stride 1, dilation 1, one group) its kernel columns are reversed (``v -> kW - 1 - v``), so
+    that an input reaches, per kernel row, one contiguous block of ``acc`` (kW neighbouring
+    output positions, all channels), added in one loop.
+    """
+    if runs:
+        _conv_scatter_runs(image, weights, kernel_h, kernel_w, group_out, left, out_row, out_w,
+                           acc)
+        return
+    channels, height, width = image.shape
+    nonzero = np.empty(width, np.int64)
+    for c in range(channels):
+        base = (c // group_in) * group_out
+        for y in range(height):
+            line = image[c, y]
+            count = _nonzero_columns(line, nonzero)
+            for u in range(kernel_h):
+                row = out_row[y, u]
+                if row < 0:
+                    continue
+                for event in range(count):
+                    x_index = nonzero[event]
+                    value = line[x_index]
+                    for v in range(kernel_w):
+                        col = out_col[x_index, v]
+                        if col < 0:
+                            continue
+                        # slices, so that the innermost loop has provably non-negative
+                        # indices and vectorises (2x faster than indexing base + j)
+                        start = ((c * kernel_h + u) * kernel_w + v) * group_out
+                        column = weights[start:start + group_out]
+                        start = (row * out_w + col) * out_channels + base
+                        target = acc[start:start + group_out]
+                        if value == 1:  # a spike: no multiplications
+                            for j in range(group_out):
+                                target[j] += column[j]
+                        else:
+                            for j in range(group_out):
+                                target[j] += value * column[j]
+
+
+@numba.njit(cache=True, nogil=True)
+def _conv_scatter_runs(image, weights, kernel_h, kernel_w, group_out, left, out_row, out_w,
+                       acc):  # pragma: no cover - compiled
+    """:func:`_conv_scatter` with ``runs``: one block of ``acc`` per input and kernel row."""
+    channels, height, width = image.shape
+    nonzero = np.empty(width, np.int64)
+    for c in range(channels):
+        for y in range(height):
+            line = image[c, y]
+            count = _nonzero_columns(line, nonzero)
+            for u in range(kernel_h):
+                row = out_row[y, u]
+                if row < 0:
+                    continue
+                weight_base = (c * kernel_h + u) * kernel_w
+                for event in range(count):
+                    x_index = nonzero[event]
+                    value = line[x_index]
+                    first = x_index + left - (kernel_w - 1)  # the output column of v = kW - 1
+                    lo = max(0, -first)
+                    length = (min(kernel_w, out_w - first) - lo) * group_out
+                    start = (weight_base + lo) * group_out
+                    column = weights[start:start + length]
+                    start = (row * out_w + first + lo) * group_out
+                    target = acc[start:start + length]
+                    if value == 1:
+                        for j in range(length):
+                            target[j] += column[j]
+                    else:
+                        for j in range(length):
+                            target[j] += value * column[j]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _conv_events_kernel(x, weights, runs, kernel_h, kernel_w, group_in, group_out, stride_h,
+                        stride_w, top, left, dil_h, dil_w, bias, out):  # pragma: no cover - compiled
+    """Event-driven Conv2d: every nonzero input adds its weighted kernel to the outputs it reaches.
+
+    ``x`` (M, C, H, W); ``weights`` the flattened ``weight_t`` (C, kH, kW, C_out / G) with
+    ``weight_t[c, u, v, j] = W[g * C_out / G + j, c - g * group_in, u, v]`` for ``g = c //
+    group_in`` (kernel columns reversed with ``runs``, see :func:`_conv_scatter`); ``bias``
+    (C_out,) or empty for none; ``out`` (M, C_out, Ho, Wo) receives ``bias + sum``. Rows are
+    independent and spread over the threads; each accumulates in a channels-last buffer (the
+    innermost loop contiguous), starting from zero and adding inputs in ``(c, y, x)`` order, the
+    bias last, so every sum is the same whatever the thread count.
+    """
+    rows, channels, height, width = x.shape
+    out_channels, out_h, out_w = out.shape[1], out.shape[2], out.shape[3]
+    out_row, out_col = _conv_tables(height, width, kernel_h, kernel_w, stride_h, stride_w, top,
+                                    left, dil_h, dil_w, out_h, out_w)
     has_bias = bias.size > 0
-    weights = weight_t.reshape(-1)
     plane = out_h * out_w
+    planes = out.reshape((rows, out_channels, plane))
     for m in numba.prange(rows):
         acc = np.zeros(plane * out_channels, out.dtype)
+        _conv_scatter(x[m], weights, runs, kernel_h, kernel_w, group_in, group_out, left,
+                      out_row, out_col, out_w, out_channels, acc)
+        target = planes[m]
+        for j in range(out_channels):
+            for position in range(plane):
+                total = acc[position * out_channels + j]
+                if has_bias:
+                    total += bias[j]
+                target[j, position] = total
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _conv_if_kernel(x, weights, runs, kernel_h, kernel_w, group_in, group_out, stride_h,
+                    stride_w, top, left, dil_h, dil_w, out_h, out_w, bias, v_init, threshold,
+                    bounds, subtract, fire_once, saturate, spikes,
+                    totals):  # pragma: no cover - compiled
+    """A Conv2d layer feeding IF neurons, event-driven, sample by sample (samples spread over
+    the threads): per step the conv's output ``bias + sum`` exactly as
+    :func:`_conv_events_kernel` computes it (in ``bias``'s dtype), then :func:`_if_update`.
+
+    ``x`` (T, N, C, H, W); ``spikes`` (T, N, C_out * Ho * Wo); the rest as for
+    :func:`_conv_events_kernel` and :func:`_if_kernel` (``bias`` is never empty here).
+    """
+    steps, samples, channels, height, width = x.shape
+    out_channels = bias.size
+    neurons = spikes.shape[2]
+    plane = out_h * out_w
+    out_row, out_col = _conv_tables(height, width, kernel_h, kernel_w, stride_h, stride_w, top,
+                                    left, dil_h, dil_w, out_h, out_w)
+    for n in numba.prange(samples):
+        v = v_init.copy()
+        armed = np.ones(neurons, v.dtype)
+        current = np.empty(neurons, v.dtype)
+        acc = np.empty(neurons, bias.dtype)
+        for t in range(steps):
+            acc[:] = 0
+            _conv_scatter(x[t, n], weights, runs, kernel_h, kernel_w, group_in, group_out, left,
+                          out_row, out_col, out_w, out_channels, acc)
+            for j in range(out_channels):
+                for position in range(plane):
+                    total = acc[position * out_channels + j]
+                    total += bias[j]
+                    current[j * plane + position] = total
+            _if_update(v, armed, current, threshold, bounds[0], bounds[1], subtract, fire_once,
+                       saturate, spikes[t, n], totals[n])
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _max_pool_spikes_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left,
+                            out):  # pragma: no cover - compiled
+    """Spiking max-pool of spikes ``x`` (T, N, C, H, W) uint8 into ``out`` (T, N, C, Ho, Wo)
+    uint8 zeros, event-driven.
+
+    Per sample (samples spread over the threads) it keeps each input's count so far and each
+    window's maximum ``M`` of those counts (positions inside the input only: padding never wins
+    over a count >= 0, so ``M`` starts at 0); ``out[t] = M(t) - M(t-1)``
+    (:func:`snncc.semantics.max_pool_step`). A maximum changes only where an input spiked, so
+    only the windows of this step's spikes are visited.
+    """
+    steps, samples, channels, height, width = x.shape
+    out_h, out_w = out.shape[3], out.shape[4]
+    out_row, out_col = _conv_tables(height, width, kernel_h, kernel_w, stride_h, stride_w, top,
+                                    left, 1, 1, out_h, out_w)
+    for n in numba.prange(samples):
+        counts = np.zeros((channels, height, width), np.int32)
+        largest = np.zeros((channels, out_h, out_w), np.int32)
+        nonzero = np.empty(width, np.int64)
+        for t in range(steps):
+            result = out[t, n]
+            for c in range(channels):
+                for y in range(height):
+                    line = x[t, n, c, y]
+                    for event in range(_nonzero_columns(line, nonzero)):
+                        x_index = nonzero[event]
+                        total = counts[c, y, x_index] + line[x_index]
+                        counts[c, y, x_index] = total
+                        for u in range(kernel_h):
+                            row = out_row[y, u]
+                            if row < 0:
+                                continue
+                            for v in range(kernel_w):
+                                col = out_col[x_index, v]
+                                if col >= 0 and total > largest[c, row, col]:
+                                    result[c, row, col] += np.uint8(total - largest[c, row, col])
+                                    largest[c, row, col] = total
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _sum_pool_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left, scale,
+                     out):  # pragma: no cover - compiled
+    """Sum pooling of small integers ``x`` (M, C, H, W) (zero padding) into ``out`` (M, C, Ho, Wo)
+    zeros, event-driven: each nonzero input is added to the windows it lies in.
+
+    The window sums are whole numbers, exact in ``out``'s dtype; when ``scale`` is not 1 they are
+    then multiplied by ``scale`` (given in ``out``'s dtype): the very values :func:`sum_pool` and
+    ``* node.scale`` give for the same inputs. Rows are spread over the threads.
+    """
+    rows, channels, height, width = x.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    out_row, out_col = _conv_tables(height, width, kernel_h, kernel_w, stride_h, stride_w, top,
+                                    left, 1, 1, out_h, out_w)
+    scaled = scale != 1
+    for m in numba.prange(rows):
+        nonzero = np.empty(width, np.int64)
+        target = out[m]
         for c in range(channels):
-            base = (c // group_in) * group_out
             for y in range(height):
-                for x_index in range(width):
-                    value = x[m, c, y, x_index]
-                    if value == 0:
-                        continue
+                line = x[m, c, y]
+                for event in range(_nonzero_columns(line, nonzero)):
+                    x_index = nonzero[event]
+                    value = line[x_index]
                     for u in range(kernel_h):
                         row = out_row[y, u]
                         if row < 0:
                             continue
                         for v in range(kernel_w):
                             col = out_col[x_index, v]
-                            if col < 0:
-                                continue
-                            # slices, so that the innermost loop has provably non-negative
-                            # indices and vectorises (2x faster than indexing base + j)
-                            start = ((c * kernel_h + u) * kernel_w + v) * group_out
-                            column = weights[start:start + group_out]
-                            start = (row * out_w + col) * out_channels + base
-                            target = acc[start:start + group_out]
-                            if value == 1:  # a spike: no multiplications
-                                for j in range(group_out):
-                                    target[j] += column[j]
-                            else:
-                                for j in range(group_out):
-                                    target[j] += value * column[j]
-        for j in range(out_channels):
-            for position in range(plane):
-                total = acc[position * out_channels + j]
-                if has_bias:
-                    total += bias[j]
-                out[m, j, position // out_w, position % out_w] = total
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _window_range(offset, stride, size, out_size):  # pragma: no cover - compiled
-    """Outputs ``[lo, hi)`` whose input ``o * stride + offset`` lies in ``[0, size)``."""
-    lo = 0 if offset >= 0 else (-offset + stride - 1) // stride
-    hi = (size - 1 - offset) // stride + 1 if size - 1 - offset >= 0 else 0
-    return lo, max(lo, min(hi, out_size))
-
-
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _max_pool_spikes_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left,
-                            out):  # pragma: no cover - compiled
-    """Spiking max-pool of 0/1 spikes ``x`` (T, N, C, H, W) into ``out`` (T, N, C, Ho, Wo) uint8.
-
-    Per sample (samples spread over the threads) it keeps each input's spike count so far and
-    the previous step's window maxima: ``out[t] = M(t) - M(t-1)`` with ``M(t)`` the max over the
-    window (positions inside the input only: padding never wins over a count >= 0) of the counts
-    up to step ``t`` (:func:`snncc.semantics.max_pool_step`).
-    """
-    steps, samples, channels, height, width = x.shape
-    out_h, out_w = out.shape[3], out.shape[4]
-    for n in numba.prange(samples):
-        counts = np.zeros((channels, height, width), np.int32)
-        previous = np.zeros((channels, out_h, out_w), np.int32)
-        largest = np.empty((out_h, out_w), np.int32)
-        for t in range(steps):
-            spikes = x[t, n]
-            for c in range(channels):
-                plane = counts[c]
-                for y in range(height):
-                    for x_index in range(width):
-                        plane[y, x_index] += spikes[c, y, x_index]
-                largest[:] = 0
-                for u in range(kernel_h):
-                    row_lo, row_hi = _window_range(u - top, stride_h, height, out_h)
-                    for v in range(kernel_w):
-                        col_lo, col_hi = _window_range(v - left, stride_w, width, out_w)
-                        for row in range(row_lo, row_hi):
-                            source = plane[row * stride_h + u - top]
-                            target = largest[row]
-                            for col in range(col_lo, col_hi):
-                                target[col] = max(target[col], source[col * stride_w + v - left])
-                before = previous[c]
-                for row in range(out_h):
-                    for col in range(out_w):
-                        out[t, n, c, row, col] = np.uint8(largest[row, col] - before[row, col])
-                        before[row, col] = largest[row, col]
-
-
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _sum_pool_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left, scale,
-                     out):  # pragma: no cover - compiled
-    """Sum pooling of small integers ``x`` (M, C, H, W) (zero padding) into ``out`` (M, C, Ho, Wo).
-
-    Each window sum is exact (an int32), then converted to ``out``'s dtype and, when ``scale`` is
-    not 1, multiplied by ``scale`` (given in ``out``'s dtype): the very values :func:`sum_pool`
-    and ``* node.scale`` give for the same inputs. Rows are spread over the threads.
-    """
-    rows, channels, height, width = x.shape
-    out_h, out_w = out.shape[2], out.shape[3]
-    scaled = scale != 1
-    for m in numba.prange(rows):
-        total = np.empty((out_h, out_w), np.int32)
-        for c in range(channels):
-            plane = x[m, c]
-            total[:] = 0
-            for u in range(kernel_h):
-                row_lo, row_hi = _window_range(u - top, stride_h, height, out_h)
-                for v in range(kernel_w):
-                    col_lo, col_hi = _window_range(v - left, stride_w, width, out_w)
-                    for row in range(row_lo, row_hi):
-                        source = plane[row * stride_h + u - top]
-                        target = total[row]
-                        for col in range(col_lo, col_hi):
-                            target[col] += source[col * stride_w + v - left]
-            target_plane = out[m, c]
-            for row in range(out_h):
-                for col in range(out_w):
-                    target_plane[row, col] = total[row, col]
-                    if scaled:
-                        target_plane[row, col] = target_plane[row, col] * scale
+                            if col >= 0:
+                                target[c, row, col] += value
+        if scaled:
+            flat = target.reshape(-1)
+            for index in range(flat.size):
+                flat[index] = flat[index] * scale
 
 
 # ---------------------------------------------------------------------------- layer-major steps
@@ -649,20 +771,24 @@ def _merged(value: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _Deferred:
-    """A Dense layer's sparse input over the whole run, left for its IF consumer to fuse."""
+    """A Dense or Conv2d layer's sparse input over the whole run, left for its IF consumer to
+    fuse with it (summed in ``dtype``, the layer's value dtype, when a Conv2d)."""
 
     synapse: _Synapse
-    spikes: np.ndarray  # (T, N, D)
+    spikes: np.ndarray  # (T, N, D) for a Dense layer, (T, N, C, H, W) for a Conv2d
+    dtype: type = np.float32
 
 
 def _run_synapse(synapse: _Synapse, x: np.ndarray, timed: bool, integer: bool,
                  fusable: bool, event_dtype: type) -> np.ndarray | _Deferred:
-    if timed and fusable:
+    if timed and fusable and isinstance(synapse.node, ir.Dense):
         rows = x.reshape(x.shape[:2] + (-1,))
         if np.count_nonzero(rows) <= EVENT_DENSITY * rows.size:
             return _Deferred(synapse, rows)
     if timed and isinstance(synapse.node, ir.Conv2d):
         if np.count_nonzero(x) <= CONV_EVENT_DENSITY * x.size:
+            if fusable:
+                return _Deferred(synapse, x, event_dtype)
             out = synapse.events_conv(_merged(x), event_dtype)
             return out.reshape(x.shape[:2] + out.shape[1:])
     out = synapse(_merged(x) if timed else x)
@@ -684,7 +810,16 @@ def _run_if(node: ir.IF, shape: ir.Shape, current: np.ndarray | _Deferred, timed
     threshold = np.ascontiguousarray(ir.broadcast_per_neuron(node.threshold, shape),
                                      dtype).reshape(-1)
     rule = (bounds, node.reset == "subtract", node.fire_once, integer)
-    if isinstance(current, _Deferred):
+    if isinstance(current, _Deferred) and isinstance(current.synapse.node, ir.Conv2d):
+        synapse, node_conv = current.synapse, current.synapse.node
+        batch = current.spikes.shape[1]
+        spikes = np.zeros((timesteps, batch, size), np.uint8)
+        totals = np.zeros((batch, size), np.int64)
+        bias = (np.zeros(node_conv.weight.shape[0], current.dtype) if node_conv.bias is None
+                else node_conv.bias.astype(current.dtype))
+        _conv_if_kernel(np.ascontiguousarray(current.spikes), *synapse.conv_events(current.dtype),
+                        *shape[1:], bias, v_init, threshold, *rule, spikes, totals)
+    elif isinstance(current, _Deferred):
         synapse = current.synapse
         batch = current.spikes.shape[1]
         spikes = np.zeros((timesteps, batch, size), np.uint8)
@@ -713,7 +848,7 @@ def _run_max_pool(node: ir.MaxPool2d, x: np.ndarray, dtype: type) -> np.ndarray:
     if x.dtype == np.uint8 and x.ndim == 5:
         threads.current()
         _, out_h, out_w = node.output_shape([x.shape[2:]])
-        out = np.empty(x.shape[:3] + (out_h, out_w), np.uint8)
+        out = np.zeros(x.shape[:3] + (out_h, out_w), np.uint8)
         _max_pool_spikes_kernel(np.ascontiguousarray(x), node.kernel[0], node.kernel[1],
                                 node.stride[0], node.stride[1], node.padding[0], node.padding[1],
                                 out)
@@ -729,7 +864,7 @@ def _run_sum_pool(node: ir.SumPool2d, x: np.ndarray, dtype: type) -> np.ndarray:
     threads.current()
     merged = np.ascontiguousarray(_merged(x))
     _, out_h, out_w = node.output_shape([x.shape[2:]])
-    out = np.empty(merged.shape[:2] + (out_h, out_w), dtype)
+    out = np.zeros(merged.shape[:2] + (out_h, out_w), dtype)
     _sum_pool_kernel(merged, node.kernel[0], node.kernel[1], node.stride[0], node.stride[1],
                      node.padding[0], node.padding[1], dtype(node.scale), out)
     return out.reshape(x.shape[:3] + (out_h, out_w))
