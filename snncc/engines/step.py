@@ -554,13 +554,18 @@ def _conv_scatter(image, weights, runs, kernel_h, kernel_w, group_in, group_out,
                         start = ((c * kernel_h + u) * kernel_w + v) * group_out
                         column = weights[start:start + group_out]
                         start = (row * out_w + col) * out_channels + base
-                        target = acc[start:start + group_out]
-                        if value == 1:  # a spike: no multiplications
-                            for j in range(group_out):
-                                target[j] += column[j]
-                        else:
-                            for j in range(group_out):
-                                target[j] += value * column[j]
+                        _add_block(acc[start:start + group_out], column, value)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_block(target, column, value):  # pragma: no cover - compiled
+    """``target += value * column``, without multiplications for a spike (``value == 1``)."""
+    if value == 1:
+        for j in range(len(target)):
+            target[j] += column[j]
+    else:
+        for j in range(len(target)):
+            target[j] += value * column[j]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -587,13 +592,7 @@ def _conv_scatter_runs(image, weights, kernel_h, kernel_w, group_out, left, out_
                     start = (weight_base + lo) * group_out
                     column = weights[start:start + length]
                     start = (row * out_w + first + lo) * group_out
-                    target = acc[start:start + length]
-                    if value == 1:
-                        for j in range(length):
-                            target[j] += column[j]
-                    else:
-                        for j in range(length):
-                            target[j] += value * column[j]
+                    _add_block(acc[start:start + length], column, value)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
