@@ -665,16 +665,17 @@ def _conv_if_kernel(x, weights, runs, kernel_h, kernel_w, group_in, group_out, s
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _max_pool_spikes_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left,
-                            out):  # pragma: no cover - compiled
+def _max_pool_spikes_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left, out,
+                            totals):  # pragma: no cover - compiled
     """Spiking max-pool of spikes ``x`` (T, N, C, H, W) uint8 into ``out`` (T, N, C, Ho, Wo)
-    uint8 zeros, event-driven.
+    uint8 zeros, event-driven; ``totals`` (N, C, Ho, Wo) int64 zeros receives each output's
+    spike count.
 
     Per sample (samples spread over the threads) it keeps each input's count so far and each
     window's maximum ``M`` of those counts (positions inside the input only: padding never wins
     over a count >= 0, so ``M`` starts at 0); ``out[t] = M(t) - M(t-1)``
-    (:func:`snncc.semantics.max_pool_step`). A maximum changes only where an input spiked, so
-    only the windows of this step's spikes are visited.
+    (:func:`snncc.semantics.max_pool_step`), so ``totals`` is the final ``M``. A maximum
+    changes only where an input spiked, so only the windows of this step's spikes are visited.
     """
     steps, samples, channels, height, width = x.shape
     out_h, out_w = out.shape[3], out.shape[4]
@@ -682,7 +683,7 @@ def _max_pool_spikes_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left
                                     left, 1, 1, out_h, out_w)
     for n in numba.prange(samples):
         counts = np.zeros((channels, height, width), np.int32)
-        largest = np.zeros((channels, out_h, out_w), np.int32)
+        largest = totals[n]
         nonzero = np.empty(width, np.int64)
         for t in range(steps):
             result = out[t, n]
@@ -705,41 +706,46 @@ def _max_pool_spikes_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _sum_pool_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left, scale,
-                     out):  # pragma: no cover - compiled
-    """Sum pooling of small integers ``x`` (M, C, H, W) (zero padding) into ``out`` (M, C, Ho, Wo)
-    zeros, event-driven: each nonzero input is added to the windows it lies in.
+def _sum_pool_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left, scale, out,
+                     active):  # pragma: no cover - compiled
+    """Sum pooling of non-negative small integers ``x`` (T, N, C, H, W) (zero padding) into
+    ``out`` (T, N, C, Ho, Wo) zeros, event-driven: each nonzero input is added to the windows it
+    lies in. ``active`` (N, C, Ho, Wo) int64 zeros receives the number of steps each window sum
+    is nonzero (a window turns nonzero at its first input, and no input is negative).
 
     The window sums are whole numbers, exact in ``out``'s dtype; when ``scale`` is not 1 they are
     then multiplied by ``scale`` (given in ``out``'s dtype): the very values :func:`sum_pool` and
-    ``* node.scale`` give for the same inputs. Rows are spread over the threads.
+    ``* node.scale`` give for the same inputs. Samples are spread over the threads.
     """
-    rows, channels, height, width = x.shape
-    out_h, out_w = out.shape[2], out.shape[3]
+    steps, samples, channels, height, width = x.shape
+    out_h, out_w = out.shape[3], out.shape[4]
     out_row, out_col = _conv_tables(height, width, kernel_h, kernel_w, stride_h, stride_w, top,
                                     left, 1, 1, out_h, out_w)
     scaled = scale != 1
-    for m in numba.prange(rows):
+    for n in numba.prange(samples):
         nonzero = np.empty(width, np.int64)
-        target = out[m]
-        for c in range(channels):
-            for y in range(height):
-                line = x[m, c, y]
-                for event in range(_nonzero_columns(line, nonzero)):
-                    x_index = nonzero[event]
-                    value = line[x_index]
-                    for u in range(kernel_h):
-                        row = out_row[y, u]
-                        if row < 0:
-                            continue
-                        for v in range(kernel_w):
-                            col = out_col[x_index, v]
-                            if col >= 0:
-                                target[c, row, col] += value
-        if scaled:
-            flat = target.reshape(-1)
-            for index in range(flat.size):
-                flat[index] = flat[index] * scale
+        steps_active = active[n]
+        for t in range(steps):
+            target = out[t, n]
+            for c in range(channels):
+                for y in range(height):
+                    line = x[t, n, c, y]
+                    for event in range(_nonzero_columns(line, nonzero)):
+                        x_index = nonzero[event]
+                        value = line[x_index]
+                        for u in range(kernel_h):
+                            row = out_row[y, u]
+                            if row < 0:
+                                continue
+                            for v in range(kernel_w):
+                                col = out_col[x_index, v]
+                                if col >= 0:
+                                    steps_active[c, row, col] += target[c, row, col] == 0
+                                    target[c, row, col] += value
+            if scaled:
+                flat = target.reshape(-1)
+                for index in range(flat.size):
+                    flat[index] = flat[index] * scale
 
 
 # ---------------------------------------------------------------------------- layer-major steps
@@ -779,13 +785,15 @@ class _Deferred:
 
 
 def _run_synapse(synapse: _Synapse, x: np.ndarray, timed: bool, integer: bool,
-                 fusable: bool, event_dtype: type) -> np.ndarray | _Deferred:
+                 fusable: bool, event_dtype: type, nonzero: int) -> np.ndarray | _Deferred:
+    """The layer on ``x``, or its sparse input deferred to its IF consumer; ``nonzero``: how many
+    entries of ``x`` are nonzero (picks the event-driven path for a timed ``x``)."""
     if timed and fusable and isinstance(synapse.node, ir.Dense):
         rows = x.reshape(x.shape[:2] + (-1,))
-        if np.count_nonzero(rows) <= EVENT_DENSITY * rows.size:
+        if nonzero <= EVENT_DENSITY * rows.size:
             return _Deferred(synapse, rows)
     if timed and isinstance(synapse.node, ir.Conv2d):
-        if np.count_nonzero(x) <= CONV_EVENT_DENSITY * x.size:
+        if nonzero <= CONV_EVENT_DENSITY * x.size:
             if fusable:
                 return _Deferred(synapse, x, event_dtype)
             out = synapse.events_conv(_merged(x), event_dtype)
@@ -838,8 +846,10 @@ def _run_if(node: ir.IF, shape: ir.Shape, current: np.ndarray | _Deferred, timed
             totals.reshape((batch,) + tuple(shape)))
 
 
-def _run_max_pool(node: ir.MaxPool2d, x: np.ndarray, dtype: type) -> np.ndarray:
-    """Spiking max-pool: the per-step increase of the max of the cumulative input counts.
+def _run_max_pool(node: ir.MaxPool2d, x: np.ndarray,
+                  dtype: type) -> tuple[np.ndarray, np.ndarray | None]:
+    """Spiking max-pool: the per-step increase of the max of the cumulative input counts; and
+    the spike count per output ``(N, C, Ho, Wo)`` when the inputs are spikes (else None).
 
     Spikes (uint8 0/1) go through a compiled kernel whose output is uint8 again (the max of
     counts grows by at most one per step); other values through cumsum, max-pool and diff.
@@ -848,25 +858,29 @@ def _run_max_pool(node: ir.MaxPool2d, x: np.ndarray, dtype: type) -> np.ndarray:
         threads.current()
         _, out_h, out_w = node.output_shape([x.shape[2:]])
         out = np.zeros(x.shape[:3] + (out_h, out_w), np.uint8)
+        totals = np.zeros(out.shape[1:], np.int64)
         _max_pool_spikes_kernel(np.ascontiguousarray(x), node.kernel[0], node.kernel[1],
                                 node.stride[0], node.stride[1], node.padding[0], node.padding[1],
-                                out)
-        return out
+                                out, totals)
+        return out, totals
     totals = np.cumsum(x, axis=0, dtype=dtype)
     pooled = max_pool(_merged(totals), node)
     pooled = pooled.reshape(x.shape[:2] + pooled.shape[1:])
-    return np.diff(pooled, axis=0, prepend=np.zeros((1,) + pooled.shape[1:], dtype))
+    return np.diff(pooled, axis=0, prepend=np.zeros((1,) + pooled.shape[1:], dtype)), None
 
 
-def _run_sum_pool(node: ir.SumPool2d, x: np.ndarray, dtype: type) -> np.ndarray:
-    """Sum pooling of spikes ``x`` (T, N, C, H, W) uint8 over all steps, in the value ``dtype``."""
+def _run_sum_pool(node: ir.SumPool2d, x: np.ndarray,
+                  dtype: type) -> tuple[np.ndarray, np.ndarray]:
+    """Sum pooling of spikes ``x`` (T, N, C, H, W) uint8 over all steps, in the value ``dtype``;
+    and the number of steps each output is nonzero ``(N, C, Ho, Wo)``."""
     threads.current()
-    merged = np.ascontiguousarray(_merged(x))
     _, out_h, out_w = node.output_shape([x.shape[2:]])
-    out = np.zeros(merged.shape[:2] + (out_h, out_w), dtype)
-    _sum_pool_kernel(merged, node.kernel[0], node.kernel[1], node.stride[0], node.stride[1],
-                     node.padding[0], node.padding[1], dtype(node.scale), out)
-    return out.reshape(x.shape[:3] + (out_h, out_w))
+    out = np.zeros(x.shape[:3] + (out_h, out_w), dtype)
+    active = np.zeros(out.shape[1:], np.int64)
+    _sum_pool_kernel(np.ascontiguousarray(x), node.kernel[0], node.kernel[1], node.stride[0],
+                     node.stride[1], node.padding[0], node.padding[1], dtype(node.scale), out,
+                     active)
+    return out, active
 
 
 def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, timesteps: int,
@@ -897,6 +911,8 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
     predictions = np.empty((timesteps, batch), np.int64)
     # spike counts per neuron (N, ...) of 0/1-valued nodes: IF, spiking inputs and their layouts
     totals: dict[str, np.ndarray] = {}
+    # steps with a nonzero value per neuron (N, ...) of other nodes whose kernels count them
+    active: dict[str, np.ndarray] = {}
 
     for name in plan.order:
         if given is not None and name in given:
@@ -923,25 +939,32 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
             out, totals[name] = run_leaky(node, plan.shapes[name], inputs[0], timed[0], timesteps,
                                           integer)
         elif isinstance(node, ir.MaxPool2d):
-            out = _run_max_pool(node, _over_time(inputs[0], not timed[0], timesteps), state_dtype)
+            out, spike_totals = _run_max_pool(node, _over_time(inputs[0], not timed[0], timesteps),
+                                              state_dtype)
+            if spike_totals is not None:
+                totals[name] = spike_totals
         elif isinstance(node, ir.Readout):
             current = _over_time(inputs[0], not timed[0], timesteps)
             readout = _run_readout(node, plan.shapes[name], current, integer, predictions)
             out = inputs[0]
         elif isinstance(node, ir.SYNAPTIC):
+            # steps each input is nonzero: known from the kernels that made the input, else counted
+            if sources[0] in totals:
+                steps_active = totals[sources[0]]
+            elif sources[0] in active:
+                steps_active = active[sources[0]]
+            elif timed[0]:
+                steps_active = np.count_nonzero(inputs[0], axis=0)
+            else:
+                steps_active = timesteps * (inputs[0] != 0)
             out = _run_synapse(plan.synapses[name], inputs[0], timed[0], integer,
-                               name in plan.fusable, plan.value_dtypes[name])
+                               name in plan.fusable, plan.value_dtypes[name],
+                               int(steps_active.sum()))
             if only is None:  # a segment run counts no synaptic events
-                if sources[0] in totals:
-                    steps_active = totals[sources[0]]
-                elif timed[0]:
-                    steps_active = np.count_nonzero(inputs[0], axis=0)
-                else:
-                    steps_active = timesteps * (inputs[0] != 0)
                 synops += semantics.synaptic_events(steps_active, plan.fanout[name])
         elif (isinstance(node, ir.SumPool2d) and not static and inputs[0].dtype == np.uint8
               and (not integer or node.scale == 1.0)):
-            out = _run_sum_pool(node, inputs[0], plan.value_dtypes[name])
+            out, active[name] = _run_sum_pool(node, inputs[0], plan.value_dtypes[name])
         else:
             if not isinstance(node, _LAYOUT):
                 inputs = [i.astype(plan.value_dtypes[name], copy=False) for i in inputs]
@@ -949,8 +972,10 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
                 inputs = [_merged(_over_time(value, not is_timed, timesteps))
                           for value, is_timed in zip(inputs, timed, strict=True)]
             out = _stateless(node, inputs)
-            if isinstance(node, _LAYOUT) and sources[0] in totals:
-                totals[name] = _stateless(node, [totals[sources[0]]])
+            if isinstance(node, _LAYOUT):
+                for known in (totals, active):
+                    if sources[0] in known:
+                        known[name] = _stateless(node, [known[sources[0]]])
             if integer and not isinstance(node, _LAYOUT):
                 out = out.astype(plan.value_dtypes[name], copy=False)
             if not static:

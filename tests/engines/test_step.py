@@ -182,14 +182,17 @@ def test_spike_pool_kernels_equal_the_array_rules(kernel, stride, padding):
 
     spikes = (np.random.default_rng(1).random((7, 3, 2, 9, 8)) < 0.3).astype(np.uint8)
     node = ir.MaxPool2d(kernel=kernel, stride=stride, padding=padding)
-    fast = step._run_max_pool(node, spikes, np.float32)
+    fast, totals = step._run_max_pool(node, spikes, np.float32)
     assert fast.dtype == np.uint8
-    np.testing.assert_array_equal(fast, step._run_max_pool(node, spikes.astype(np.float32),
-                                                           np.float32))
+    array_rule, none = step._run_max_pool(node, spikes.astype(np.float32), np.float32)
+    np.testing.assert_array_equal(fast, array_rule)
+    assert none is None
+    np.testing.assert_array_equal(totals, fast.sum(axis=0))
     pool = ir.SumPool2d(kernel=kernel, stride=stride, padding=padding, scale=1 / 9)
-    fast = step._run_sum_pool(pool, spikes, np.float32)
+    fast, active = step._run_sum_pool(pool, spikes, np.float32)
     array_rule = step.sum_pool(step._merged(spikes).astype(np.float32), pool) * pool.scale
     np.testing.assert_array_equal(fast, array_rule.reshape(fast.shape))
+    np.testing.assert_array_equal(active, np.count_nonzero(fast, axis=0))
 
 
 @pytest.mark.parametrize("mode", ["float", "integer"])
