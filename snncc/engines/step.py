@@ -664,12 +664,34 @@ def _conv_if_kernel(x, weights, runs, kernel_h, kernel_w, group_in, group_out, s
                        saturate, spikes[t, n], totals[n])
 
 
+@numba.njit(cache=True, nogil=True)
+def _pool_reach(height, width, kernel_h, kernel_w, stride_h, stride_w, top, left, out_h,
+                out_w):  # pragma: no cover - compiled
+    """The windows of a pool that each input position lies in: ``reach[p, :count[p]]`` are the
+    flat output positions (``row * out_w + col``) that input ``p = y * width + x`` reaches, in
+    (kernel row, kernel column) order. Tabulated once, so that an input event costs one lookup
+    per window."""
+    out_row, out_col = _conv_tables(height, width, kernel_h, kernel_w, stride_h, stride_w, top,
+                                    left, 1, 1, out_h, out_w)
+    reach = np.zeros((height * width, kernel_h * kernel_w), np.int64)
+    count = np.zeros(height * width, np.int64)
+    for y in range(height):
+        for x_index in range(width):
+            position = y * width + x_index
+            for u in range(kernel_h):
+                for v in range(kernel_w):
+                    row, col = out_row[y, u], out_col[x_index, v]
+                    if row >= 0 and col >= 0:
+                        reach[position, count[position]] = row * out_w + col
+                        count[position] += 1
+    return reach, count
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _max_pool_spikes_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left, out,
-                            totals):  # pragma: no cover - compiled
-    """Spiking max-pool of spikes ``x`` (T, N, C, H, W) uint8 into ``out`` (T, N, C, Ho, Wo)
-    uint8 zeros, event-driven; ``totals`` (N, C, Ho, Wo) int64 zeros receives each output's
-    spike count.
+def _max_pool_spikes_kernel(x, reach, reach_count, out, totals):  # pragma: no cover - compiled
+    """Spiking max-pool of spikes ``x`` (T, N, C, H * W) uint8 into ``out`` (T, N, C, Ho * Wo)
+    uint8 zeros, event-driven (``reach``: :func:`_pool_reach`); ``totals`` (N, C, Ho * Wo) int64
+    zeros receives each output's spike count.
 
     Per sample (samples spread over the threads) it keeps each input's count so far and each
     window's maximum ``M`` of those counts (positions inside the input only: padding never wins
@@ -677,73 +699,57 @@ def _max_pool_spikes_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left
     (:func:`snncc.semantics.max_pool_step`), so ``totals`` is the final ``M``. A maximum
     changes only where an input spiked, so only the windows of this step's spikes are visited.
     """
-    steps, samples, channels, height, width = x.shape
-    out_h, out_w = out.shape[3], out.shape[4]
-    out_row, out_col = _conv_tables(height, width, kernel_h, kernel_w, stride_h, stride_w, top,
-                                    left, 1, 1, out_h, out_w)
+    steps, samples, channels, positions = x.shape
     for n in numba.prange(samples):
-        counts = np.zeros((channels, height, width), np.int32)
-        largest = totals[n]
-        nonzero = np.empty(width, np.int64)
+        counts = np.zeros((channels, positions), np.int32)
+        nonzero = np.empty(positions, np.int64)
         for t in range(steps):
-            result = out[t, n]
             for c in range(channels):
-                for y in range(height):
-                    line = x[t, n, c, y]
-                    for event in range(_nonzero_columns(line, nonzero)):
-                        x_index = nonzero[event]
-                        total = counts[c, y, x_index] + line[x_index]
-                        counts[c, y, x_index] = total
-                        for u in range(kernel_h):
-                            row = out_row[y, u]
-                            if row < 0:
-                                continue
-                            for v in range(kernel_w):
-                                col = out_col[x_index, v]
-                                if col >= 0 and total > largest[c, row, col]:
-                                    result[c, row, col] += np.uint8(total - largest[c, row, col])
-                                    largest[c, row, col] = total
+                plane = x[t, n, c]
+                seen = counts[c]
+                largest = totals[n, c]
+                result = out[t, n, c]
+                for event in range(_nonzero_columns(plane, nonzero)):
+                    position = nonzero[event]
+                    total = seen[position] + plane[position]
+                    seen[position] = total
+                    for k in range(reach_count[position]):
+                        window = reach[position, k]
+                        if total > largest[window]:
+                            result[window] += np.uint8(total - largest[window])
+                            largest[window] = total
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _sum_pool_kernel(x, kernel_h, kernel_w, stride_h, stride_w, top, left, scale, out,
-                     active):  # pragma: no cover - compiled
-    """Sum pooling of non-negative small integers ``x`` (T, N, C, H, W) (zero padding) into
-    ``out`` (T, N, C, Ho, Wo) zeros, event-driven: each nonzero input is added to the windows it
-    lies in. ``active`` (N, C, Ho, Wo) int64 zeros receives the number of steps each window sum
-    is nonzero (a window turns nonzero at its first input, and no input is negative).
+def _sum_pool_kernel(x, reach, reach_count, scale, out, active):  # pragma: no cover - compiled
+    """Sum pooling of non-negative small integers ``x`` (T, N, C, H * W) (zero padding) into
+    ``out`` (T, N, C, Ho * Wo) zeros, event-driven: each nonzero input is added to the windows it
+    lies in (``reach``: :func:`_pool_reach`). ``active`` (N, C, Ho * Wo) int64 zeros receives the
+    number of steps each window sum is nonzero (a window turns nonzero at its first input, and
+    no input is negative).
 
     The window sums are whole numbers, exact in ``out``'s dtype; when ``scale`` is not 1 they are
     then multiplied by ``scale`` (given in ``out``'s dtype): the very values :func:`sum_pool` and
     ``* node.scale`` give for the same inputs. Samples are spread over the threads.
     """
-    steps, samples, channels, height, width = x.shape
-    out_h, out_w = out.shape[3], out.shape[4]
-    out_row, out_col = _conv_tables(height, width, kernel_h, kernel_w, stride_h, stride_w, top,
-                                    left, 1, 1, out_h, out_w)
+    steps, samples, channels, positions = x.shape
     scaled = scale != 1
     for n in numba.prange(samples):
-        nonzero = np.empty(width, np.int64)
-        steps_active = active[n]
+        nonzero = np.empty(positions, np.int64)
         for t in range(steps):
-            target = out[t, n]
             for c in range(channels):
-                for y in range(height):
-                    line = x[t, n, c, y]
-                    for event in range(_nonzero_columns(line, nonzero)):
-                        x_index = nonzero[event]
-                        value = line[x_index]
-                        for u in range(kernel_h):
-                            row = out_row[y, u]
-                            if row < 0:
-                                continue
-                            for v in range(kernel_w):
-                                col = out_col[x_index, v]
-                                if col >= 0:
-                                    steps_active[c, row, col] += target[c, row, col] == 0
-                                    target[c, row, col] += value
+                plane = x[t, n, c]
+                target = out[t, n, c]
+                steps_active = active[n, c]
+                for event in range(_nonzero_columns(plane, nonzero)):
+                    position = nonzero[event]
+                    value = plane[position]
+                    for k in range(reach_count[position]):
+                        window = reach[position, k]
+                        steps_active[window] += target[window] == 0
+                        target[window] += value
             if scaled:
-                flat = target.reshape(-1)
+                flat = out[t, n].reshape(-1)
                 for index in range(flat.size):
                     flat[index] = flat[index] * scale
 
@@ -857,12 +863,12 @@ def _run_max_pool(node: ir.MaxPool2d, x: np.ndarray,
     if x.dtype == np.uint8 and x.ndim == 5:
         threads.current()
         _, out_h, out_w = node.output_shape([x.shape[2:]])
-        out = np.zeros(x.shape[:3] + (out_h, out_w), np.uint8)
+        out = np.zeros(x.shape[:3] + (out_h * out_w,), np.uint8)
         totals = np.zeros(out.shape[1:], np.int64)
-        _max_pool_spikes_kernel(np.ascontiguousarray(x), node.kernel[0], node.kernel[1],
-                                node.stride[0], node.stride[1], node.padding[0], node.padding[1],
-                                out, totals)
-        return out, totals
+        _max_pool_spikes_kernel(_planes(x), *_reach(node, x.shape[3:], (out_h, out_w)), out,
+                                totals)
+        return (out.reshape(x.shape[:3] + (out_h, out_w)),
+                totals.reshape(x.shape[1:3] + (out_h, out_w)))
     totals = np.cumsum(x, axis=0, dtype=dtype)
     pooled = max_pool(_merged(totals), node)
     pooled = pooled.reshape(x.shape[:2] + pooled.shape[1:])
@@ -875,12 +881,24 @@ def _run_sum_pool(node: ir.SumPool2d, x: np.ndarray,
     and the number of steps each output is nonzero ``(N, C, Ho, Wo)``."""
     threads.current()
     _, out_h, out_w = node.output_shape([x.shape[2:]])
-    out = np.zeros(x.shape[:3] + (out_h, out_w), dtype)
+    out = np.zeros(x.shape[:3] + (out_h * out_w,), dtype)
     active = np.zeros(out.shape[1:], np.int64)
-    _sum_pool_kernel(np.ascontiguousarray(x), node.kernel[0], node.kernel[1], node.stride[0],
-                     node.stride[1], node.padding[0], node.padding[1], dtype(node.scale), out,
-                     active)
-    return out, active
+    _sum_pool_kernel(_planes(x), *_reach(node, x.shape[3:], (out_h, out_w)), dtype(node.scale),
+                     out, active)
+    return (out.reshape(x.shape[:3] + (out_h, out_w)),
+            active.reshape(x.shape[1:3] + (out_h, out_w)))
+
+
+def _planes(x: np.ndarray) -> np.ndarray:
+    """``(T, N, C, H, W)`` as contiguous ``(T, N, C, H * W)``."""
+    return np.ascontiguousarray(x).reshape(x.shape[:3] + (-1,))
+
+
+def _reach(node: ir.MaxPool2d | ir.SumPool2d, size: tuple[int, int],
+           out_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The pool's :func:`_pool_reach` tables for inputs of ``size`` (H, W)."""
+    return _pool_reach(*size, *node.kernel, *node.stride, node.padding[0], node.padding[1],
+                       *out_size)
 
 
 def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, timesteps: int,
