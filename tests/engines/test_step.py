@@ -246,3 +246,37 @@ def _converted_cnn(integer: bool) -> ir.Graph:
                           options={"convert": {"bias_correction": False}})
     graph, _ = run_passes(tiny_cnn_graph(), passes, context)
     return graph
+
+
+_REALLOCATE = """
+import resource, numpy as np
+def faults():
+    # 40 arrays of 3 MB (below numpy's huge-page size), freed together, then allocated again
+    arrays = [np.ones(3 * 2**20, np.uint8) for _ in range(40)]
+    del arrays
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    arrays = [np.ones(3 * 2**20, np.uint8) for _ in range(40)]
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+"""
+
+
+def test_freed_batch_memory_is_reused_without_page_faults():
+    """After the engines' runtime setup, freed batch arrays are handed out again by the allocator
+    instead of being returned to the kernel and faulted in page by page
+    (:func:`snncc.engines.threads.keep_freed_memory`)."""
+    import subprocess
+    import sys
+
+    from snncc.engines import threads
+
+    threads.configure()
+    if not threads.keep_freed_memory():
+        pytest.skip("the C library is not glibc: its allocator has no mallopt")
+    pages = 40 * 3 * 2**20 // 4096
+    plain = subprocess.run([sys.executable, "-c", _REALLOCATE + "print(faults())"],
+                           capture_output=True, text=True, check=True)
+    if int(plain.stdout) < pages // 2:
+        pytest.skip("this system's allocator keeps freed memory by itself")
+    scope: dict = {}
+    exec(_REALLOCATE, scope)
+    assert scope["faults"]() < pages // 20
