@@ -42,6 +42,9 @@ EXACT_FLOAT32 = 2**24
 EXACT_FLOAT64 = 2**53
 # a batch is sized so that one node's values over the whole run stay below this (at 8 bytes each)
 ACTIVATION_BYTES = 2**26
+# integer mode's sums are exact, so no result depends on where its batches split the samples:
+# its batches may be larger (less per-batch overhead, samples spread more evenly over threads)
+INTEGER_ACTIVATION_BYTES = 2**28
 
 
 # ---------------------------------------------------------------------------------- array ops
@@ -1041,15 +1044,19 @@ def _run_readout(node: ir.Readout, shape: ir.Shape, current: np.ndarray, integer
     return state
 
 
-def batch_rows(shapes: dict[str, ir.Shape], timesteps: int, batch_size: int = 256) -> int:
+def batch_rows(shapes: dict[str, ir.Shape], timesteps: int, batch_size: int = 256,
+               mode: str = "float") -> int:
     """Samples per batch of :func:`simulate`: ``batch_size``, shrunk so that the largest node's
-    values over all ``timesteps`` stay below ``ACTIVATION_BYTES`` (8 bytes each), at least 1.
+    values over all ``timesteps`` stay below ``ACTIVATION_BYTES`` (``INTEGER_ACTIVATION_BYTES``
+    in integer mode) at 8 bytes each, at least 1.
 
-    A sharded run whose shards start at multiples of this number evaluates exactly the batches
-    one whole run evaluates (float mode picks its summation path per batch).
+    A sharded run whose shards start at multiples of the float-mode number evaluates exactly the
+    batches one whole run evaluates (float mode picks its summation path, and BLAS its blocking,
+    per batch); integer mode gives the same results for any batches.
     """
     largest = max(int(np.prod(shape)) for shape in shapes.values())
-    return max(1, min(batch_size, ACTIVATION_BYTES // (8 * timesteps * largest)))
+    budget = INTEGER_ACTIVATION_BYTES if mode == "integer" else ACTIVATION_BYTES
+    return max(1, min(batch_size, budget // (8 * timesteps * largest)))
 
 
 def simulate(
@@ -1070,7 +1077,7 @@ def simulate(
     ``mode="integer"`` requires an integer graph (see :meth:`snncc.ir.Graph.check_integer`) and
     integer raw inputs. ``seed`` overrides the Input node's seed for rate coding. ``progress`` is
     called with the number of samples finished after each batch (batches shrink below
-    ``batch_size`` when one node's whole run would exceed ``ACTIVATION_BYTES``, see
+    ``batch_size`` when one node's whole run would exceed its activation budget, see
     :func:`batch_rows`). ``record`` keeps every spiking
     node's raster; ``count_neurons`` keeps per-neuron spike totals (``neuron_counts``).
     ``sample_offset``: the global index of ``raw_inputs[0]`` in the whole evaluated set, when
@@ -1084,7 +1091,7 @@ def simulate(
     plan = _Plan(graph, mode, max(max_input, 1.0))
     seed = graph.input.seed if seed is None else seed
     labels = None if labels is None else np.asarray(labels)
-    batch_size = batch_rows(plan.shapes, timesteps, batch_size)
+    batch_size = batch_rows(plan.shapes, timesteps, batch_size, mode)
     threads.current()  # numba's thread count from --threads / SNNCC_THREADS
     parts = []
     # float mode: one BLAS thread, so the results never depend on the thread count (see
@@ -1135,7 +1142,7 @@ class Segments:
         max_input = float(np.abs(self.raw).max(initial=0)) if len(self.raw) else 1.0
         self.max_input = max(max_input, 1.0)
         self.plan = _Plan(graph, mode, self.max_input)
-        size = batch_rows(self.plan.shapes, timesteps, batch_size)
+        size = batch_rows(self.plan.shapes, timesteps, batch_size, mode)
         self.batches = [(start, min(start + size, len(self.raw)))
                         for start in range(0, len(self.raw), size)]
 

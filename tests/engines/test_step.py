@@ -280,3 +280,24 @@ def test_freed_batch_memory_is_reused_without_page_faults():
     scope: dict = {}
     exec(_REALLOCATE, scope)
     assert scope["faults"]() < pages // 20
+
+
+def test_integer_batches_are_larger_and_change_no_result():
+    from snncc.engines import step
+
+    graph = _converted_cnn(integer=True)
+    shapes = graph.infer_shapes()
+    largest = max(int(np.prod(shape)) for shape in shapes.values())
+    timesteps = step.ACTIVATION_BYTES // (8 * largest * 3)  # float mode: 3 samples per batch
+    assert step.batch_rows(shapes, timesteps) == 3
+    assert step.batch_rows(shapes, timesteps, mode="integer") == 12
+    raw = np.random.default_rng(8).integers(0, 256, (23, 1, 8, 8))
+    whole = simulate(graph, raw, 12, mode="integer", count_neurons=True)
+    for batch_size in (1, 5):
+        batched = simulate(graph, raw, 12, mode="integer", count_neurons=True,
+                           batch_size=batch_size)
+        np.testing.assert_array_equal(batched.predictions, whole.predictions)
+        np.testing.assert_array_equal(batched.readout_state, whole.readout_state)
+        np.testing.assert_array_equal(batched.synops, whole.synops)
+        for name, counts in whole.neuron_counts.items():
+            np.testing.assert_array_equal(batched.neuron_counts[name], counts)
