@@ -620,8 +620,9 @@ def _conv_events_kernel(x, weights, runs, kernel_h, kernel_w, group_in, group_ou
         _conv_scatter(x[m], weights, runs, kernel_h, kernel_w, group_in, group_out, left,
                       out_row, out_col, out_w, out_channels, acc)
         target = planes[m]
-        for j in range(out_channels):
-            for position in range(plane):
+        # position outer: reading acc in order ran ~2x faster than reading it with a stride
+        for position in range(plane):
+            for j in range(out_channels):
                 total = acc[position * out_channels + j]
                 if has_bias:
                     total += bias[j]
@@ -655,8 +656,8 @@ def _conv_if_kernel(x, weights, runs, kernel_h, kernel_w, group_in, group_out, s
             acc[:] = 0
             _conv_scatter(x[t, n], weights, runs, kernel_h, kernel_w, group_in, group_out, left,
                           out_row, out_col, out_w, out_channels, acc)
-            for j in range(out_channels):
-                for position in range(plane):
+            for position in range(plane):  # position outer, as in _conv_events_kernel
+                for j in range(out_channels):
                     total = acc[position * out_channels + j]
                     total += bias[j]
                     current[j * plane + position] = total
