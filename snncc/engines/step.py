@@ -522,8 +522,8 @@ def _conv_scatter(image, weights, runs, kernel_h, kernel_w, group_in, group_out,
                   out_col, out_w, out_channels, acc):  # pragma: no cover - compiled
     """Add every nonzero input of ``image`` (C, H, W) times its kernel into ``acc``, the outputs
     channels-last ``(Ho * Wo * C_out,)``: every output receives its terms in ``(c, y, x)`` input
-    order (the loops run over ``c``, ``y``, kernel row ``u``, then the nonzero ``x``; one output
-    meets one ``u`` per ``(c, y)``).
+    order (the loops run over ``c``, ``y``, the nonzero ``x``, then kernel row ``u``: one output
+    meets one ``u`` per ``(c, y)``, so the order of ``u`` and ``x`` does not change any sum).
 
     ``weights`` is ``weight_t`` (see :func:`_conv_events_kernel`) flattened; with ``runs``
     (stride 1, dilation 1, one group) its kernel columns are reversed (``v -> kW - 1 - v``), so
@@ -540,14 +540,15 @@ def _conv_scatter(image, weights, runs, kernel_h, kernel_w, group_in, group_out,
         base = (c // group_in) * group_out
         for y in range(height):
             line = image[c, y]
-            count = _nonzero_columns(line, nonzero)
-            for u in range(kernel_h):
-                row = out_row[y, u]
-                if row < 0:
-                    continue
-                for event in range(count):
-                    x_index = nonzero[event]
-                    value = line[x_index]
+            # u inside x: an input's kernel rows land in different output rows, so consecutive
+            # blocks never overlap (consecutive x of one u often do; that order ran ~10% slower)
+            for event in range(_nonzero_columns(line, nonzero)):
+                x_index = nonzero[event]
+                value = line[x_index]
+                for u in range(kernel_h):
+                    row = out_row[y, u]
+                    if row < 0:
+                        continue
                     for v in range(kernel_w):
                         col = out_col[x_index, v]
                         if col < 0:
@@ -580,19 +581,18 @@ def _conv_scatter_runs(image, weights, kernel_h, kernel_w, group_out, left, out_
     for c in range(channels):
         for y in range(height):
             line = image[c, y]
-            count = _nonzero_columns(line, nonzero)
-            for u in range(kernel_h):
-                row = out_row[y, u]
-                if row < 0:
-                    continue
-                weight_base = (c * kernel_h + u) * kernel_w
-                for event in range(count):
-                    x_index = nonzero[event]
-                    value = line[x_index]
-                    first = x_index + left - (kernel_w - 1)  # the output column of v = kW - 1
-                    lo = max(0, -first)
-                    length = (min(kernel_w, out_w - first) - lo) * group_out
-                    start = (weight_base + lo) * group_out
+            # u inside x, as in _conv_scatter
+            for event in range(_nonzero_columns(line, nonzero)):
+                x_index = nonzero[event]
+                value = line[x_index]
+                first = x_index + left - (kernel_w - 1)  # the output column of v = kW - 1
+                lo = max(0, -first)
+                length = (min(kernel_w, out_w - first) - lo) * group_out
+                for u in range(kernel_h):
+                    row = out_row[y, u]
+                    if row < 0:
+                        continue
+                    start = ((c * kernel_h + u) * kernel_w + lo) * group_out
                     column = weights[start:start + length]
                     start = (row * out_w + first + lo) * group_out
                     _add_block(acc[start:start + length], column, value)
@@ -623,8 +623,9 @@ def _conv_events_kernel(x, weights, runs, kernel_h, kernel_w, group_in, group_ou
         _conv_scatter(x[m], weights, runs, kernel_h, kernel_w, group_in, group_out, left,
                       out_row, out_col, out_w, out_channels, acc)
         target = planes[m]
-        for j in range(out_channels):
-            for position in range(plane):
+        # position outer: reading acc in order ran ~2x faster than reading it with a stride
+        for position in range(plane):
+            for j in range(out_channels):
                 total = acc[position * out_channels + j]
                 if has_bias:
                     total += bias[j]
@@ -658,8 +659,8 @@ def _conv_if_kernel(x, weights, runs, kernel_h, kernel_w, group_in, group_out, s
             acc[:] = 0
             _conv_scatter(x[t, n], weights, runs, kernel_h, kernel_w, group_in, group_out, left,
                           out_row, out_col, out_w, out_channels, acc)
-            for j in range(out_channels):
-                for position in range(plane):
+            for position in range(plane):  # position outer, as in _conv_events_kernel
+                for j in range(out_channels):
                     total = acc[position * out_channels + j]
                     total += bias[j]
                     current[j * plane + position] = total
