@@ -7,7 +7,9 @@ BLAS call; a Dense layer feeding only IF neurons runs fused with them in a compi
 kernel when its input is sparse (cost ~ spikes x fan-out), and a Conv2d layer with sparse input
 scatters each nonzero input into the outputs it reaches (fused likewise with an IF consumer);
 IF recurrences and spiking max/sum pools (event-driven: only spikes are visited) run in compiled
-kernels. The event-driven conv adds every output's terms in (c, y, x) input order.
+kernels; the pools also count the steps each output is nonzero, which is what a synaptic layer
+after them needs for its event count and path choice (no pass over the values to count them).
+The event-driven conv adds every output's terms in (c, y, x) input order.
 Integer values are int32 wherever their bound allows. ``tests/engines/test_golden.py`` checks
 every spike, decision and readout state against :func:`snncc.semantics.run`.
 
@@ -19,7 +21,9 @@ request, every layer's spike raster.
 Integer mode is exact: synaptic sums are computed with BLAS in float32 when every partial sum is
 provably below 2**24 (float64 below 2**53, else an error) and converted to int64, or accumulated
 in int64 by the event-driven kernel, then added to int64 state with ``STATE_BITS`` saturation.
-Float mode keeps float32 state; its sums may round differently on the two paths.
+Since no integer result depends on how the samples are batched, integer mode runs larger batches
+(:func:`batch_rows`). Float mode keeps float32 state; its sums may round differently on the two
+paths, and BLAS's blocking of a product depends on its rows, so float batches are fixed.
 """
 
 from __future__ import annotations
