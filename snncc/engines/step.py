@@ -28,7 +28,6 @@ paths, and BLAS's blocking of a product depends on its rows, so float batches ar
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -777,6 +776,10 @@ _LAYOUT = (ir.Flatten, ir.Reshape, ir.Transpose)
 # whose pooled spike maps are ~20% nonzero: 2.6x faster than im2col + BLAS in integer mode).
 EVENT_DENSITY = 0.1
 CONV_EVENT_DENSITY = 0.5
+# In integer mode both Dense paths give the same exact sums, so the cheaper one is taken: the
+# event-driven kernel up to this density (Dense 1568->128, 3136->256, 784->500 on inputs 1..4,
+# T=32: it is faster below 0.2-0.3). Float mode keeps EVENT_DENSITY: its sums differ by path.
+INTEGER_EVENT_DENSITY = 0.25
 
 
 def _over_time(value: np.ndarray, static: bool, timesteps: int) -> np.ndarray:
@@ -804,7 +807,7 @@ def _run_synapse(synapse: _Synapse, x: np.ndarray, timed: bool, integer: bool,
     entries of ``x`` are nonzero (picks the event-driven path for a timed ``x``)."""
     if timed and fusable and isinstance(synapse.node, ir.Dense):
         rows = x.reshape(x.shape[:2] + (-1,))
-        if nonzero <= EVENT_DENSITY * rows.size:
+        if nonzero <= (INTEGER_EVENT_DENSITY if integer else EVENT_DENSITY) * rows.size:
             return _Deferred(synapse, rows)
     if timed and isinstance(synapse.node, ir.Conv2d):
         if nonzero <= CONV_EVENT_DENSITY * x.size:
@@ -1099,9 +1102,10 @@ def simulate(
     batch_size = batch_rows(plan.shapes, timesteps, batch_size, mode)
     threads.current()  # numba's thread count from --threads / SNNCC_THREADS
     parts = []
-    # float mode: one BLAS thread, so the results never depend on the thread count (see
-    # run_ann); integer sums are exact in any order, so BLAS keeps its threads there
-    with threads.single_threaded_blas() if plan.mode == "float" else contextlib.nullcontext():
+    # one BLAS thread: float results then never depend on the thread count (see run_ann), and
+    # integer mode's products are small (most sums are event-driven): waking BLAS's threads for
+    # each cost more than they saved (measured on the shared CNNs)
+    with threads.single_threaded_blas():
         for start in range(0, len(raw_inputs), batch_size):
             stop = min(start + batch_size, len(raw_inputs))
             parts.append(_simulate_batch(

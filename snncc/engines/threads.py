@@ -3,14 +3,14 @@
 One setting caps both thread pools a run can use: numba's (the compiled engine kernels spread
 their samples over it with ``prange``) and the BLAS library's (OpenBLAS behind numpy).
 
-Inside the engines (:func:`snncc.engines.step.simulate` in float mode,
-:func:`~snncc.engines.step.run_ann`) BLAS is held to one thread. A multi-threaded BLAS splits the
-sums of a product among its threads, so float results would change in their last bits with the
-thread count (measured on the shared CNNs: spike counts differ between one and two OpenBLAS
-threads); with one thread they never do, and no idle BLAS helper busy-waits on a core that a
-kernel needs. Integer mode keeps BLAS's threads: its float32 sums are exact integers, the same in
-any order. The kernels themselves compute whole samples per thread with the same arithmetic in
-the same order: results are the same for every thread count.
+Inside the engines (:func:`snncc.engines.step.simulate`, :func:`~snncc.engines.step.run_ann`)
+BLAS is held to one thread. A multi-threaded BLAS splits the sums of a product among its threads,
+so float results would change in their last bits with the thread count (measured on the shared
+CNNs: spike counts differ between one and two OpenBLAS threads); with one thread they never do,
+and no idle BLAS helper busy-waits on a core that a kernel needs. (Integer sums are exact in any
+order, but there the products are small and waking BLAS's threads for each cost more than they
+saved.) The kernels themselves compute whole samples per thread with the same arithmetic in the
+same order: results are the same for every thread count.
 
 :func:`configure` also keeps freed batch memory for reuse (:func:`keep_freed_memory`): the
 engines' runtime setup, done once before any compiled kernel runs.
@@ -21,6 +21,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
 
 from snncc.errors import SnnccError
 
@@ -119,7 +121,14 @@ def current() -> int:
 @contextmanager
 def single_threaded_blas() -> Iterator[None]:
     """Hold BLAS to one thread inside the block (the caller splits work across threads itself)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas_controller().limit(limits=1, user_api="blas"):
         yield
+
+
+@lru_cache(maxsize=1)
+def _blas_controller() -> Any:
+    """threadpoolctl's view of the loaded thread pools, taken once (numpy's BLAS is loaded with
+    numpy): finding them reads the process's memory map, ~2 ms that every simulation paid."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()

@@ -55,6 +55,7 @@ def _integer_mlp(coding_name: str, readout: str, seed: int = 0) -> ir.Graph:
 @pytest.mark.parametrize("event_density", [0.0, 1.0])  # BLAS only / event-driven whenever it can
 def test_mlp_engine_matches_golden(coding_name, readout, event_density, monkeypatch):
     monkeypatch.setattr(step, "EVENT_DENSITY", event_density)
+    monkeypatch.setattr(step, "INTEGER_EVENT_DENSITY", event_density)
     graph = _integer_mlp(coding_name, readout)
     high = 4 if coding_name == "direct" else 256
     raw = np.random.default_rng(3).integers(0, high, (11, 1, 6, 6))
@@ -65,6 +66,7 @@ def test_mlp_engine_matches_golden(coding_name, readout, event_density, monkeypa
 def test_cnn_with_pools_and_residual_add_matches_golden(event_density, monkeypatch):
     monkeypatch.setattr(step, "CONV_EVENT_DENSITY", event_density)
     monkeypatch.setattr(step, "EVENT_DENSITY", event_density)
+    monkeypatch.setattr(step, "INTEGER_EVENT_DENSITY", event_density)
     rng = np.random.default_rng(5)
     graph = ir.Graph()
     graph.chain(
@@ -116,6 +118,7 @@ def test_conv_geometries_match_step_oracle(stride, padding, dilation, groups, ev
 @pytest.mark.parametrize("threshold", [2**24, 2**30])  # int32 / int64 state in the kernels
 def test_saturation_is_applied_every_step_in_the_fused_kernel(threshold, monkeypatch):
     monkeypatch.setattr(step, "EVENT_DENSITY", 1.0)
+    monkeypatch.setattr(step, "INTEGER_EVENT_DENSITY", 1.0)
     graph = ir.Graph()
     big = 2**22
     graph.chain(
