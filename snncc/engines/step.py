@@ -977,18 +977,17 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
             readout = _run_readout(node, plan.shapes[name], current, integer, predictions)
             out = inputs[0]
         elif isinstance(node, ir.SYNAPTIC):
-            # steps each input is nonzero: known from the kernels that made the input, else counted
-            if sources[0] in totals:
-                steps_active = totals[sources[0]]
-            elif sources[0] in active:
-                steps_active = active[sources[0]]
-            elif timed[0]:
-                steps_active = np.count_nonzero(inputs[0], axis=0)
-            else:
-                steps_active = timesteps * (inputs[0] != 0)
+            # steps each input is nonzero: known from the kernels that made the input, else
+            # counted per input where synaptic events are counted; a segment run needs only the
+            # total (the path choice), one flat count
+            steps_active = totals.get(sources[0], active.get(sources[0]))
+            if steps_active is None and only is None:
+                steps_active = (np.count_nonzero(inputs[0], axis=0) if timed[0]
+                                else timesteps * (inputs[0] != 0))
+            nonzero = (int(steps_active.sum()) if steps_active is not None
+                       else int(np.count_nonzero(inputs[0])))
             out = _run_synapse(plan.synapses[name], inputs[0], timed[0], integer,
-                               name in plan.fusable, plan.value_dtypes[name],
-                               int(steps_active.sum()))
+                               name in plan.fusable, plan.value_dtypes[name], nonzero)
             if only is None:  # a segment run counts no synaptic events
                 synops += semantics.synaptic_events(steps_active, plan.fanout[name])
         elif (isinstance(node, ir.SumPool2d) and not static and inputs[0].dtype == np.uint8
