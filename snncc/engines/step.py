@@ -9,6 +9,8 @@ scatters each nonzero input into the outputs it reaches (fused likewise with an 
 IF recurrences and spiking max/sum pools (event-driven: only spikes are visited) run in compiled
 kernels; the pools also count the steps each output is nonzero, which is what a synaptic layer
 after them needs for its event count and path choice (no pass over the values to count them).
+An IF node read only by a sum pool that tiles its spikes (2 x 2 average pooling) pools them in
+its own kernel, step by step while they are in cache, and keeps no spikes unless asked to.
 The event-driven conv adds every output's terms in (c, y, x) input order.
 Integer values are int32 wherever their bound allows. ``tests/engines/test_golden.py`` checks
 every spike, decision and readout state against :func:`snncc.semantics.run`.
@@ -346,6 +348,11 @@ class _Plan:
         self.fusable = {n for n in self.order if isinstance(graph.nodes[n], ir.SYNAPTIC)
                         and n not in self.static and n != graph.output_name
                         and [type(graph.nodes[c]) for c in graph.consumers(n)] == [ir.IF]}
+        # IF nodes read by nothing but a sum pool that tiles their spikes: pooled in the IF kernel
+        self.pooled = {n: graph.consumers(n)[0] for n in self.order
+                       if isinstance(graph.nodes[n], ir.IF) and n != graph.output_name
+                       and len(graph.consumers(n)) == 1
+                       and _tiles(graph.nodes[graph.consumers(n)[0]], self.integer)}
         self.fanout = {n: semantics.fanout(graph.nodes[n], self.shapes[self.sources[n][0]])
                        for n in self.order if isinstance(graph.nodes[n], ir.SYNAPTIC)}
         self.bounds: dict[str, float] = {}
@@ -438,21 +445,69 @@ def _if_update(v, armed, current, threshold, low, high, subtract, fire_once, sat
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _if_kernel(current, v_init, threshold, bounds, subtract, fire_once, saturate, spikes,
-               totals):  # pragma: no cover - compiled
+               totals, pool):  # pragma: no cover - compiled
     """IF neurons over all steps, sample by sample (samples spread over the threads).
 
     ``current`` (Tc, N, F) with ``Tc`` = T, or 1 for the same current every step; ``v_init``,
     ``threshold`` (F,) and ``bounds`` (2,) in the state dtype; ``spikes`` (T, N, F) uint8 and
-    ``totals`` (N, F) int64 zeros receive the spikes and their counts.
+    ``totals`` (N, F) int64 zeros receive the spikes and their counts. ``pool``: the sum pool
+    that reads nothing but these spikes, pooled step by step (:func:`_pool_step`; empty arrays
+    for none); with one, ``spikes`` may be ``(T, 0, F)``: the spikes are not kept.
     """
-    steps, samples, neurons = spikes.shape
+    steps, (samples, neurons) = spikes.shape[0], totals.shape
+    keep = spikes.shape[1] > 0
     repeat = current.shape[0] == 1
     for n in numba.prange(samples):
         v = v_init.copy()
         armed = np.ones(neurons, np.uint8)
+        scratch = np.empty(0 if keep else neurons, np.uint8)
         for t in range(steps):
+            out = spikes[t, n] if keep else scratch
             _if_update(v, armed, current[0 if repeat else t, n], threshold, bounds[0], bounds[1],
-                       subtract, fire_once, saturate, spikes[t, n], totals[n])
+                       subtract, fire_once, saturate, out, totals[n])
+            _pool_step(out, pool, t, n)
+
+
+@numba.njit(cache=True, nogil=True)
+def _pool_step(spikes, pool, t, n):  # pragma: no cover - compiled
+    """Sum pooling of sample ``n``'s spikes at step ``t`` (C * H * W,) by a pool that tiles them
+    (stride = kernel, no padding), inside an IF kernel while the spikes are in cache.
+
+    ``pool = (kernel_h, kernel_w, width, scale, out, active)``, nothing for an empty ``out``:
+    window ``(i, j)`` sums rows ``i kH .. i kH + kH - 1`` and columns ``j kW .. j kW + kW - 1``,
+    a whole number, times ``scale`` (in ``out``'s dtype) when that is not 1, into ``out[t, n]``
+    (T, N, C, Ho * Wo); ``active[n]`` (N, C, Ho * Wo) counts the steps each sum is nonzero: the
+    values and counts :func:`_sum_pool_kernel` gives for the same spikes. A 2 x 2 kernel (the
+    common one) has its four loads written out (the loops of other kernels ran 2x slower).
+    """
+    kernel_h, kernel_w, width, scale, out, active = pool
+    if out.size == 0:
+        return
+    target, steps_active = out[t, n], active[n]
+    channels, windows = target.shape
+    out_w = width // kernel_w
+    plane_size = spikes.size // channels
+    square = kernel_h == 2 and kernel_w == 2
+    for c in range(channels):
+        plane = spikes[c * plane_size:(c + 1) * plane_size]
+        sums, steps_nonzero = target[c], steps_active[c]
+        for i in range(windows // out_w):
+            for j in range(out_w):
+                corner = i * kernel_h * width + j * kernel_w
+                if square:
+                    total = (np.int32(plane[corner]) + plane[corner + 1] + plane[corner + width]
+                             + plane[corner + width + 1])
+                else:
+                    total = np.int32(0)
+                    for u in range(kernel_h):
+                        for v in range(kernel_w):
+                            total += plane[corner + u * width + v]
+                value = out.dtype.type(total)
+                if scale != 1:
+                    value = value * scale
+                window = i * out_w + j
+                sums[window] = value
+                steps_nonzero[window] += total != 0
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -638,8 +693,8 @@ def _conv_events_kernel(x, weights, runs, kernel_h, kernel_w, group_in, group_ou
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _conv_if_kernel(x, weights, runs, kernel_h, kernel_w, group_in, group_out, stride_h,
                     stride_w, top, left, dil_h, dil_w, out_h, out_w, bias, v_init, threshold,
-                    bounds, subtract, fire_once, saturate, spikes,
-                    totals):  # pragma: no cover - compiled
+                    bounds, subtract, fire_once, saturate, spikes, totals,
+                    pool):  # pragma: no cover - compiled
     """A Conv2d layer feeding IF neurons, event-driven, sample by sample (samples spread over
     the threads): per step the conv's output ``bias + sum`` exactly as
     :func:`_conv_events_kernel` computes it (in ``bias``'s dtype), then :func:`_if_update`.
@@ -649,15 +704,17 @@ def _conv_if_kernel(x, weights, runs, kernel_h, kernel_w, group_in, group_out, s
     """
     steps, samples, channels, height, width = x.shape
     out_channels = bias.size
-    neurons = spikes.shape[2]
+    neurons = totals.shape[1]
     plane = out_h * out_w
     out_row, out_col = _conv_tables(height, width, kernel_h, kernel_w, stride_h, stride_w, top,
                                     left, dil_h, dil_w, out_h, out_w)
+    keep = spikes.shape[1] > 0
     for n in numba.prange(samples):
         v = v_init.copy()
         armed = np.ones(neurons, np.uint8)
         current = np.empty(neurons, v.dtype)
         acc = np.empty(neurons, bias.dtype)
+        scratch = np.empty(0 if keep else neurons, np.uint8)
         for t in range(steps):
             acc[:] = 0
             _conv_scatter(x[t, n], weights, runs, kernel_h, kernel_w, group_in, group_out, left,
@@ -667,8 +724,10 @@ def _conv_if_kernel(x, weights, runs, kernel_h, kernel_w, group_in, group_out, s
                     total = acc[position * out_channels + j]
                     total += bias[j]
                     current[j * plane + position] = total
+            out = spikes[t, n] if keep else scratch
             _if_update(v, armed, current, threshold, bounds[0], bounds[1], subtract, fire_once,
-                       saturate, spikes[t, n], totals[n])
+                       saturate, out, totals[n])
+            _pool_step(out, pool, t, n)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -822,12 +881,21 @@ def _run_synapse(synapse: _Synapse, x: np.ndarray, timed: bool, integer: bool,
 
 
 def _run_if(node: ir.IF, shape: ir.Shape, current: np.ndarray | _Deferred, timed: bool,
-            timesteps: int, integer: bool, dtype: type) -> tuple[np.ndarray, np.ndarray]:
-    """The IF node's spikes ``(T, N, *shape)`` uint8 and spike counts per neuron ``(N, *shape)``.
+            timesteps: int, integer: bool, dtype: type,
+            pool: tuple[ir.SumPool2d, type] | None = None
+            ) -> tuple[np.ndarray | None, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """The IF node's spikes ``(T, N, *shape)`` uint8, spike counts per neuron ``(N, *shape)``, and
+    what :func:`_run_sum_pool` would give for ``pool`` (a sum pool and its value dtype) on those
+    spikes; with a pool, the spikes are pooled in the IF kernel and not kept (None).
 
     ``dtype`` holds state and currents (see :meth:`_Plan._state_dtype`; int32 only where exact).
     """
     size = int(np.prod(shape))
+    batch = (current.spikes.shape[1] if isinstance(current, _Deferred)
+             else current.shape[1] if timed else current.shape[0])
+    spikes = np.zeros((timesteps, 0 if pool else batch, size), np.uint8)
+    totals = np.zeros((batch, size), np.int64)
+    pooled = _pool_buffers(pool, shape, timesteps, batch)
     bounds = (np.array([ir.STATE_MIN, ir.STATE_MAX], dtype) if integer
               else np.array([-np.inf, np.inf], dtype))
     v_init = np.ascontiguousarray(ir.broadcast_per_neuron(node.v_init, shape), dtype).reshape(-1)
@@ -836,31 +904,49 @@ def _run_if(node: ir.IF, shape: ir.Shape, current: np.ndarray | _Deferred, timed
     rule = (bounds, node.reset == "subtract", node.fire_once, integer)
     if isinstance(current, _Deferred) and isinstance(current.synapse.node, ir.Conv2d):
         synapse, node_conv = current.synapse, current.synapse.node
-        batch = current.spikes.shape[1]
-        spikes = np.zeros((timesteps, batch, size), np.uint8)
-        totals = np.zeros((batch, size), np.int64)
         bias = (np.zeros(node_conv.weight.shape[0], current.dtype) if node_conv.bias is None
                 else node_conv.bias.astype(current.dtype))
         _conv_if_kernel(np.ascontiguousarray(current.spikes), *synapse.conv_events(current.dtype),
-                        *shape[1:], bias, v_init, threshold, *rule, spikes, totals)
+                        *shape[1:], bias, v_init, threshold, *rule, spikes, totals, pooled)
     elif isinstance(current, _Deferred):
+        assert pool is None, "a Dense layer's IF neurons have no spatial shape to pool"
         synapse = current.synapse
-        batch = current.spikes.shape[1]
-        spikes = np.zeros((timesteps, batch, size), np.uint8)
-        totals = np.zeros((batch, size), np.int64)
         bias = (np.zeros(size, dtype) if synapse.events_bias is None
                 else synapse.events_bias.astype(dtype))
         _dense_if_kernel(np.ascontiguousarray(current.spikes), synapse.events_in(dtype),
                          bias, v_init, threshold, *rule, spikes, totals)
     else:
-        batch = current.shape[1] if timed else current.shape[0]
         steps = current if timed else current[None]
         steps = np.ascontiguousarray(steps.reshape(steps.shape[0], batch, size), dtype=dtype)
-        spikes = np.zeros((timesteps, batch, size), np.uint8)
-        totals = np.zeros((batch, size), np.int64)
-        _if_kernel(steps, v_init, threshold, *rule, spikes, totals)
-    return (spikes.reshape((timesteps, batch) + tuple(shape)),
-            totals.reshape((batch,) + tuple(shape)))
+        _if_kernel(steps, v_init, threshold, *rule, spikes, totals, pooled)
+    totals = totals.reshape((batch,) + tuple(shape))
+    if pool is not None:
+        _, out_h, out_w = pool[0].output_shape([shape])
+        out, active = pooled[-2:]
+        return None, totals, (out.reshape(out.shape[:3] + (out_h, out_w)),
+                              active.reshape(active.shape[:2] + (out_h, out_w)))
+    return spikes.reshape((timesteps, batch) + tuple(shape)), totals, None
+
+
+def _pool_buffers(pool: tuple[ir.SumPool2d, type] | None, shape: ir.Shape, timesteps: int,
+                  batch: int) -> tuple:
+    """The ``pool`` argument of the IF kernels (see :func:`_pool_step`) for a sum pool and its
+    value dtype over IF neurons of ``shape`` (C, H, W); an empty one for None."""
+    if pool is None:
+        return 1, 1, 1, np.float32(1), np.zeros((0, 0, 0, 0), np.float32), np.zeros((0, 0, 0),
+                                                                                   np.int64)
+    node, dtype = pool
+    channels, out_h, out_w = node.output_shape([shape])
+    return (*node.kernel, shape[2], dtype(node.scale),
+            np.empty((timesteps, batch, channels, out_h * out_w), dtype),
+            np.zeros((batch, channels, out_h * out_w), np.int64))
+
+
+def _tiles(node: ir.Node, integer: bool) -> bool:
+    """Whether ``node`` is a sum pool that :func:`_pool_step` computes: windows that tile the
+    input (stride = kernel, no padding), and in integer mode no scale (as :func:`_run_sum_pool`)."""
+    return (isinstance(node, ir.SumPool2d) and node.stride == node.kernel
+            and not any(node.padding) and (not integer or node.scale == 1.0))
 
 
 def _run_max_pool(node: ir.MaxPool2d, x: np.ndarray,
@@ -954,7 +1040,9 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
         static = name in plan.static
         inputs = [values[s] for s in sources]
         timed = [s not in plan.static for s in sources]
-        if isinstance(node, ir.Input):
+        if name in values:  # computed by its source's kernel (a sum pool fused with IF)
+            out = values[name]
+        elif isinstance(node, ir.Input):
             if input_node.coding == "direct":  # the same value every step: kept static
                 out = semantics.encode_input(input_node, raw, 1, integer=integer)[0]
             else:
@@ -962,8 +1050,17 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
                                              sample_indices)
                 totals[name] = out.sum(axis=0, dtype=np.int64)
         elif isinstance(node, ir.IF):
-            out, totals[name] = _run_if(node, plan.shapes[name], inputs[0], timed[0], timesteps,
-                                        integer, plan.state_dtypes[name])
+            pool = plan.pooled.get(name)
+            if pool is not None and (record or name in keep
+                                     or (only is not None and pool not in only)
+                                     or (given is not None and pool in given)):
+                pool = None  # the spikes themselves are wanted
+            out, totals[name], pooled = _run_if(
+                node, plan.shapes[name], inputs[0], timed[0], timesteps, integer,
+                plan.state_dtypes[name],
+                None if pool is None else (graph.nodes[pool], plan.value_dtypes[pool]))
+            if pool is not None:
+                values[pool], active[pool] = pooled
         elif isinstance(node, ir.LEAKY):
             out, totals[name] = run_leaky(node, plan.shapes[name], inputs[0], timed[0], timesteps,
                                           integer)

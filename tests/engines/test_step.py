@@ -196,6 +196,49 @@ def test_spike_pool_kernels_equal_the_array_rules(kernel, stride, padding):
 
 
 @pytest.mark.parametrize("mode", ["float", "integer"])
+@pytest.mark.parametrize("kernel", [2, 3, (2, 1), (1, 3)])
+@pytest.mark.parametrize("conv_event_density", [0.0, 1.0])  # IF after BLAS conv / fused conv
+def test_sum_pool_fused_into_its_if_kernel_changes_no_result(mode, kernel, conv_event_density,
+                                                            monkeypatch):
+    """An IF node read only by a sum pool that tiles its spikes pools them inside its kernel
+    (unless its spikes are recorded): every value the run reports is the same either way."""
+    from snncc.engines import step
+
+    monkeypatch.setattr(step, "CONV_EVENT_DENSITY", conv_event_density)
+    rng = np.random.default_rng(9)
+    pool_size = int(np.prod(ir.SumPool2d(kernel=kernel, stride=kernel).kernel))
+    integer = mode == "integer"
+    graph = ir.Graph()
+    graph.chain(
+        ("input", ir.Input(shape=(2, 13, 12), coding="rate", scale=1 / 255)),  # 13: a row left
+        ("conv1", ir.Conv2d(weight=rng.integers(-2, 5, (3, 2, 3, 3)), bias=np.ones(3, np.int64),
+                            padding=1)),
+        ("if1", ir.IF(threshold=np.array([3, 5, 4]), v_init=np.array([1]))),
+        ("pool1", ir.SumPool2d(kernel=kernel, stride=kernel,
+                               scale=1.0 if integer else 1 / pool_size)),
+        ("conv2", ir.Conv2d(weight=rng.integers(-3, 5, (4, 3, 3, 3)), padding=1)),
+        ("if2", ir.IF(threshold=np.array([4]), v_init=np.array([0]))),
+        ("pool2", ir.SumPool2d(kernel=kernel, stride=kernel,
+                               scale=1.0 if integer else 1 / pool_size)),
+        ("flatten", ir.Flatten()),
+    )
+    size = int(np.prod(graph.infer_shapes()["flatten"]))
+    graph.chain(("fc", ir.Dense(weight=rng.integers(-2, 3, (3, size)))),
+                ("readout", ir.Readout()))
+    assert step._Plan(graph, mode, 1.0).pooled == {"if1": "pool1", "if2": "pool2"}
+    raw = rng.integers(0, 256, (9, 2, 13, 12))
+    fused = simulate(graph, raw, 10, mode=mode, batch_size=4, count_neurons=True)
+    apart = simulate(graph, raw, 10, mode=mode, batch_size=4, count_neurons=True, record=True)
+    np.testing.assert_array_equal(fused.predictions, apart.predictions)
+    np.testing.assert_array_equal(fused.readout_state, apart.readout_state)
+    np.testing.assert_array_equal(fused.synops, apart.synops)
+    assert fused.neuron_counts.keys() == apart.neuron_counts.keys() >= {"if1", "if2"}
+    for name, counts in fused.neuron_counts.items():
+        np.testing.assert_array_equal(counts, apart.neuron_counts[name])
+        np.testing.assert_array_equal(fused.spike_counts[name], apart.spike_counts[name])
+
+
+@pytest.mark.parametrize("mode", ["float", "integer"])
 def test_results_do_not_depend_on_the_thread_count(mode):
     import numba
 
