@@ -1,7 +1,7 @@
 """ANN -> SNN conversion benchmark on the shared ONNX fixtures: speed ratios measured in one run.
 
 For every model in ``../shared/models`` (or ``--models``), in the same process and on the same
-inputs, at T=32 (best of ``--repeats``):
+inputs, at T=32 (best of ``--repeats``, the three engines taking turns):
 
 * onnxruntime's ANN forward pass (the cost floor; its default threads),
 * snncc's step engine in both modes: float (the sim target's graph) and integer (the lava
@@ -46,13 +46,16 @@ PEER_ENV = "SNNCC_SPIKINGJELLY_PYTHON"
 SPEED_T = 32
 
 
-def best_seconds(function, repeats: int) -> float:
-    """Best-of-``repeats`` wall seconds of ``function()``."""
-    best = float("inf")
+def best_seconds(functions: dict, repeats: int) -> dict:
+    """Best-of-``repeats`` wall seconds of each of ``functions`` (name -> callable), called in
+    turn, round after round: a slow spell of a shared machine then falls on all of them, not on
+    whichever happened to run during it."""
+    best = dict.fromkeys(functions, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
@@ -100,12 +103,11 @@ def bench_model(path: Path, data_dir: Path, timesteps: list[int], limit: int | N
     speed = inputs[:speed_samples]
     simulate(sim_graph, speed[:8], SPEED_T)  # compile the kernels before timing
     simulate(lava_graph, speed[:8], SPEED_T, mode="integer")
-    seconds = {
-        "ort": best_seconds(lambda: onnxruntime_logits(path, graph, speed), repeats),
-        "float": best_seconds(lambda: simulate(sim_graph, speed, SPEED_T), repeats),
-        "integer": best_seconds(lambda: simulate(lava_graph, speed, SPEED_T, mode="integer"),
-                                repeats),
-    }
+    seconds = best_seconds({
+        "ort": lambda: onnxruntime_logits(path, graph, speed),
+        "float": lambda: simulate(sim_graph, speed, SPEED_T),
+        "integer": lambda: simulate(lava_graph, speed, SPEED_T, mode="integer"),
+    }, repeats)
     row.update({f"{key}_samples_per_s": len(speed) / value for key, value in seconds.items()})
     row["float_cost_vs_ort"] = seconds["float"] / seconds["ort"]
     row["integer_cost_vs_ort"] = seconds["integer"] / seconds["ort"]
@@ -137,7 +139,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=1000, help="test samples for accuracy")
     parser.add_argument("--speed-samples", type=int, default=500,
                         help="test samples each speed measurement runs")
-    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
+    parser.add_argument("--repeats", type=int, default=5, help="best of this many runs")
     parser.add_argument("--threads", type=int, default=None,
                         help="cap snncc's threads (default: $SNNCC_THREADS, else every core)")
     parser.add_argument("--spikingjelly-python", default=os.environ.get(PEER_ENV),
