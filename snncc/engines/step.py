@@ -349,10 +349,12 @@ class _Plan:
                         and n not in self.static and n != graph.output_name
                         and [type(graph.nodes[c]) for c in graph.consumers(n)] == [ir.IF]}
         # IF nodes read by nothing but a sum pool that tiles their spikes: pooled in the IF kernel
-        self.pooled = {n: graph.consumers(n)[0] for n in self.order
-                       if isinstance(graph.nodes[n], ir.IF) and n != graph.output_name
-                       and len(graph.consumers(n)) == 1
-                       and _tiles(graph.nodes[graph.consumers(n)[0]], self.integer)}
+        self.pooled: dict[str, str] = {}
+        for name in self.order:
+            readers = graph.consumers(name)
+            if (isinstance(graph.nodes[name], ir.IF) and len(readers) == 1
+                    and _tiles(graph.nodes[readers[0]], self.integer)):
+                self.pooled[name] = readers[0]
         self.fanout = {n: semantics.fanout(graph.nodes[n], self.shapes[self.sources[n][0]])
                        for n in self.order if isinstance(graph.nodes[n], ir.SYNAPTIC)}
         self.bounds: dict[str, float] = {}
@@ -943,11 +945,18 @@ def _pool_buffers(pool: tuple[ir.SumPool2d, type] | None, shape: ir.Shape, times
             np.zeros((batch, channels, out_h * out_w), np.int32))
 
 
+def _spike_sum_pool(node: ir.Node, integer: bool) -> bool:
+    """Whether ``node`` is a sum pool that the compiled kernels compute on spikes: any sum pool
+    in float mode; in integer mode one without a scale (scaled ones take the array path,
+    :func:`_stateless`)."""
+    return isinstance(node, ir.SumPool2d) and (not integer or node.scale == 1.0)
+
+
 def _tiles(node: ir.Node, integer: bool) -> bool:
-    """Whether ``node`` is a sum pool that :func:`_pool_step` computes: windows that tile the
-    input (stride = kernel, no padding), and in integer mode no scale (as :func:`_run_sum_pool`)."""
-    return (isinstance(node, ir.SumPool2d) and node.stride == node.kernel
-            and not any(node.padding) and (not integer or node.scale == 1.0))
+    """Whether ``node`` is a spike sum pool (:func:`_spike_sum_pool`) whose windows tile the
+    input (stride = kernel, no padding): the pools :func:`_pool_step` computes."""
+    return (_spike_sum_pool(node, integer) and node.stride == node.kernel
+            and not any(node.padding))
 
 
 def _run_max_pool(node: ir.MaxPool2d, x: np.ndarray,
@@ -1088,8 +1097,8 @@ def _simulate_batch(plan: _Plan, raw: np.ndarray, sample_indices: np.ndarray, ti
                                name in plan.fusable, plan.value_dtypes[name], nonzero)
             if only is None:  # a segment run counts no synaptic events
                 synops += semantics.synaptic_events(steps_active, plan.fanout[name])
-        elif (isinstance(node, ir.SumPool2d) and not static and inputs[0].dtype == np.uint8
-              and (not integer or node.scale == 1.0)):
+        elif (_spike_sum_pool(node, integer) and not static
+              and inputs[0].dtype == np.uint8):
             out, active[name] = _run_sum_pool(node, inputs[0], plan.value_dtypes[name])
         else:
             if not isinstance(node, _LAYOUT):
